@@ -1,1 +1,457 @@
-//! placeholder
+//! Candor's key hierarchy and sealing, built only from audited RustCrypto primitives.
+//!
+//! - [`RootKey`]: 32 random bytes that never enter the database. Everything else hangs off it
+//!   through HKDF-SHA256 with a distinct label per use.
+//! - [`DataKey`]: one random key per customer, stored only wrapped (AES-256-GCM-SIV, associated
+//!   data naming the customer). Destroying the wrapped copy is erasure.
+//! - Fields and event bodies are sealed under the data key with AES-256-GCM, random 96-bit nonces
+//!   and associated data naming customer and field, so a ciphertext cannot be moved elsewhere.
+//! - [`BlindIndexKey`]: keyed, truncated HMAC for equality lookup without plaintext.
+//! - [`SessionKey`]: MACs short-lived customer session tokens.
+//!
+//! Every key type zeroises on drop and prints as `[redacted]`. This crate does no IO: randomness
+//! comes from `rand`'s thread-local CSPRNG, seeded by the operating system.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Version byte at the start of every sealed value, so keys and algorithms can rotate.
+const SEAL_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+/// Why a cryptographic operation failed. Messages never include key or plaintext material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// Key material had the wrong encoding or length.
+    #[error("malformed key material")]
+    MalformedKey,
+    /// A ciphertext failed authentication: wrong key, wrong customer or field, or tampering.
+    #[error("ciphertext failed authentication")]
+    Unauthentic,
+    /// A session token is malformed, forged or expired.
+    #[error("invalid session token")]
+    BadToken,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut out);
+    out
+}
+
+/// Length-prefixed concatenation, so no two (customer, field) pairs share associated data.
+fn associated_data(label: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(64);
+    ad.extend_from_slice(label);
+    for part in parts {
+        ad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        ad.extend_from_slice(part);
+    }
+    ad
+}
+
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "([redacted])"))
+            }
+        }
+    )*};
+}
+redacted_debug!(RootKey, DataKey, KeyWrappingKey, BlindIndexKey, SessionKey);
+
+/// The root of the key hierarchy.
+pub struct RootKey(Zeroizing<[u8; 32]>);
+
+impl RootKey {
+    /// A fresh random root key.
+    pub fn generate() -> RootKey {
+        RootKey(Zeroizing::new(random()))
+    }
+
+    /// Parses the base64 text form (as kept in the key file or the environment).
+    pub fn from_base64(text: &str) -> Result<RootKey, CryptoError> {
+        let raw = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|_| CryptoError::MalformedKey)?,
+        );
+        let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::MalformedKey)?;
+        Ok(RootKey(Zeroizing::new(bytes)))
+    }
+
+    /// The base64 text form.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(STANDARD.encode(*self.0))
+    }
+
+    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"candor.root.v1"), &*self.0);
+        let mut out = Zeroizing::new([0u8; 32]);
+        hk.expand(label, &mut *out).expect("32 bytes is a valid HKDF length");
+        out
+    }
+
+    /// The key that wraps customer data keys.
+    pub fn key_wrapping_key(&self) -> KeyWrappingKey {
+        KeyWrappingKey(self.derive(b"key-wrapping"))
+    }
+
+    /// The blind-index key for one data category; each category gets its own so equal values in
+    /// different categories do not collide.
+    pub fn blind_index_key(&self, category: &str) -> BlindIndexKey {
+        let mut label = b"blind-index:".to_vec();
+        label.extend_from_slice(category.as_bytes());
+        BlindIndexKey(self.derive(&label))
+    }
+
+    /// The key that MACs customer session tokens.
+    pub fn session_key(&self) -> SessionKey {
+        SessionKey(self.derive(b"session-token"))
+    }
+}
+
+/// Wraps and unwraps customer data keys.
+pub struct KeyWrappingKey(Zeroizing<[u8; 32]>);
+
+impl KeyWrappingKey {
+    fn cipher(&self) -> aes_gcm_siv::Aes256GcmSiv {
+        aes_gcm_siv::Aes256GcmSiv::new_from_slice(&*self.0).expect("32-byte key")
+    }
+
+    /// Wraps `key` for `subject` with AES-256-GCM-SIV, which stays safe even if a nonce repeats.
+    pub fn wrap(&self, subject: &str, key: &DataKey) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = random();
+        let ad = associated_data(b"candor.dek.v1", &[subject.as_bytes()]);
+        let ct = self
+            .cipher()
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: &*key.0,
+                    aad: &ad,
+                },
+            )
+            .expect("AES-GCM-SIV encryption cannot fail for small inputs");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(SEAL_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Unwraps a data key wrapped for `subject`.
+    pub fn unwrap(&self, subject: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        let (nonce, ct) = split_sealed(wrapped)?;
+        let ad = associated_data(b"candor.dek.v1", &[subject.as_bytes()]);
+        let raw = Zeroizing::new(
+            self.cipher()
+                .decrypt(nonce.into(), Payload { msg: ct, aad: &ad })
+                .map_err(|_| CryptoError::Unauthentic)?,
+        );
+        let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::MalformedKey)?;
+        Ok(DataKey(Zeroizing::new(bytes)))
+    }
+}
+
+fn split_sealed(sealed: &[u8]) -> Result<(&[u8; NONCE_LEN], &[u8]), CryptoError> {
+    match sealed {
+        [SEAL_V1, rest @ ..] if rest.len() >= NONCE_LEN + 16 => {
+            let (nonce, ct) = rest.split_at(NONCE_LEN);
+            Ok((nonce.try_into().expect("split at nonce length"), ct))
+        }
+        _ => Err(CryptoError::Unauthentic),
+    }
+}
+
+/// What a sealed value is, bound into its associated data.
+#[derive(Clone, Copy, Debug)]
+pub enum SealContext<'a> {
+    /// A stored personal-data field of this data category.
+    Field(&'a str),
+    /// A log event body with its commitment nonce.
+    Event,
+}
+
+/// One customer's data key.
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    /// A fresh random data key.
+    pub fn generate() -> DataKey {
+        DataKey(Zeroizing::new(random()))
+    }
+
+    fn cipher(&self) -> aes_gcm::Aes256Gcm {
+        aes_gcm::Aes256Gcm::new_from_slice(&*self.0).expect("32-byte key")
+    }
+
+    fn ad(subject: &str, context: SealContext<'_>) -> Vec<u8> {
+        match context {
+            SealContext::Field(category) => associated_data(
+                b"candor.field.v1",
+                &[subject.as_bytes(), category.as_bytes()],
+            ),
+            SealContext::Event => associated_data(b"candor.event.v1", &[subject.as_bytes()]),
+        }
+    }
+
+    /// Seals `plaintext` for `subject` in `context` with AES-256-GCM.
+    pub fn seal(&self, subject: &str, context: SealContext<'_>, plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = random();
+        let ad = Self::ad(subject, context);
+        let ct = self
+            .cipher()
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: plaintext,
+                    aad: &ad,
+                },
+            )
+            .expect("AES-GCM encryption cannot fail below 64 GiB");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(SEAL_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Opens a value sealed for the same `subject` and `context`.
+    pub fn open(
+        &self,
+        subject: &str,
+        context: SealContext<'_>,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let (nonce, ct) = split_sealed(sealed)?;
+        let ad = Self::ad(subject, context);
+        self.cipher()
+            .decrypt(nonce.into(), Payload { msg: ct, aad: &ad })
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Unauthentic)
+    }
+}
+
+/// Bytes of HMAC kept in a blind index. 64 bits keeps false matches negligible for any one shop,
+/// while the stored value is still useless without the key; candidates are confirmed by
+/// decrypting, so a coincidence never returns the wrong customer.
+pub const BLIND_INDEX_LEN: usize = 8;
+
+/// The keyed blind-index function for one data category.
+pub struct BlindIndexKey(Zeroizing<[u8; 32]>);
+
+impl BlindIndexKey {
+    /// The truncated HMAC-SHA256 of an already normalised value.
+    pub fn index(&self, normalised: &[u8]) -> [u8; BLIND_INDEX_LEN] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("any key length");
+        mac.update(normalised);
+        let full = mac.finalize().into_bytes();
+        full[..BLIND_INDEX_LEN].try_into().expect("truncation")
+    }
+}
+
+/// MACs customer session tokens.
+///
+/// A token is `cst_<base64url(payload)>.<base64url(tag)>` with payload `1.<subject>.<expiry>`, the
+/// expiry in Unix seconds. Subject ids never contain dots, so the payload splits unambiguously.
+pub struct SessionKey(Zeroizing<[u8; 32]>);
+
+/// A verified session: the customer it speaks for and when it stops working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The customer id.
+    pub subject: String,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: i64,
+}
+
+impl SessionKey {
+    fn tag(&self, payload: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("any key length");
+        mac.update(b"candor.session.v1\0");
+        mac.update(payload);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Mints a token for `subject` valid until `expires_at`.
+    pub fn mint(&self, subject: &str, expires_at: i64) -> String {
+        let payload = format!("1.{subject}.{expires_at}");
+        format!(
+            "cst_{}.{}",
+            URL_SAFE_NO_PAD.encode(payload.as_bytes()),
+            URL_SAFE_NO_PAD.encode(self.tag(payload.as_bytes()))
+        )
+    }
+
+    /// Verifies a token at time `now` (Unix seconds). The tag is compared in constant time.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Session, CryptoError> {
+        let body = token.strip_prefix("cst_").ok_or(CryptoError::BadToken)?;
+        let (payload, tag) = body.split_once('.').ok_or(CryptoError::BadToken)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| CryptoError::BadToken)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| CryptoError::BadToken)?;
+        if !bool::from(self.tag(&payload).ct_eq(&tag)) {
+            return Err(CryptoError::BadToken);
+        }
+        let payload = String::from_utf8(payload).map_err(|_| CryptoError::BadToken)?;
+        let mut parts = payload.split('.');
+        let (Some("1"), Some(subject), Some(expiry), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CryptoError::BadToken);
+        };
+        let expires_at: i64 = expiry.parse().map_err(|_| CryptoError::BadToken)?;
+        if now >= expires_at {
+            return Err(CryptoError::BadToken);
+        }
+        Ok(Session {
+            subject: subject.to_owned(),
+            expires_at,
+        })
+    }
+}
+
+/// A newly minted API key: the public id, the full secret token shown once, and the hash stored.
+pub struct NewApiKey {
+    /// Public identifier, safe to log.
+    pub id: String,
+    /// `cnd_<id>_<secret>`, handed to the caller once and never stored.
+    pub token: Zeroizing<String>,
+    /// SHA-256 of the secret part, what the database keeps.
+    pub secret_hash: [u8; 32],
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApiKey").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// API keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+pub fn new_api_key() -> NewApiKey {
+    let id: [u8; 8] = random();
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(random::<32>()));
+    NewApiKey {
+        token: Zeroizing::new(format!("cnd_{id}_{}", &*secret)),
+        secret_hash: hash_api_secret(&secret),
+        id,
+    }
+}
+
+/// Splits `cnd_<id>_<secret>` into its id and the hash of its secret.
+pub fn parse_api_key(token: &str) -> Option<(&str, [u8; 32])> {
+    let rest = token.strip_prefix("cnd_")?;
+    let (id, secret) = rest.split_once('_')?;
+    (id.len() == 16 && !secret.is_empty()).then(|| (id, hash_api_secret(secret)))
+}
+
+fn hash_api_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Constant-time equality for secret hashes and tags.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_fields_are_bound_to_customer_and_field() {
+        let key = DataKey::generate();
+        let sealed = key.seal("cus_1", SealContext::Field("user.contact.email"), b"a@b.c");
+        let opened = key
+            .open("cus_1", SealContext::Field("user.contact.email"), &sealed)
+            .unwrap();
+        assert_eq!(opened.as_slice(), b"a@b.c");
+        assert!(key.open("cus_2", SealContext::Field("user.contact.email"), &sealed).is_err());
+        assert!(key.open("cus_1", SealContext::Field("user.name"), &sealed).is_err());
+        assert!(key.open("cus_1", SealContext::Event, &sealed).is_err());
+        assert!(DataKey::generate()
+            .open("cus_1", SealContext::Field("user.contact.email"), &sealed)
+            .is_err());
+    }
+
+    #[test]
+    fn any_flipped_bit_is_detected() {
+        let key = DataKey::generate();
+        let sealed = key.seal("s", SealContext::Event, b"body");
+        for i in 0..sealed.len() * 8 {
+            let mut bad = sealed.clone();
+            bad[i / 8] ^= 1 << (i % 8);
+            assert!(key.open("s", SealContext::Event, &bad).is_err(), "bit {i}");
+        }
+    }
+
+    #[test]
+    fn wrapped_keys_only_unwrap_for_their_customer() {
+        let root = RootKey::generate();
+        let kek = root.key_wrapping_key();
+        let dek = DataKey::generate();
+        let wrapped = kek.wrap("cus_1", &dek);
+        let back = kek.unwrap("cus_1", &wrapped).unwrap();
+        assert_eq!(*back.0, *dek.0);
+        assert!(kek.unwrap("cus_2", &wrapped).is_err());
+        assert!(RootKey::generate().key_wrapping_key().unwrap("cus_1", &wrapped).is_err());
+    }
+
+    #[test]
+    fn root_key_round_trips_and_never_prints() {
+        let root = RootKey::generate();
+        let again = RootKey::from_base64(&root.to_base64()).unwrap();
+        assert_eq!(*again.0, *root.0);
+        assert_eq!(format!("{root:?}"), "RootKey([redacted])");
+        assert!(RootKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn blind_indexes_are_keyed_per_category() {
+        let root = RootKey::generate();
+        let email = root.blind_index_key("user.contact.email");
+        assert_eq!(email.index(b"a@b.c"), email.index(b"a@b.c"));
+        assert_ne!(
+            email.index(b"a@b.c"),
+            root.blind_index_key("user.name").index(b"a@b.c")
+        );
+        assert_ne!(
+            email.index(b"a@b.c"),
+            RootKey::generate().blind_index_key("user.contact.email").index(b"a@b.c")
+        );
+    }
+
+    #[test]
+    fn session_tokens_expire_and_resist_forgery() {
+        let key = RootKey::generate().session_key();
+        let token = key.mint("cus_1", 1000);
+        assert_eq!(key.verify(&token, 999).unwrap().subject, "cus_1");
+        assert_eq!(key.verify(&token, 1000), Err(CryptoError::BadToken));
+        let forged = key.mint("cus_2", 1000);
+        let (forged_payload, _) = forged.split_once('.').unwrap();
+        let (_, real_tag) = token.split_once('.').unwrap();
+        assert!(key.verify(&format!("{forged_payload}.{real_tag}"), 0).is_err());
+        assert!(RootKey::generate().session_key().verify(&token, 0).is_err());
+    }
+
+    #[test]
+    fn api_keys_parse_to_their_hash() {
+        let key = new_api_key();
+        let (id, hash) = parse_api_key(&key.token).unwrap();
+        assert_eq!(id, key.id);
+        assert!(ct_eq(&hash, &key.secret_hash));
+        assert!(parse_api_key("cnd_short_x").is_none());
+    }
+}
