@@ -1,0 +1,450 @@
+//! The data map: privacy as code.
+//!
+//! One versioned TOML file declares the data categories a business holds, the purposes it uses
+//! them for (with legal basis, needed categories and retention), and the recipients it shares them
+//! with. Access decisions read it; so will the risk assessment and the privacy notice.
+//!
+//! Parsing happens in two steps: serde reads the file into `raw` structs that keep source spans,
+//! then [`DataMap::parse`] checks every cross-reference and reports the line of the first problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::ids::is_dotted_key;
+use crate::taxonomy::is_fideslang_category;
+
+/// The lawful bases of GDPR Art. 6(1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    /// Art. 6(1)(a): the customer agreed; reads need consent in force.
+    Consent,
+    /// Art. 6(1)(b): needed to perform a contract with the customer.
+    Contract,
+    /// Art. 6(1)(c): needed to comply with the law.
+    LegalObligation,
+    /// Art. 6(1)(f): the business's legitimate interest, balanced against the customer's.
+    LegitimateInterest,
+    /// Art. 6(1)(d): to protect someone's life.
+    VitalInterest,
+    /// Art. 6(1)(e): a task in the public interest.
+    PublicTask,
+}
+
+impl LegalBasis {
+    /// Whether reads under this basis need the customer's consent in force.
+    pub fn needs_consent(self) -> bool {
+        matches!(self, LegalBasis::Consent)
+    }
+
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegalBasis::Consent => "consent",
+            LegalBasis::Contract => "contract",
+            LegalBasis::LegalObligation => "legal_obligation",
+            LegalBasis::LegitimateInterest => "legitimate_interest",
+            LegalBasis::VitalInterest => "vital_interest",
+            LegalBasis::PublicTask => "public_task",
+        }
+    }
+}
+
+/// What kind of party receives data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientKind {
+    /// A service of the business itself.
+    Internal,
+    /// Processes data on the business's behalf under contract (GDPR Art. 28).
+    Processor,
+    /// Uses the data for its own ends.
+    ThirdParty,
+}
+
+impl RecipientKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientKind::Internal => "internal",
+            RecipientKind::Processor => "processor",
+            RecipientKind::ThirdParty => "third_party",
+        }
+    }
+}
+
+mod raw {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DataMap {
+        pub version: Spanned<String>,
+        pub controller: Controller,
+        #[serde(default)]
+        pub categories: Vec<Category>,
+        #[serde(default)]
+        pub recipients: Vec<Recipient>,
+        #[serde(default)]
+        pub purposes: Vec<Purpose>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Controller {
+        pub name: String,
+        pub contact: String,
+        pub jurisdiction: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Category {
+        pub key: Spanned<String>,
+        pub description: String,
+        #[serde(default)]
+        pub custom: bool,
+        #[serde(default)]
+        pub lookup: bool,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Recipient {
+        pub id: Spanned<String>,
+        pub name: String,
+        pub kind: RecipientKind,
+        pub jurisdiction: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Purpose {
+        pub id: Spanned<String>,
+        pub description: String,
+        pub legal_basis: LegalBasis,
+        pub categories: Spanned<Vec<Spanned<String>>>,
+        pub retention_days: Spanned<u32>,
+        #[serde(default)]
+        pub recipients: Vec<Spanned<String>>,
+        #[serde(default)]
+        pub sells_or_shares: bool,
+    }
+}
+
+/// A data category the business holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Category {
+    /// The fideslang key, e.g. `user.contact.email`.
+    pub key: String,
+    /// Plain-language description for the notice.
+    pub description: String,
+    /// Whether services may find a customer by this value (through a blind index).
+    pub lookup: bool,
+}
+
+/// A party that receives data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// Short id used in purposes, consents and keys.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Internal, processor or third party.
+    pub kind: RecipientKind,
+    /// Where it processes data (ISO 3166 code or region such as `EU`).
+    pub jurisdiction: String,
+}
+
+/// A purpose of processing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purpose {
+    /// The id, a fideslang data-use key where one fits.
+    pub id: String,
+    /// Plain-language description for the notice.
+    pub description: String,
+    /// Why processing is lawful.
+    pub legal_basis: LegalBasis,
+    /// The data categories this purpose needs; reads get nothing else.
+    pub categories: BTreeSet<String>,
+    /// How long data collected for this purpose is kept.
+    pub retention_days: u32,
+    /// Recipients that may receive data for this purpose.
+    pub recipients: BTreeSet<String>,
+    /// Whether this purpose sells or shares data (CCPA/CPRA); a GPC signal withdraws consent to it.
+    pub sells_or_shares: bool,
+}
+
+/// The whole validated data map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataMap {
+    /// The version of the map (and the notice generated from it).
+    pub version: String,
+    /// The business responsible (GDPR's controller).
+    pub controller_name: String,
+    /// Where customers reach the privacy team.
+    pub controller_contact: String,
+    /// The controller's main jurisdiction.
+    pub controller_jurisdiction: String,
+    /// Categories by key.
+    pub categories: BTreeMap<String, Category>,
+    /// Recipients by id.
+    pub recipients: BTreeMap<String, Recipient>,
+    /// Purposes by id.
+    pub purposes: BTreeMap<String, Purpose>,
+}
+
+/// A data-map problem, located in the source.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct DataMapError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and, where it helps, how to fix it.
+    pub message: String,
+}
+
+impl DataMapError {
+    fn at(source: &str, span: Range<usize>, message: impl Into<String>) -> DataMapError {
+        let before = &source[..span.start.min(source.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        DataMapError {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+impl DataMap {
+    /// Parses and validates a data map, naming the line of the first problem.
+    pub fn parse(source: &str) -> Result<DataMap, DataMapError> {
+        let raw: raw::DataMap = toml::from_str(source).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            DataMapError::at(source, span, e.message().trim_end().to_owned())
+        })?;
+        let err = |span: Range<usize>, msg: String| Err(DataMapError::at(source, span, msg));
+
+        if raw.version.get_ref().trim().is_empty() {
+            return err(raw.version.span(), "version must not be empty".into());
+        }
+
+        let mut categories = BTreeMap::new();
+        for c in raw.categories {
+            let key = c.key.get_ref();
+            if !key.starts_with("user.") || !is_dotted_key(key) {
+                return err(
+                    c.key.span(),
+                    format!("category `{key}` must be a dotted lowercase key under `user.`"),
+                );
+            }
+            if !c.custom && !is_fideslang_category(key) {
+                return err(
+                    c.key.span(),
+                    format!(
+                        "`{key}` is not a fideslang data category; fix the spelling, \
+                         or set `custom = true` to declare your own"
+                    ),
+                );
+            }
+            let category = Category {
+                key: key.clone(),
+                description: c.description,
+                lookup: c.lookup,
+            };
+            if categories.insert(key.clone(), category).is_some() {
+                return err(c.key.span(), format!("category `{key}` is declared twice"));
+            }
+        }
+
+        let mut recipients = BTreeMap::new();
+        for r in raw.recipients {
+            let id = r.id.get_ref();
+            if !is_dotted_key(id) {
+                return err(
+                    r.id.span(),
+                    format!("recipient id `{id}` must be lowercase letters, digits, '_' or '.'"),
+                );
+            }
+            let recipient = Recipient {
+                id: id.clone(),
+                name: r.name,
+                kind: r.kind,
+                jurisdiction: r.jurisdiction,
+            };
+            if recipients.insert(id.clone(), recipient).is_some() {
+                return err(r.id.span(), format!("recipient `{id}` is declared twice"));
+            }
+        }
+
+        let mut purposes = BTreeMap::new();
+        for p in raw.purposes {
+            let id = p.id.get_ref();
+            if !is_dotted_key(id) {
+                return err(
+                    p.id.span(),
+                    format!("purpose id `{id}` must be a dotted lowercase key"),
+                );
+            }
+            if p.categories.get_ref().is_empty() {
+                return err(
+                    p.categories.span(),
+                    format!("purpose `{id}` must need at least one category"),
+                );
+            }
+            let mut needed = BTreeSet::new();
+            for c in p.categories.get_ref() {
+                if !categories.contains_key(c.get_ref()) {
+                    return err(
+                        c.span(),
+                        format!(
+                            "purpose `{id}` needs `{}`, which is not declared under [[categories]]",
+                            c.get_ref()
+                        ),
+                    );
+                }
+                if !needed.insert(c.get_ref().clone()) {
+                    return err(c.span(), format!("`{}` is listed twice", c.get_ref()));
+                }
+            }
+            if *p.retention_days.get_ref() == 0 {
+                return err(
+                    p.retention_days.span(),
+                    "retention_days must be at least 1".into(),
+                );
+            }
+            let mut allowed = BTreeSet::new();
+            for r in &p.recipients {
+                if !recipients.contains_key(r.get_ref()) {
+                    return err(
+                        r.span(),
+                        format!(
+                            "purpose `{id}` names recipient `{}`, which is not declared under [[recipients]]",
+                            r.get_ref()
+                        ),
+                    );
+                }
+                allowed.insert(r.get_ref().clone());
+            }
+            let purpose = Purpose {
+                id: id.clone(),
+                description: p.description,
+                legal_basis: p.legal_basis,
+                categories: needed,
+                retention_days: *p.retention_days.get_ref(),
+                recipients: allowed,
+                sells_or_shares: p.sells_or_shares,
+            };
+            if purposes.insert(id.clone(), purpose).is_some() {
+                return err(p.id.span(), format!("purpose `{id}` is declared twice"));
+            }
+        }
+
+        Ok(DataMap {
+            version: raw.version.into_inner(),
+            controller_name: raw.controller.name,
+            controller_contact: raw.controller.contact,
+            controller_jurisdiction: raw.controller.jurisdiction,
+            categories,
+            recipients,
+            purposes,
+        })
+    }
+
+    /// The purpose with this id.
+    pub fn purpose(&self, id: &str) -> Option<&Purpose> {
+        self.purposes.get(id)
+    }
+}
+
+/// A realistic data map for an online shop, written by `candor init`.
+pub const SAMPLE_DATA_MAP: &str = include_str!("sample_datamap.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(source: &str) -> DataMapError {
+        DataMap::parse(source).expect_err("should be refused")
+    }
+
+    #[test]
+    fn the_sample_is_valid_and_complete() {
+        let map = DataMap::parse(SAMPLE_DATA_MAP).unwrap();
+        for id in [
+            "essential.service.operations",
+            "essential.service.payment_processing",
+            "essential.fraud_detection",
+            "marketing.communications.email",
+            "personalize.content",
+            "analytics.reporting",
+            "third_party_sharing",
+        ] {
+            assert!(map.purpose(id).is_some(), "sample lacks {id}");
+        }
+        assert!(map.recipients.values().any(|r| r.kind == RecipientKind::ThirdParty));
+        assert!(map.purposes.values().any(|p| p.sells_or_shares));
+    }
+
+    #[test]
+    fn an_undeclared_category_names_its_line() {
+        let src = SAMPLE_DATA_MAP.replacen(
+            "categories = [\"user.contact.email\"]",
+            "categories = [\"user.contact.phone\"]",
+            1,
+        );
+        assert_ne!(src, SAMPLE_DATA_MAP, "fixture edit must apply");
+        let e = error_of(&src);
+        let expected_line = src
+            .lines()
+            .position(|l| l.contains("[\"user.contact.phone\"]"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line, expected_line, "{e}");
+        assert!(e.message.contains("user.contact.phone"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_taxonomy_key_is_refused_unless_custom() {
+        let base = "version = \"1\"\n[controller]\nname = \"x\"\ncontact = \"y\"\njurisdiction = \"EU\"\n";
+        let e = error_of(&format!(
+            "{base}[[categories]]\nkey = \"user.contact.emial\"\ndescription = \"d\"\n"
+        ));
+        assert_eq!((e.line, e.column), (7, 7), "{e}");
+        assert!(e.message.contains("custom = true"), "{e}");
+        let ok = DataMap::parse(&format!(
+            "{base}[[categories]]\nkey = \"user.loyalty.tier\"\ndescription = \"d\"\ncustom = true\n"
+        ));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn syntax_and_schema_errors_carry_positions() {
+        let e = error_of("version = \"1\"\n[controller\n");
+        assert_eq!(e.line, 2, "{e}");
+        let e = error_of(
+            "version = \"1\"\n[controller]\nname = \"x\"\ncontact = \"y\"\njurisdiction = \"EU\"\ncolour = 1\n",
+        );
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("colour"), "{e}");
+        let src = SAMPLE_DATA_MAP.replacen("legal_basis = \"contract\"", "legal_basis = \"vibes\"", 1);
+        let e = error_of(&src);
+        assert!(e.message.contains("consent"), "lists the accepted values: {e}");
+    }
+
+    #[test]
+    fn undeclared_recipients_and_duplicates_are_refused() {
+        let src = SAMPLE_DATA_MAP.replacen("recipients = [\"parcelgo\"]", "recipients = [\"dhl\"]", 1);
+        assert!(error_of(&src).message.contains("`dhl`"));
+        let twice = format!(
+            "{SAMPLE_DATA_MAP}\n[[categories]]\nkey = \"user.contact.email\"\ndescription = \"again\"\n"
+        );
+        assert!(error_of(&twice).message.contains("declared twice"));
+    }
+}

@@ -1,0 +1,208 @@
+//! The access decision: (data map, consents in force, request) to a per-field allow or deny.
+//!
+//! Default deny: a field is allowed only if it is a declared category, the purpose needs it, the
+//! recipient (if any) is declared for the purpose, and, for consent-based purposes, the customer's
+//! consent is in force. Fields that pass come out as a [`Permit`], which only this module can make,
+//! so the vault cannot unseal a field the policy did not allow.
+
+use crate::consent::{ConsentRecord, ConsentState, consent_in_force};
+use crate::datamap::{DataMap, Purpose};
+
+/// Why a field was denied. The codes are part of the API and of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// The field is not a category of the data map.
+    UnknownField,
+    /// The purpose does not need this category.
+    NotNeededByPurpose,
+    /// The recipient is not declared for this purpose.
+    RecipientNotDeclared,
+    /// The purpose needs consent and the customer never gave it.
+    NoConsent,
+    /// The customer withdrew consent.
+    ConsentWithdrawn,
+    /// The customer's consent has expired.
+    ConsentExpired,
+}
+
+impl Denial {
+    /// The stable machine code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Denial::UnknownField => "unknown_field",
+            Denial::NotNeededByPurpose => "not_needed_by_purpose",
+            Denial::RecipientNotDeclared => "recipient_not_declared",
+            Denial::NoConsent => "no_consent",
+            Denial::ConsentWithdrawn => "consent_withdrawn",
+            Denial::ConsentExpired => "consent_expired",
+        }
+    }
+}
+
+/// The outcome for one requested field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldDecision {
+    /// The requested field (a data-category key).
+    pub field: String,
+    /// `None` when allowed.
+    pub denial: Option<Denial>,
+}
+
+/// The fields a decision allowed; the only key to unsealing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Permit {
+    fields: Vec<String>,
+}
+
+impl Permit {
+    /// The allowed fields, in request order.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+}
+
+/// The decision for a whole request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// One outcome per requested field, in request order, duplicates removed.
+    pub fields: Vec<FieldDecision>,
+    /// What may be unsealed.
+    pub permit: Permit,
+}
+
+/// Decides a read of `fields` for `purpose` by `recipient` at `now`.
+pub fn decide(
+    map: &DataMap,
+    purpose: &Purpose,
+    recipient: Option<&str>,
+    consents: &[ConsentRecord],
+    fields: &[String],
+    now: i64,
+) -> Decision {
+    let consent_denial = if purpose.legal_basis.needs_consent() {
+        match consent_in_force(consents, &purpose.id, recipient, now) {
+            ConsentState::Granted => None,
+            ConsentState::Absent => Some(Denial::NoConsent),
+            ConsentState::Withdrawn => Some(Denial::ConsentWithdrawn),
+            ConsentState::Expired => Some(Denial::ConsentExpired),
+        }
+    } else {
+        None
+    };
+    let recipient_denial = recipient
+        .filter(|r| !purpose.recipients.contains(*r))
+        .map(|_| Denial::RecipientNotDeclared);
+
+    let mut decisions: Vec<FieldDecision> = Vec::with_capacity(fields.len());
+    for field in fields {
+        if decisions.iter().any(|d| &d.field == field) {
+            continue;
+        }
+        let denial = if !map.categories.contains_key(field) {
+            Some(Denial::UnknownField)
+        } else if !purpose.categories.contains(field) {
+            Some(Denial::NotNeededByPurpose)
+        } else {
+            recipient_denial.or(consent_denial)
+        };
+        decisions.push(FieldDecision {
+            field: field.clone(),
+            denial,
+        });
+    }
+    let permit = Permit {
+        fields: decisions
+            .iter()
+            .filter(|d| d.denial.is_none())
+            .map(|d| d.field.clone())
+            .collect(),
+    };
+    Decision {
+        fields: decisions,
+        permit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consent::{ConsentAction, Evidence};
+    use crate::datamap::SAMPLE_DATA_MAP;
+
+    fn map() -> DataMap {
+        DataMap::parse(SAMPLE_DATA_MAP).unwrap()
+    }
+
+    fn consent(purpose: &str, action: ConsentAction, at: i64) -> ConsentRecord {
+        ConsentRecord {
+            purpose: purpose.into(),
+            recipient: None,
+            action,
+            at,
+            expires_at: None,
+            evidence: Evidence {
+                channel: "privacy_center".into(),
+                notice_version: "2026-11-01".into(),
+            },
+        }
+    }
+
+    /// Renders a decision as `field=outcome` lines, so each case reads as a table.
+    fn check(purpose: &str, recipient: Option<&str>, consents: &[ConsentRecord], fields: &[&str], expect: &str) {
+        let map = map();
+        let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        let d = decide(&map, map.purpose(purpose).unwrap(), recipient, consents, &fields, 1000);
+        let got: Vec<String> = d
+            .fields
+            .iter()
+            .map(|f| format!("{}={}", f.field, f.denial.map_or("allowed", Denial::code)))
+            .collect();
+        assert_eq!(got.join(" "), expect);
+        let allowed: Vec<&str> = d.fields.iter().filter(|f| f.denial.is_none()).map(|f| f.field.as_str()).collect();
+        assert_eq!(d.permit.fields(), allowed.as_slice());
+    }
+
+    #[test]
+    fn contract_purposes_get_only_their_categories_without_consent() {
+        check(
+            "essential.service.payment_processing",
+            None,
+            &[],
+            &["user.name", "user.financial.bank_account", "user.contact.email", "user.shoe_size"],
+            "user.name=allowed user.financial.bank_account=allowed \
+             user.contact.email=not_needed_by_purpose user.shoe_size=unknown_field",
+        );
+    }
+
+    #[test]
+    fn consent_purposes_follow_the_consent_in_force() {
+        let fields = ["user.contact.email", "user.name"];
+        let m = "marketing.communications.email";
+        check(m, None, &[], &fields, "user.contact.email=no_consent user.name=not_needed_by_purpose");
+        let granted = [consent(m, ConsentAction::Grant, 10)];
+        check(m, None, &granted, &fields, "user.contact.email=allowed user.name=not_needed_by_purpose");
+        let withdrawn = [consent(m, ConsentAction::Grant, 10), consent(m, ConsentAction::Withdraw, 20)];
+        check(m, None, &withdrawn, &fields, "user.contact.email=consent_withdrawn user.name=not_needed_by_purpose");
+        let mut expiring = consent(m, ConsentAction::Grant, 10);
+        expiring.expires_at = Some(500);
+        check(m, None, &[expiring], &fields, "user.contact.email=consent_expired user.name=not_needed_by_purpose");
+    }
+
+    #[test]
+    fn recipients_must_be_declared_for_the_purpose() {
+        check(
+            "essential.service.operations",
+            Some("adreach"),
+            &[],
+            &["user.contact.address"],
+            "user.contact.address=recipient_not_declared",
+        );
+        check(
+            "essential.service.operations",
+            Some("parcelgo"),
+            &[],
+            &["user.contact.address", "user.contact.address"],
+            "user.contact.address=allowed",
+        );
+    }
+}
