@@ -1,1 +1,265 @@
-//! placeholder
+//! Candor's persistence: the [`Store`] contract and its embedded SQLite backend.
+//!
+//! The store holds only ciphertexts, blind-index digests, opaque ids, consent metadata, log
+//! commitments, tree hashes and signed checkpoints. It never sees a key or a plaintext value.
+//!
+//! Writes go through [`Store::commit`], which takes a whole group of requests and makes them
+//! durable in one transaction together with the log leaves they carry and the new checkpoint.
+//! That single fsync per group is what lets many concurrent requests share the cost of durability.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use candor_log::Hash;
+
+/// A storage failure. Messages name the operation, never the data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (IO, corruption, constraint). The cause is for operators' logs only.
+    #[error("database error during {operation}")]
+    Database {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Candor.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// Stored data failed a consistency check on load.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+/// Where a customer stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectState {
+    /// Never seen.
+    Unknown,
+    /// Present, with their wrapped data key.
+    Active {
+        /// The data key, wrapped by the root-derived key-wrapping key.
+        wrapped_key: Vec<u8>,
+    },
+    /// Erased at this time; nothing of theirs remains readable.
+    Erased {
+        /// Unix seconds.
+        at: i64,
+    },
+}
+
+/// A stored consent record (metadata only; the customer id is the row's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The purpose id.
+    pub purpose: String,
+    /// The recipient it is limited to.
+    pub recipient: Option<String>,
+    /// `grant` or `withdraw`.
+    pub action: String,
+    /// Unix seconds when given.
+    pub at: i64,
+    /// When a grant lapses.
+    pub expires_at: Option<i64>,
+    /// Evidence: where.
+    pub channel: String,
+    /// Evidence: which notice.
+    pub notice_version: String,
+}
+
+/// A log event as stored for its customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Position in the log.
+    pub leaf_index: u64,
+    /// The 32-byte commitment that is the leaf's entry.
+    pub commitment: [u8; 32],
+    /// Nonce and canonical event, sealed under the customer's key.
+    pub sealed_body: Vec<u8>,
+}
+
+/// An API key as stored: the hash of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    /// Public id.
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: [u8; 32],
+    /// `admin` or `service`.
+    pub role: String,
+    /// Display name (shown to customers as who read their data).
+    pub name: String,
+    /// Purposes the key may name.
+    pub purposes: Vec<String>,
+    /// The recipient this key acts for, for third parties and processors.
+    pub recipient: Option<String>,
+    /// May mint customer session tokens.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size it commits to.
+    pub size: u64,
+    /// The C2SP signed note.
+    pub note: String,
+}
+
+/// One change inside a write request.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    /// Creates the customer with this wrapped key unless they already exist.
+    CreateSubject {
+        /// Customer id.
+        subject: String,
+        /// Their new wrapped data key.
+        wrapped_key: Vec<u8>,
+        /// Unix seconds.
+        at: i64,
+    },
+    /// Sets one sealed field.
+    PutField {
+        /// Customer id.
+        subject: String,
+        /// Data category.
+        category: String,
+        /// Sealed value.
+        sealed: Vec<u8>,
+    },
+    /// Sets the customer's blind-index digest for a category.
+    PutBlindIndex {
+        /// Customer id.
+        subject: String,
+        /// Data category.
+        category: String,
+        /// Truncated keyed HMAC of the normalised value.
+        digest: Vec<u8>,
+    },
+    /// Appends a consent record.
+    AddConsent {
+        /// Customer id.
+        subject: String,
+        /// The record.
+        row: ConsentRow,
+    },
+    /// Destroys the customer's key, fields, index entries, consents and event bodies.
+    Erase {
+        /// Customer id.
+        subject: String,
+        /// Unix seconds.
+        at: i64,
+    },
+    /// Stores a new API key.
+    InsertApiKey(ApiKeyRow),
+}
+
+/// A log leaf to append, with the customer's sealed copy of the event.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// The customer the event is about.
+    pub subject: String,
+    /// The leaf's entry.
+    pub commitment: [u8; 32],
+    /// Nonce and canonical event sealed under the customer's key; `None` when the key is being
+    /// destroyed in the same request (the erasure event).
+    pub sealed_body: Option<Vec<u8>>,
+}
+
+/// A unit of work that succeeds or fails as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct WriteRequest {
+    /// If set, the request applies only while this customer exists and is not erased.
+    pub requires_active: Option<String>,
+    /// Changes to apply, in order.
+    pub mutations: Vec<Mutation>,
+    /// Log leaves to append, in order, after the mutations.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Why one request of a group was not applied (the rest of the group still commits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// `requires_active` named a customer who does not exist.
+    SubjectUnknown,
+    /// `requires_active` named a customer who has been erased.
+    SubjectErased,
+}
+
+/// Assigns leaf positions and signs checkpoints while the store's transaction is open.
+///
+/// Implemented by the log's single writer. If [`Store::commit`] returns an error, nothing was
+/// committed and the caller must reset the sequencer to its state before the call.
+pub trait Sequencer {
+    /// Appends a leaf; returns its index and the tree hashes to store.
+    fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>);
+    /// Signs a checkpoint for the current tree; called once per group that appended leaves.
+    fn checkpoint(&mut self) -> StoredCheckpoint;
+}
+
+/// The outcome of one request: the leaf indexes of its entries, or why it was skipped.
+pub type RequestOutcome = Result<Vec<u64>, Conflict>;
+
+/// Candor's storage contract.
+///
+/// - Every method may be called concurrently from many threads, except that [`Store::commit`] is
+///   only ever called by one writer at a time (the log has a single sequencer).
+/// - When `commit` returns `Ok`, every applied request, its leaves, their tree hashes and the new
+///   checkpoint are durable together; after a crash either all of a group is there or none of it.
+/// - Reads see only committed data. Tree hashes below the latest checkpoint's size never change.
+/// - Errors: [`StoreError::Database`] for failures the caller cannot fix; per-request
+///   [`Conflict`]s for preconditions that no longer hold.
+pub trait Store: Send + Sync {
+    /// The customer's state.
+    fn subject(&self, subject: &str) -> Result<SubjectState, StoreError>;
+    /// Sealed fields of `categories` that exist for the customer.
+    fn fields(
+        &self,
+        subject: &str,
+        categories: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Customers whose blind-index digest for `category` equals `digest` (candidates: confirm them).
+    fn blind_index_matches(
+        &self,
+        category: &str,
+        digest: &[u8],
+    ) -> Result<Vec<String>, StoreError>;
+    /// The customer's consent records in the order recorded.
+    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError>;
+    /// The customer's log events with bodies, in log order.
+    fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError>;
+    /// An API key by id.
+    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// The latest signed checkpoint.
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Tree hashes by stored position (see `candor_log::stored_hash_index`).
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
+    /// Applies `requests` in order in one durable transaction, with their log leaves and one
+    /// checkpoint. A request whose precondition fails is skipped alone and reported.
+    fn commit(
+        &self,
+        requests: &[WriteRequest],
+        sequencer: &mut dyn Sequencer,
+    ) -> Result<Vec<RequestOutcome>, StoreError>;
+}
+
+/// Adapts a [`Store`] to the log's hash reader.
+pub struct StoreHashes<'a>(pub &'a dyn Store);
+
+impl candor_log::HashReader for StoreHashes<'_> {
+    type Error = StoreError;
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        self.0.read_hashes(indexes)
+    }
+}

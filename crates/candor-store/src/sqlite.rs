@@ -1,0 +1,588 @@
+//! The embedded SQLite backend: one file, WAL journal, `synchronous=FULL` so a commit that
+//! returned survives power loss. One connection writes (the log's single writer); reads use a
+//! small pool of their own connections and never block the writer.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use candor_log::Hash;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::{
+    ApiKeyRow, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
+    StoreError, StoredCheckpoint, SubjectState, WriteRequest,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE subjects (
+    id          TEXT PRIMARY KEY,
+    wrapped_key BLOB,              -- NULL once erased
+    created_at  INTEGER NOT NULL,
+    erased_at   INTEGER
+) STRICT;
+CREATE TABLE fields (
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    category   TEXT NOT NULL,
+    sealed     BLOB NOT NULL,
+    PRIMARY KEY (subject_id, category)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE blind_index (
+    category   TEXT NOT NULL,
+    digest     BLOB NOT NULL,
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    PRIMARY KEY (category, subject_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX blind_index_lookup ON blind_index (category, digest);
+CREATE TABLE consents (
+    seq            INTEGER PRIMARY KEY,
+    subject_id     TEXT NOT NULL REFERENCES subjects(id),
+    purpose        TEXT NOT NULL,
+    recipient      TEXT,
+    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
+    at             INTEGER NOT NULL,
+    expires_at     INTEGER,
+    channel        TEXT NOT NULL,
+    notice_version TEXT NOT NULL
+) STRICT;
+CREATE INDEX consents_by_subject ON consents (subject_id, seq);
+CREATE TABLE events (
+    leaf_index  INTEGER PRIMARY KEY,
+    subject_id  TEXT,              -- NULL once erased
+    commitment  BLOB NOT NULL CHECK (length(commitment) = 32),
+    sealed_body BLOB               -- NULL once erased
+) STRICT;
+CREATE INDEX events_by_subject ON events (subject_id, leaf_index);
+CREATE TABLE tree_hashes (
+    idx  INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE TABLE checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+) STRICT;
+CREATE TABLE api_keys (
+    id                TEXT PRIMARY KEY,
+    secret_hash       BLOB NOT NULL,
+    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
+    name              TEXT NOT NULL,
+    purposes          TEXT NOT NULL,   -- newline-separated purpose ids
+    recipient         TEXT,
+    can_mint_sessions INTEGER NOT NULL,
+    can_erase         INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL
+) STRICT;
+"#];
+
+const READ_POOL: usize = 8;
+
+/// SQLite-backed [`crate::Store`].
+pub struct SqliteStore {
+    // Only the log's writer thread takes this lock, so it is uncontended in normal operation.
+    writer: Mutex<Connection>,
+    // Idle read connections; a reader takes one, or opens a new one when none is idle.
+    readers: Mutex<Vec<Connection>>,
+    path: std::path::PathBuf,
+}
+
+fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Database { operation, source }
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db("open"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA secure_delete = ON;",
+    )
+    .map_err(db("configure"))?;
+    Ok(conn)
+}
+
+fn hash_from(blob: Vec<u8>) -> Result<Hash, StoreError> {
+    Hash::from_slice(&blob).ok_or(StoreError::Corrupt("tree hash is not 32 bytes"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Refuses a database whose schema is newer than this build.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = open(path)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: path.to_owned(),
+        })
+    }
+
+    fn read<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let idle = self.readers.lock().expect("reader pool poisoned").pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => open(&self.path)?,
+        };
+        let out = f(&conn).map_err(db(operation));
+        let mut pool = self.readers.lock().expect("reader pool poisoned");
+        if pool.len() < READ_POOL {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db("read schema version"))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction().map_err(db("migrate"))?;
+        tx.execute_batch(sql).map_err(db("migrate"))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(db("migrate"))?;
+        tx.commit().map_err(db("migrate"))?;
+    }
+    Ok(())
+}
+
+fn check_active(tx: &Connection, subject: &str) -> Result<Result<(), Conflict>, rusqlite::Error> {
+    let erased: Option<Option<i64>> = tx
+        .prepare_cached("SELECT erased_at FROM subjects WHERE id = ?1")?
+        .query_row([subject], |r| r.get(0))
+        .optional()?;
+    Ok(match erased {
+        None => Err(Conflict::SubjectUnknown),
+        Some(Some(_)) => Err(Conflict::SubjectErased),
+        Some(None) => Ok(()),
+    })
+}
+
+fn apply(tx: &Connection, m: &Mutation) -> rusqlite::Result<()> {
+    match m {
+        Mutation::CreateSubject {
+            subject,
+            wrapped_key,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO subjects (id, wrapped_key, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![subject, wrapped_key, at])?;
+        }
+        Mutation::PutField {
+            subject,
+            category,
+            sealed,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO fields (subject_id, category, sealed) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (subject_id, category) DO UPDATE SET sealed = excluded.sealed",
+            )?
+            .execute(params![subject, category, sealed])?;
+        }
+        Mutation::PutBlindIndex {
+            subject,
+            category,
+            digest,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO blind_index (category, digest, subject_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (category, subject_id) DO UPDATE SET digest = excluded.digest",
+            )?
+            .execute(params![category, digest, subject])?;
+        }
+        Mutation::AddConsent { subject, row } => {
+            tx.prepare_cached(
+                "INSERT INTO consents
+                   (subject_id, purpose, recipient, action, at, expires_at, channel, notice_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                subject,
+                row.purpose,
+                row.recipient,
+                row.action,
+                row.at,
+                row.expires_at,
+                row.channel,
+                row.notice_version
+            ])?;
+        }
+        Mutation::Erase { subject, at } => {
+            tx.prepare_cached("DELETE FROM fields WHERE subject_id = ?1")?
+                .execute([subject])?;
+            tx.prepare_cached("DELETE FROM blind_index WHERE subject_id = ?1")?
+                .execute([subject])?;
+            tx.prepare_cached("DELETE FROM consents WHERE subject_id = ?1")?
+                .execute([subject])?;
+            tx.prepare_cached(
+                "UPDATE events SET sealed_body = NULL, subject_id = NULL WHERE subject_id = ?1",
+            )?
+            .execute([subject])?;
+            tx.prepare_cached(
+                "UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![subject, at])?;
+        }
+        Mutation::InsertApiKey(k) => {
+            tx.prepare_cached(
+                "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
+                   can_mint_sessions, can_erase, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                k.id,
+                k.secret_hash,
+                k.role,
+                k.name,
+                k.purposes.join("\n"),
+                k.recipient,
+                k.can_mint_sessions,
+                k.can_erase,
+                k.created_at
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+impl crate::Store for SqliteStore {
+    fn subject(&self, subject: &str) -> Result<SubjectState, StoreError> {
+        let row = self.read("read subject", |c| {
+            c.prepare_cached("SELECT wrapped_key, erased_at FROM subjects WHERE id = ?1")?
+                .query_row([subject], |r| {
+                    Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+                .optional()
+        })?;
+        Ok(match row {
+            None => SubjectState::Unknown,
+            Some((_, Some(at))) => SubjectState::Erased { at },
+            Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
+            Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
+        })
+    }
+
+    fn fields(
+        &self,
+        subject: &str,
+        categories: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read("read fields", |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT sealed FROM fields WHERE subject_id = ?1 AND category = ?2",
+            )?;
+            let mut out = Vec::with_capacity(categories.len());
+            for category in categories {
+                if let Some(sealed) = stmt
+                    .query_row(params![subject, category], |r| r.get(0))
+                    .optional()?
+                {
+                    out.push((category.clone(), sealed));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn blind_index_matches(
+        &self,
+        category: &str,
+        digest: &[u8],
+    ) -> Result<Vec<String>, StoreError> {
+        self.read("read blind index", |c| {
+            c.prepare_cached(
+                "SELECT subject_id FROM blind_index WHERE category = ?1 AND digest = ?2
+                 ORDER BY subject_id",
+            )?
+            .query_map(params![category, digest], |r| r.get(0))?
+            .collect()
+        })
+    }
+
+    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError> {
+        self.read("read consents", |c| {
+            c.prepare_cached(
+                "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
+                 FROM consents WHERE subject_id = ?1 ORDER BY seq",
+            )?
+            .query_map([subject], |r| {
+                Ok(ConsentRow {
+                    purpose: r.get(0)?,
+                    recipient: r.get(1)?,
+                    action: r.get(2)?,
+                    at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    channel: r.get(5)?,
+                    notice_version: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = self.read("read events", |c| {
+            c.prepare_cached(
+                "SELECT leaf_index, commitment, sealed_body FROM events
+                 WHERE subject_id = ?1 AND sealed_body IS NOT NULL ORDER BY leaf_index",
+            )?
+            .query_map([subject], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+        })?;
+        rows.into_iter()
+            .map(|(index, commitment, sealed_body)| {
+                Ok(EventRow {
+                    leaf_index: index as u64,
+                    commitment: commitment
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("commitment is not 32 bytes"))?,
+                    sealed_body,
+                })
+            })
+            .collect()
+    }
+
+    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row = self.read("read api key", |c| {
+            c.prepare_cached(
+                "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
+                   can_erase, created_at FROM api_keys WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, bool>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })
+            .optional()
+        })?;
+        let Some((hash, role, name, purposes, recipient, can_mint_sessions, can_erase, created_at)) =
+            row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ApiKeyRow {
+            id: id.to_owned(),
+            secret_hash: hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("secret hash is not 32 bytes"))?,
+            role,
+            name,
+            purposes: purposes
+                .split('\n')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            recipient,
+            can_mint_sessions,
+            can_erase,
+            created_at,
+        }))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read("read checkpoint", |c| {
+            c.prepare_cached("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")?
+                .query_row([], |r| {
+                    Ok(StoredCheckpoint {
+                        size: r.get::<_, i64>(0)? as u64,
+                        note: r.get(1)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let blobs: Vec<Option<Vec<u8>>> = self.read("read tree hashes", |c| {
+            let mut stmt = c.prepare_cached("SELECT hash FROM tree_hashes WHERE idx = ?1")?;
+            indexes
+                .iter()
+                .map(|&i| stmt.query_row([i as i64], |r| r.get(0)).optional())
+                .collect()
+        })?;
+        blobs
+            .into_iter()
+            .map(|b| hash_from(b.ok_or(StoreError::Corrupt("missing tree hash"))?))
+            .collect()
+    }
+
+    fn commit(
+        &self,
+        requests: &[WriteRequest],
+        sequencer: &mut dyn Sequencer,
+    ) -> Result<Vec<RequestOutcome>, StoreError> {
+        let mut conn = self.writer.lock().expect("writer poisoned");
+        let mut tx = conn.transaction().map_err(db("begin"))?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut appended = false;
+        for request in requests {
+            if let Some(subject) = &request.requires_active
+                && let Err(conflict) = check_active(&tx, subject).map_err(db("check subject"))?
+            {
+                outcomes.push(Err(conflict));
+                continue;
+            }
+            // Mutations are plain upserts and deletes that cannot conflict once the precondition
+            // holds; any error here is a database failure and aborts the whole group.
+            let sp = tx.savepoint().map_err(db("savepoint"))?;
+            for m in &request.mutations {
+                apply(&sp, m).map_err(db("apply mutation"))?;
+            }
+            let mut leaves = Vec::with_capacity(request.entries.len());
+            for entry in &request.entries {
+                let (index, hashes) = sequencer.append(&entry.commitment);
+                sp.prepare_cached(
+                    "INSERT INTO events (leaf_index, subject_id, commitment, sealed_body)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        index as i64,
+                        entry.sealed_body.as_ref().map(|_| &entry.subject),
+                        &entry.commitment[..],
+                        entry.sealed_body
+                    ])
+                })
+                .map_err(db("append event"))?;
+                let mut put = sp
+                    .prepare_cached("INSERT INTO tree_hashes (idx, hash) VALUES (?1, ?2)")
+                    .map_err(db("append tree hash"))?;
+                for (idx, hash) in hashes {
+                    put.execute(params![idx as i64, &hash.0[..]])
+                        .map_err(db("append tree hash"))?;
+                }
+                leaves.push(index);
+                appended = true;
+            }
+            sp.commit().map_err(db("release savepoint"))?;
+            outcomes.push(Ok(leaves));
+        }
+        if appended {
+            let cp = sequencer.checkpoint();
+            tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![cp.size as i64, cp.note]))
+                .map_err(db("store checkpoint"))?;
+        }
+        tx.commit().map_err(db("commit"))?;
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LogEntry, Store};
+    use candor_log::Frontier;
+
+    struct TestSequencer(Frontier);
+    impl Sequencer for TestSequencer {
+        fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>) {
+            self.0.append(commitment)
+        }
+        fn checkpoint(&mut self) -> StoredCheckpoint {
+            StoredCheckpoint {
+                size: self.0.size(),
+                note: format!("test\n{}\n", self.0.size()),
+            }
+        }
+    }
+
+    fn create(subject: &str) -> WriteRequest {
+        WriteRequest {
+            mutations: vec![Mutation::CreateSubject {
+                subject: subject.into(),
+                wrapped_key: vec![1, 2, 3],
+                at: 1,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn event(subject: &str, byte: u8) -> WriteRequest {
+        WriteRequest {
+            requires_active: Some(subject.into()),
+            mutations: vec![],
+            entries: vec![LogEntry {
+                subject: subject.into(),
+                commitment: [byte; 32],
+                sealed_body: Some(vec![byte]),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let mut seq = TestSequencer(Frontier::default());
+        store.commit(&[create("a")], &mut seq).unwrap();
+        assert_eq!(store.latest_checkpoint().unwrap(), None, "no leaves, no checkpoint");
+
+        let outcomes = store
+            .commit(&[event("a", 1), event("ghost", 2), event("a", 3)], &mut seq)
+            .unwrap();
+        assert_eq!(outcomes, vec![Ok(vec![0]), Err(Conflict::SubjectUnknown), Ok(vec![1])]);
+        assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 2);
+        let events = store.events("a").unwrap();
+        assert_eq!(events.iter().map(|e| e.leaf_index).collect::<Vec<_>>(), [0, 1]);
+
+        let reader = crate::StoreHashes(&store);
+        assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
+
+        let erase = WriteRequest {
+            requires_active: Some("a".into()),
+            mutations: vec![Mutation::Erase { subject: "a".into(), at: 9 }],
+            entries: vec![],
+        };
+        store.commit(&[erase], &mut seq).unwrap();
+        assert_eq!(store.subject("a").unwrap(), SubjectState::Erased { at: 9 });
+        assert!(store.events("a").unwrap().is_empty());
+        let late = store.commit(&[event("a", 4)], &mut seq).unwrap();
+        assert_eq!(late, vec![Err(Conflict::SubjectErased)]);
+        assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+}
