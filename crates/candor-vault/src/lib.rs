@@ -1,1 +1,1067 @@
-//! placeholder
+//! Candor's use cases: collect, consent, access, lookup, history and erase, with authentication
+//! and authorisation, tied together from the pure crates and a [`Store`].
+//!
+//! Every use case that touches a customer's data writes its log event through the group-commit
+//! [`writer`] and waits until it is durable before anything is returned ("no log entry, no data").
+//! The API is synchronous: the HTTP layer runs it on blocking threads.
+//!
+//! This crate knows nothing of HTTP or JSON wire formats; it returns domain values.
+
+pub mod writer;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use candor_core::{
+    Actor, ConsentAction, ConsentRecord, ConsentState, DataMap, Denial, Event, EventKind, Evidence,
+    FieldDecision, FieldOutcome, SubjectId, consent_in_force, decide,
+};
+use candor_crypto::{
+    BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext, SessionKey, ct_eq, new_api_key,
+    parse_api_key,
+};
+use candor_log::{Hash, NoteSigner, NoteVerifier, commitment, leaf_hash};
+use candor_store::{
+    ApiKeyRow, Conflict, ConsentRow, LogEntry, Mutation, Store, StoreError, StoredCheckpoint,
+    SubjectState, WriteRequest,
+};
+use zeroize::Zeroizing;
+
+pub use writer::{LogWriter, WriterError};
+
+/// How long a customer session token lasts.
+pub const SESSION_TTL_SECS: i64 = 15 * 60;
+/// The most fields one request may name.
+pub const MAX_FIELDS: usize = 64;
+/// The longest value one field may hold, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 * 1024;
+
+/// Why a use case failed. Each variant has a stable [`VaultError::code`]; messages never contain
+/// personal values or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// No valid credentials.
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    /// The caller is authenticated but may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The service key is not bound to this purpose; the refusal is logged.
+    #[error("this key may not use purpose `{0}`")]
+    PurposeNotPermitted(String),
+    /// The purpose is not in the data map.
+    #[error("purpose `{0}` is not declared in the data map")]
+    UnknownPurpose(String),
+    /// The field is not a data category of the data map.
+    #[error("field `{0}` is not a data category of the data map")]
+    UnknownField(String),
+    /// The purpose does not need this field.
+    #[error("purpose `{purpose}` does not need field `{field}`")]
+    FieldNotNeeded {
+        /// The field.
+        field: String,
+        /// The purpose.
+        purpose: String,
+    },
+    /// The purpose needs consent that is not in force.
+    #[error("purpose `{0}` needs the customer's consent, which is not in force")]
+    ConsentRequired(String),
+    /// The recipient is unknown or not declared for the purpose.
+    #[error("recipient `{0}` is not declared for this purpose")]
+    RecipientNotDeclared(String),
+    /// No such customer.
+    #[error("no such subject")]
+    SubjectNotFound,
+    /// The customer was erased.
+    #[error("this subject has been erased")]
+    SubjectErased,
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something failed inside Candor; the cause went to the operator's log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl VaultError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VaultError::Unauthenticated => "unauthenticated",
+            VaultError::Forbidden(_) => "forbidden",
+            VaultError::PurposeNotPermitted(_) => "purpose_not_permitted",
+            VaultError::UnknownPurpose(_) => "unknown_purpose",
+            VaultError::UnknownField(_) => "unknown_field",
+            VaultError::FieldNotNeeded { .. } => "field_not_needed_by_purpose",
+            VaultError::ConsentRequired(_) => "consent_required",
+            VaultError::RecipientNotDeclared(_) => "recipient_not_declared",
+            VaultError::SubjectNotFound => "subject_not_found",
+            VaultError::SubjectErased => "subject_erased",
+            VaultError::Invalid(_) => "invalid_request",
+            VaultError::Internal => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for VaultError {
+    fn from(e: StoreError) -> VaultError {
+        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
+        VaultError::Internal
+    }
+}
+
+impl From<WriterError> for VaultError {
+    fn from(e: WriterError) -> VaultError {
+        tracing::error!(error = %e, "log write failure");
+        VaultError::Internal
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> VaultError {
+    VaultError::Invalid(msg.into())
+}
+
+/// A service API key's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceKey {
+    /// Public key id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Purposes it may name.
+    pub purposes: BTreeSet<String>,
+    /// The recipient it acts for, if it is not the business itself.
+    pub recipient: Option<String>,
+    /// May mint customer sessions.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+}
+
+/// Who is calling, after authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The business's administrator: manages keys and erasure, reads no personal data.
+    Admin {
+        /// Key id.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// A service of the business or a recipient.
+    Service(ServiceKey),
+    /// A customer, through a session token.
+    Subject(SubjectId),
+}
+
+impl Principal {
+    fn actor(&self) -> Actor {
+        match self {
+            Principal::Admin { id, name } => Actor {
+                kind: "admin",
+                id: id.clone(),
+                name: name.clone(),
+            },
+            Principal::Service(k) => Actor {
+                kind: "service",
+                id: k.id.clone(),
+                name: k.name.clone(),
+            },
+            Principal::Subject(s) => Actor {
+                kind: "subject",
+                id: s.as_str().to_owned(),
+                name: "you".to_owned(),
+            },
+        }
+    }
+
+    fn service(&self) -> Result<&ServiceKey, VaultError> {
+        match self {
+            Principal::Service(k) => Ok(k),
+            _ => Err(VaultError::Forbidden("only service keys may do this")),
+        }
+    }
+
+    fn is_subject(&self, subject: &SubjectId) -> bool {
+        matches!(self, Principal::Subject(s) if s == subject)
+    }
+}
+
+/// A requested consent change.
+#[derive(Debug, Clone)]
+pub struct ConsentChange {
+    /// The purpose.
+    pub purpose: String,
+    /// Limit to one recipient.
+    pub recipient: Option<String>,
+    /// Grant or withdraw.
+    pub action: ConsentAction,
+    /// When a grant lapses (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// How the choice was expressed; required from services, defaulted for customers.
+    pub evidence: Option<Evidence>,
+}
+
+/// The consents of one customer: state in force per consent-based purpose and the full history.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    /// Each consent-based purpose with its state for the business itself.
+    pub in_force: Vec<(String, ConsentState)>,
+    /// Every record, in the order recorded.
+    pub history: Vec<ConsentRecord>,
+}
+
+/// What an access released.
+pub struct AccessOutcome {
+    /// Per-field decisions, in request order.
+    pub decisions: Vec<FieldDecision>,
+    /// Allowed fields that hold a value, with the value.
+    pub values: Vec<(String, Zeroizing<String>)>,
+    /// The access event's position in the log.
+    pub leaf_index: u64,
+}
+
+/// One event of a customer's history, with what they need to check it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// Position in the log.
+    pub leaf_index: u64,
+    /// RFC 6962 leaf hash of the commitment.
+    pub leaf_hash: Hash,
+    /// Inclusion proof against the checkpoint's tree.
+    pub inclusion_proof: Vec<Hash>,
+    /// The leaf's entry: SHA-256(domain || nonce || canonical event).
+    pub commitment: [u8; 32],
+    /// The commitment's nonce.
+    pub nonce: [u8; 32],
+    /// The exact canonical event bytes committed to.
+    pub canonical_event: String,
+}
+
+/// A customer's history against one signed checkpoint.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The signed checkpoint note every proof is against.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub tree_size: u64,
+    /// The events, in log order.
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// What an erasure leaves the caller: the means to open the erasure event's commitment later.
+#[derive(Debug, Clone)]
+pub struct ErasureReceipt {
+    /// Position of the erasure event.
+    pub leaf_index: u64,
+    /// The commitment stored in the log.
+    pub commitment: [u8; 32],
+    /// Its nonce (destroyed on Candor's side).
+    pub nonce: [u8; 32],
+    /// The canonical erasure event.
+    pub canonical_event: String,
+}
+
+/// A new API key's grants.
+#[derive(Debug, Clone)]
+pub struct NewKeySpec {
+    /// Display name, shown to customers in their history.
+    pub name: String,
+    /// Purposes it may name.
+    pub purposes: Vec<String>,
+    /// The recipient it acts for.
+    pub recipient: Option<String>,
+    /// May mint customer sessions.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+}
+
+/// A freshly created key; the token is shown once.
+pub struct CreatedKey {
+    /// Public id.
+    pub id: String,
+    /// The secret bearer token.
+    pub token: Zeroizing<String>,
+}
+
+/// Normalises a value before blind indexing, so lookups match however the value was typed.
+fn normalise(category: &str, value: &str) -> String {
+    if category.starts_with("user.contact.email") {
+        value.trim().to_lowercase()
+    } else {
+        value.trim().to_owned()
+    }
+}
+
+fn to_record(row: ConsentRow) -> Result<ConsentRecord, VaultError> {
+    let action = ConsentAction::parse(&row.action).ok_or(StoreError::Corrupt("consent action"))?;
+    Ok(ConsentRecord {
+        purpose: row.purpose,
+        recipient: row.recipient,
+        action,
+        at: row.at,
+        expires_at: row.expires_at,
+        evidence: Evidence {
+            channel: row.channel,
+            notice_version: row.notice_version,
+        },
+    })
+}
+
+fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
+    if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+        return Err(invalid(format!("{what} must be 1 to 64 printable characters")));
+    }
+    Ok(())
+}
+
+/// The vault: one per process, shared by all requests.
+pub struct Vault {
+    store: Arc<dyn Store>,
+    map: DataMap,
+    kek: KeyWrappingKey,
+    sessions: SessionKey,
+    // One blind-index key per category declared `lookup = true`.
+    blind: BTreeMap<String, BlindIndexKey>,
+    writer: LogWriter,
+    log_key: NoteVerifier,
+}
+
+impl Vault {
+    /// Opens the vault over `store` with the data map, the root key and the log's signing key.
+    pub fn open(
+        store: Arc<dyn Store>,
+        map: DataMap,
+        root: &RootKey,
+        signer: NoteSigner,
+    ) -> Result<Vault, VaultError> {
+        let log_key = signer.verifier();
+        let writer = LogWriter::start(store.clone(), signer)?;
+        let blind = map
+            .categories
+            .values()
+            .filter(|c| c.lookup)
+            .map(|c| (c.key.clone(), root.blind_index_key(&c.key)))
+            .collect();
+        Ok(Vault {
+            store,
+            map,
+            kek: root.key_wrapping_key(),
+            sessions: root.session_key(),
+            blind,
+            writer,
+            log_key,
+        })
+    }
+
+    /// The data map in force.
+    pub fn data_map(&self) -> &DataMap {
+        &self.map
+    }
+
+    /// The log's verifier key.
+    pub fn log_key(&self) -> &NoteVerifier {
+        &self.log_key
+    }
+
+    /// The latest signed checkpoint.
+    pub fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, VaultError> {
+        Ok(self.store.latest_checkpoint()?)
+    }
+
+    /// Checks a bearer token: a customer session (`cst_…`) or an API key (`cnd_…`).
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<Principal, VaultError> {
+        if token.starts_with("cst_") {
+            let session = self
+                .sessions
+                .verify(token, now)
+                .map_err(|_| VaultError::Unauthenticated)?;
+            let subject =
+                SubjectId::parse(&session.subject).map_err(|_| VaultError::Unauthenticated)?;
+            return Ok(Principal::Subject(subject));
+        }
+        let (id, presented) = parse_api_key(token).ok_or(VaultError::Unauthenticated)?;
+        let row = self.store.api_key(id)?;
+        // Compare against a dummy when the id is unknown, so timing does not reveal valid ids.
+        let stored = row.as_ref().map_or([0u8; 32], |r| r.secret_hash);
+        if !ct_eq(&stored, &presented) {
+            return Err(VaultError::Unauthenticated);
+        }
+        let row = row.ok_or(VaultError::Unauthenticated)?;
+        Ok(match row.role.as_str() {
+            "admin" => Principal::Admin {
+                id: row.id,
+                name: row.name,
+            },
+            _ => Principal::Service(ServiceKey {
+                id: row.id,
+                name: row.name,
+                purposes: row.purposes.into_iter().collect(),
+                recipient: row.recipient,
+                can_mint_sessions: row.can_mint_sessions,
+                can_erase: row.can_erase,
+            }),
+        })
+    }
+
+    fn submit(&self, request: WriteRequest) -> Result<Vec<u64>, VaultError> {
+        match self.writer.submit(request)? {
+            Ok(leaves) => Ok(leaves),
+            Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
+            Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),
+        }
+    }
+
+    /// The customer's data key; with `create`, a first write creates the customer.
+    fn data_key(&self, subject: &SubjectId, create: bool, now: i64) -> Result<DataKey, VaultError> {
+        let mut created = false;
+        loop {
+            match self.store.subject(subject.as_str())? {
+                SubjectState::Active { wrapped_key } => {
+                    return self.kek.unwrap(subject.as_str(), &wrapped_key).map_err(|_| {
+                        tracing::error!(subject = %subject, "data key failed to unwrap");
+                        VaultError::Internal
+                    });
+                }
+                SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
+                SubjectState::Unknown if create && !created => {
+                    // Concurrent first writes may race; whichever key lands first is re-read above.
+                    let wrapped_key = self.kek.wrap(subject.as_str(), &DataKey::generate());
+                    self.submit(WriteRequest {
+                        mutations: vec![Mutation::CreateSubject {
+                            subject: subject.as_str().to_owned(),
+                            wrapped_key,
+                            at: now,
+                        }],
+                        ..Default::default()
+                    })?;
+                    created = true;
+                }
+                SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
+            }
+        }
+    }
+
+    /// Seals an event for the customer and returns the log entry plus its opening.
+    fn entry(
+        &self,
+        key: Option<&DataKey>,
+        subject: &SubjectId,
+        event: &Event,
+    ) -> (LogEntry, [u8; 32], Vec<u8>) {
+        let nonce = commitment::fresh_nonce();
+        let canonical = event.canonical();
+        let commitment = commitment::commit(&nonce, &canonical);
+        let sealed_body = key.map(|k| {
+            let mut body = Zeroizing::new(Vec::with_capacity(32 + canonical.len()));
+            body.extend_from_slice(&nonce);
+            body.extend_from_slice(&canonical);
+            k.seal(subject.as_str(), SealContext::Event, &body)
+        });
+        let entry = LogEntry {
+            subject: subject.as_str().to_owned(),
+            commitment,
+            sealed_body,
+        };
+        (entry, nonce, canonical)
+    }
+
+    fn event(&self, principal: &Principal, subject: &SubjectId, now: i64, kind: EventKind) -> Event {
+        Event {
+            v: 1,
+            subject: subject.as_str().to_owned(),
+            at: now,
+            actor: principal.actor(),
+            kind,
+        }
+    }
+
+    fn consent_records(&self, subject: &SubjectId) -> Result<Vec<ConsentRecord>, VaultError> {
+        self.store
+            .consents(subject.as_str())?
+            .into_iter()
+            .map(to_record)
+            .collect()
+    }
+
+    /// Stores fields for a customer, collected for `purpose`.
+    pub fn collect(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        purpose_id: &str,
+        fields: Vec<(String, Zeroizing<String>)>,
+        now: i64,
+    ) -> Result<u64, VaultError> {
+        let key = principal.service()?;
+        if !key.purposes.contains(purpose_id) {
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+        }
+        let purpose = self
+            .map
+            .purpose(purpose_id)
+            .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        if fields.is_empty() || fields.len() > MAX_FIELDS {
+            return Err(invalid(format!("send 1 to {MAX_FIELDS} fields")));
+        }
+        for (field, value) in &fields {
+            if !self.map.categories.contains_key(field) {
+                return Err(VaultError::UnknownField(field.clone()));
+            }
+            if !purpose.categories.contains(field) {
+                return Err(VaultError::FieldNotNeeded {
+                    field: field.clone(),
+                    purpose: purpose.id.clone(),
+                });
+            }
+            if value.len() > MAX_VALUE_LEN {
+                return Err(invalid(format!(
+                    "field `{field}` is longer than {MAX_VALUE_LEN} bytes"
+                )));
+            }
+        }
+        if purpose.legal_basis.needs_consent() {
+            let records = match self.store.subject(subject.as_str())? {
+                SubjectState::Active { .. } => self.consent_records(subject)?,
+                _ => Vec::new(),
+            };
+            let state = consent_in_force(&records, purpose_id, key.recipient.as_deref(), now);
+            if state != ConsentState::Granted {
+                return Err(VaultError::ConsentRequired(purpose_id.to_owned()));
+            }
+        }
+        let dek = self.data_key(subject, true, now)?;
+        let mut mutations = Vec::with_capacity(fields.len() * 2);
+        for (field, value) in &fields {
+            mutations.push(Mutation::PutField {
+                subject: subject.as_str().to_owned(),
+                category: field.clone(),
+                sealed: dek.seal(
+                    subject.as_str(),
+                    SealContext::Field(field),
+                    value.as_bytes(),
+                ),
+            });
+            if let Some(blind) = self.blind.get(field) {
+                mutations.push(Mutation::PutBlindIndex {
+                    subject: subject.as_str().to_owned(),
+                    category: field.clone(),
+                    digest: blind.index(normalise(field, value).as_bytes()).to_vec(),
+                });
+            }
+        }
+        let event = self.event(
+            principal,
+            subject,
+            now,
+            EventKind::Collected {
+                purpose: purpose_id.to_owned(),
+                fields: fields.iter().map(|(f, _)| f.clone()).collect(),
+            },
+        );
+        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
+        let leaves = self.submit(WriteRequest {
+            requires_active: Some(subject.as_str().to_owned()),
+            mutations,
+            entries: vec![entry],
+        })?;
+        Ok(leaves[0])
+    }
+
+    /// Records consent changes; `gpc` (a `Sec-GPC: 1` signal) withdraws every purpose that sells
+    /// or shares data, after the explicit changes, so the signal always wins.
+    pub fn record_consent(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        changes: Vec<ConsentChange>,
+        gpc: bool,
+        now: i64,
+    ) -> Result<ConsentView, VaultError> {
+        let as_service = match principal {
+            Principal::Subject(s) if s == subject => None,
+            Principal::Service(k) => Some(k),
+            _ => return Err(VaultError::Forbidden("not your subject")),
+        };
+        if changes.is_empty() && !gpc {
+            return Err(invalid("no consent changes given"));
+        }
+        let mut records = Vec::with_capacity(changes.len());
+        for c in changes {
+            let purpose = self
+                .map
+                .purpose(&c.purpose)
+                .ok_or_else(|| VaultError::UnknownPurpose(c.purpose.clone()))?;
+            if let Some(k) = as_service
+                && !k.purposes.contains(&c.purpose)
+            {
+                return Err(VaultError::PurposeNotPermitted(c.purpose));
+            }
+            if let Some(r) = &c.recipient
+                && !purpose.recipients.contains(r)
+            {
+                return Err(VaultError::RecipientNotDeclared(r.clone()));
+            }
+            if c.expires_at.is_some_and(|e| e <= now) {
+                return Err(invalid("expires_at must be in the future"));
+            }
+            let evidence = match (c.evidence, as_service) {
+                (Some(e), _) => e,
+                (None, None) => Evidence {
+                    channel: "privacy_center".into(),
+                    notice_version: self.map.version.clone(),
+                },
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "services must give evidence: channel and notice_version",
+                    ));
+                }
+            };
+            check_label("evidence.channel", &evidence.channel)?;
+            check_label("evidence.notice_version", &evidence.notice_version)?;
+            records.push(ConsentRecord {
+                purpose: c.purpose,
+                recipient: c.recipient,
+                action: c.action,
+                at: now,
+                expires_at: c.expires_at,
+                evidence,
+            });
+        }
+        if gpc {
+            for p in self.map.purposes.values().filter(|p| p.sells_or_shares) {
+                records.push(ConsentRecord {
+                    purpose: p.id.clone(),
+                    recipient: None,
+                    action: ConsentAction::Withdraw,
+                    at: now,
+                    expires_at: None,
+                    evidence: Evidence {
+                        channel: "gpc".into(),
+                        notice_version: self.map.version.clone(),
+                    },
+                });
+            }
+        }
+        let dek = self.data_key(subject, true, now)?;
+        let mut request = WriteRequest {
+            requires_active: Some(subject.as_str().to_owned()),
+            ..Default::default()
+        };
+        for r in &records {
+            let event = self.event(
+                principal,
+                subject,
+                now,
+                EventKind::ConsentChanged {
+                    purpose: r.purpose.clone(),
+                    recipient: r.recipient.clone(),
+                    action: r.action.as_str(),
+                    expires_at: r.expires_at,
+                    channel: r.evidence.channel.clone(),
+                    notice_version: r.evidence.notice_version.clone(),
+                },
+            );
+            request.entries.push(self.entry(Some(&dek), subject, &event).0);
+            request.mutations.push(Mutation::AddConsent {
+                subject: subject.as_str().to_owned(),
+                row: ConsentRow {
+                    purpose: r.purpose.clone(),
+                    recipient: r.recipient.clone(),
+                    action: r.action.as_str().to_owned(),
+                    at: r.at,
+                    expires_at: r.expires_at,
+                    channel: r.evidence.channel.clone(),
+                    notice_version: r.evidence.notice_version.clone(),
+                },
+            });
+        }
+        self.submit(request)?;
+        self.consents(principal, subject, now)
+    }
+
+    /// The customer's consents: the customer themself, or a service (any purpose it holds).
+    pub fn consents(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<ConsentView, VaultError> {
+        let visible: Box<dyn Fn(&str) -> bool> = match principal {
+            Principal::Subject(s) if s == subject => Box::new(|_| true),
+            Principal::Service(k) => {
+                let held = k.purposes.clone();
+                Box::new(move |p| held.contains(p))
+            }
+            _ => return Err(VaultError::Forbidden("not your subject")),
+        };
+        let history = match self.store.subject(subject.as_str())? {
+            SubjectState::Active { .. } => self.consent_records(subject)?,
+            SubjectState::Unknown => Vec::new(),
+            SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
+        };
+        let history: Vec<ConsentRecord> =
+            history.into_iter().filter(|r| visible(&r.purpose)).collect();
+        let in_force = self
+            .map
+            .purposes
+            .values()
+            .filter(|p| p.legal_basis.needs_consent() && visible(&p.id))
+            .map(|p| (p.id.clone(), consent_in_force(&history, &p.id, None, now)))
+            .collect();
+        Ok(ConsentView { in_force, history })
+    }
+
+    /// Reads fields for a purpose: decide, log durably, then unseal only what the policy permits.
+    pub fn access(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        purpose_id: &str,
+        fields: &[String],
+        now: i64,
+    ) -> Result<AccessOutcome, VaultError> {
+        let key = principal.service()?;
+        if fields.is_empty() || fields.len() > MAX_FIELDS {
+            return Err(invalid(format!("ask for 1 to {MAX_FIELDS} fields")));
+        }
+        if !key.purposes.contains(purpose_id) {
+            self.log_refusal(principal, subject, purpose_id, now)?;
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+        }
+        let purpose = self
+            .map
+            .purpose(purpose_id)
+            .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        let dek = self.data_key(subject, false, now)?;
+        let consents = self.consent_records(subject)?;
+        let decision = decide(
+            &self.map,
+            purpose,
+            key.recipient.as_deref(),
+            &consents,
+            fields,
+            now,
+        );
+        let event = self.event(
+            principal,
+            subject,
+            now,
+            EventKind::Accessed {
+                purpose: purpose_id.to_owned(),
+                recipient: key.recipient.clone(),
+                fields: decision
+                    .fields
+                    .iter()
+                    .map(|d| FieldOutcome {
+                        field: d.field.clone(),
+                        outcome: d.denial.map_or("allowed", Denial::code),
+                    })
+                    .collect(),
+            },
+        );
+        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
+        let leaf_index = self.submit(WriteRequest {
+            requires_active: Some(subject.as_str().to_owned()),
+            mutations: vec![],
+            entries: vec![entry],
+        })?[0];
+        // The event is durable; only now may plaintext leave the vault.
+        let sealed = self.store.fields(subject.as_str(), decision.permit.fields())?;
+        let mut values = Vec::with_capacity(sealed.len());
+        for (field, blob) in sealed {
+            let plain = dek
+                .open(subject.as_str(), SealContext::Field(&field), &blob)
+                .map_err(|_| {
+                    tracing::error!(subject = %subject, field = %field, "field failed to open");
+                    VaultError::Internal
+                })?;
+            let text = String::from_utf8(plain.to_vec()).map_err(|_| VaultError::Internal)?;
+            values.push((field, Zeroizing::new(text)));
+        }
+        Ok(AccessOutcome {
+            decisions: decision.fields,
+            values,
+            leaf_index,
+        })
+    }
+
+    /// Logs a refused call against the customer, if they exist, so they see the attempt.
+    fn log_refusal(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        purpose: &str,
+        now: i64,
+    ) -> Result<(), VaultError> {
+        let dek = match self.data_key(subject, false, now) {
+            Ok(k) => k,
+            Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let event = self.event(
+            principal,
+            subject,
+            now,
+            EventKind::Refused {
+                purpose: purpose.to_owned(),
+                reason: "purpose_not_permitted",
+            },
+        );
+        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
+        match self.submit(WriteRequest {
+            requires_active: Some(subject.as_str().to_owned()),
+            mutations: vec![],
+            entries: vec![entry],
+        }) {
+            Ok(_) | Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finds customers whose `category` equals `value`, through the blind index. Each match is
+    /// decided like an access for `purpose` and logged before it is returned.
+    pub fn lookup(
+        &self,
+        principal: &Principal,
+        purpose_id: &str,
+        category: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<Vec<SubjectId>, VaultError> {
+        let key = principal.service()?;
+        if !key.purposes.contains(purpose_id) {
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+        }
+        let purpose = self
+            .map
+            .purpose(purpose_id)
+            .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        let blind = self.blind.get(category).ok_or_else(|| {
+            invalid(format!(
+                "`{category}` is not declared with lookup = true in the data map"
+            ))
+        })?;
+        let wanted = normalise(category, value);
+        let digest = blind.index(wanted.as_bytes());
+        let mut found = Vec::new();
+        for candidate in self.store.blind_index_matches(category, &digest)? {
+            let Ok(subject) = SubjectId::parse(&candidate) else {
+                continue;
+            };
+            let dek = match self.data_key(&subject, false, now) {
+                Ok(k) => k,
+                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            let consents = self.consent_records(&subject)?;
+            let field = [category.to_owned()];
+            let decision = decide(
+                &self.map,
+                purpose,
+                key.recipient.as_deref(),
+                &consents,
+                &field,
+                now,
+            );
+            if decision.permit.fields().is_empty() {
+                continue;
+            }
+            // Truncated digests can coincide: confirm by opening the stored value.
+            let Some((_, sealed)) = self.store.fields(subject.as_str(), &field)?.pop() else {
+                continue;
+            };
+            let plain = dek
+                .open(subject.as_str(), SealContext::Field(category), &sealed)
+                .map_err(|_| VaultError::Internal)?;
+            if normalise(category, &String::from_utf8_lossy(&plain)) != wanted {
+                continue;
+            }
+            let event = self.event(
+                principal,
+                &subject,
+                now,
+                EventKind::Accessed {
+                    purpose: purpose_id.to_owned(),
+                    recipient: key.recipient.clone(),
+                    fields: vec![FieldOutcome {
+                        field: category.to_owned(),
+                        outcome: "lookup_match",
+                    }],
+                },
+            );
+            let (entry, _, _) = self.entry(Some(&dek), &subject, &event);
+            match self.submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations: vec![],
+                entries: vec![entry],
+            }) {
+                Ok(_) => found.push(subject),
+                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The customer's own history, each event with an inclusion proof against the latest
+    /// signed checkpoint.
+    pub fn history(&self, principal: &Principal, subject: &SubjectId) -> Result<History, VaultError> {
+        if !principal.is_subject(subject) {
+            return Err(VaultError::Forbidden("only the customer may read their history"));
+        }
+        let dek = match self.store.subject(subject.as_str())? {
+            SubjectState::Active { wrapped_key } => self
+                .kek
+                .unwrap(subject.as_str(), &wrapped_key)
+                .map_err(|_| VaultError::Internal)?,
+            SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
+            SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
+        };
+        // Events first, then the checkpoint: the checkpoint then covers every event read.
+        let rows = self.store.events(subject.as_str())?;
+        let Some(cp) = self.store.latest_checkpoint()? else {
+            return Err(VaultError::SubjectNotFound);
+        };
+        let hashes = candor_store::StoreHashes(&*self.store);
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows.into_iter().filter(|r| r.leaf_index < cp.size) {
+            let body = dek
+                .open(subject.as_str(), SealContext::Event, &row.sealed_body)
+                .map_err(|_| VaultError::Internal)?;
+            if body.len() < 32 {
+                return Err(StoreError::Corrupt("event body too short").into());
+            }
+            let nonce: [u8; 32] = body[..32].try_into().expect("checked length");
+            let canonical_event =
+                String::from_utf8(body[32..].to_vec()).map_err(|_| VaultError::Internal)?;
+            entries.push(HistoryEntry {
+                leaf_index: row.leaf_index,
+                leaf_hash: leaf_hash(&row.commitment),
+                inclusion_proof: candor_log::inclusion_proof(row.leaf_index, cp.size, &hashes)?,
+                commitment: row.commitment,
+                nonce,
+                canonical_event,
+            });
+        }
+        Ok(History {
+            checkpoint: cp.note,
+            tree_size: cp.size,
+            entries,
+        })
+    }
+
+    /// Erases a customer: destroys their data key, fields, index entries, consents and event
+    /// bodies in one durable step, and logs the erasure.
+    pub fn erase(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<ErasureReceipt, VaultError> {
+        let allowed = match principal {
+            Principal::Subject(s) => s == subject,
+            Principal::Service(k) => k.can_erase,
+            Principal::Admin { .. } => true,
+        };
+        if !allowed {
+            return Err(VaultError::Forbidden("this caller may not erase this subject"));
+        }
+        // Fails with SubjectErased or SubjectNotFound as appropriate.
+        drop(self.data_key(subject, false, now)?);
+        let event = self.event(principal, subject, now, EventKind::Erased);
+        let (entry, nonce, canonical) = self.entry(None, subject, &event);
+        let commitment = entry.commitment;
+        let leaves = self.submit(WriteRequest {
+            requires_active: Some(subject.as_str().to_owned()),
+            mutations: vec![Mutation::Erase {
+                subject: subject.as_str().to_owned(),
+                at: now,
+            }],
+            entries: vec![entry],
+        })?;
+        Ok(ErasureReceipt {
+            leaf_index: leaves[0],
+            commitment,
+            nonce,
+            canonical_event: String::from_utf8(canonical).expect("canonical JSON is UTF-8"),
+        })
+    }
+
+    /// Mints a short-lived session token for a customer, on a trusted service's word.
+    pub fn mint_session(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<(String, i64), VaultError> {
+        let key = principal.service()?;
+        if !key.can_mint_sessions {
+            return Err(VaultError::Forbidden("this key may not mint customer sessions"));
+        }
+        if let SubjectState::Erased { .. } = self.store.subject(subject.as_str())? {
+            return Err(VaultError::SubjectErased);
+        }
+        let expires_at = now + SESSION_TTL_SECS;
+        Ok((self.sessions.mint(subject.as_str(), expires_at), expires_at))
+    }
+
+    /// Creates a service key (admin only).
+    pub fn create_key(
+        &self,
+        principal: &Principal,
+        spec: NewKeySpec,
+        now: i64,
+    ) -> Result<CreatedKey, VaultError> {
+        if !matches!(principal, Principal::Admin { .. }) {
+            return Err(VaultError::Forbidden("only the admin key may create keys"));
+        }
+        check_label("name", &spec.name)?;
+        for p in &spec.purposes {
+            if self.map.purpose(p).is_none() {
+                return Err(VaultError::UnknownPurpose(p.clone()));
+            }
+        }
+        if let Some(r) = &spec.recipient
+            && !self.map.recipients.contains_key(r)
+        {
+            return Err(VaultError::RecipientNotDeclared(r.clone()));
+        }
+        self.insert_key("service", spec, now)
+    }
+
+    /// Creates the admin key; `candor init` calls this once, no API reaches it.
+    pub fn create_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
+        let spec = NewKeySpec {
+            name: "admin".into(),
+            purposes: vec![],
+            recipient: None,
+            can_mint_sessions: false,
+            can_erase: true,
+        };
+        self.insert_key("admin", spec, now)
+    }
+
+    fn insert_key(&self, role: &str, spec: NewKeySpec, now: i64) -> Result<CreatedKey, VaultError> {
+        let new = new_api_key();
+        self.submit(WriteRequest {
+            mutations: vec![Mutation::InsertApiKey(ApiKeyRow {
+                id: new.id.clone(),
+                secret_hash: new.secret_hash,
+                role: role.to_owned(),
+                name: spec.name,
+                purposes: spec.purposes,
+                recipient: spec.recipient,
+                can_mint_sessions: spec.can_mint_sessions,
+                can_erase: spec.can_erase,
+                created_at: now,
+            })],
+            ..Default::default()
+        })?;
+        Ok(CreatedKey {
+            id: new.id,
+            token: new.token,
+        })
+    }
+}
