@@ -370,6 +370,21 @@ impl Vault {
         Ok(self.store.latest_checkpoint()?)
     }
 
+    /// A consistency proof from tree size `from` to `to`, both at most the latest checkpoint's.
+    pub fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, VaultError> {
+        let size = self.store.latest_checkpoint()?.map_or(0, |c| c.size);
+        if from == 0 || from > to || to > size {
+            return Err(invalid(format!(
+                "need 0 < from <= to <= {size}, the latest checkpoint's size"
+            )));
+        }
+        Ok(candor_log::consistency_proof(
+            from,
+            to,
+            &candor_store::StoreHashes(&*self.store),
+        )?)
+    }
+
     /// Checks a bearer token: a customer session (`cst_…`) or an API key (`cnd_…`).
     pub fn authenticate(&self, token: &str, now: i64) -> Result<Principal, VaultError> {
         if token.starts_with("cst_") {

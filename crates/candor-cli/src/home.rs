@@ -1,0 +1,187 @@
+//! The Candor home directory and what lives in it.
+//!
+//! ```text
+//! DIR/datamap.toml   the data map (kept if present before init)
+//! DIR/root.key       root key, base64, mode 0600 (absent when CANDOR_ROOT_KEY is set)
+//! DIR/log.key        the log's C2SP signer key, mode 0600
+//! DIR/candor.db      SQLite: ciphertexts, consents, log (plus -wal and -shm files)
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use candor_core::{DataMap, SAMPLE_DATA_MAP};
+use candor_crypto::RootKey;
+use candor_log::NoteSigner;
+use candor_store::SqliteStore;
+use candor_vault::Vault;
+use zeroize::Zeroizing;
+
+const DATA_MAP: &str = "datamap.toml";
+const ROOT_KEY: &str = "root.key";
+const LOG_KEY: &str = "log.key";
+const DATABASE: &str = "candor.db";
+/// Overrides `root.key`, for deployments that inject secrets through the environment.
+const ROOT_KEY_ENV: &str = "CANDOR_ROOT_KEY";
+
+/// Has `init` already run in `dir`?
+pub fn is_initialised(dir: &Path) -> bool {
+    dir.join(DATABASE).exists()
+}
+
+/// What `init` made.
+pub struct Created {
+    dir: String,
+    origin: String,
+    admin_key: Zeroizing<String>,
+    log_public_key: String,
+    root_key_file: Option<String>,
+}
+
+impl Created {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dir": self.dir,
+            "origin": self.origin,
+            "admin_key": *self.admin_key,
+            "log_public_key": self.log_public_key,
+            "root_key_file": self.root_key_file,
+        })
+    }
+
+    pub fn print_human(&self) {
+        println!("Initialised a Candor home in {}", self.dir);
+        println!();
+        println!("  data map        {}/{DATA_MAP}", self.dir);
+        match &self.root_key_file {
+            Some(f) => println!("  root key        {f} (mode 0600; back it up, never commit it)"),
+            None => println!("  root key        from ${ROOT_KEY_ENV}"),
+        }
+        println!("  log origin      {}", self.origin);
+        println!("  log public key  {}", self.log_public_key);
+        println!();
+        println!("Admin key (shown once; create service keys with it via POST /v1/keys):");
+        println!("  {}", *self.admin_key);
+    }
+}
+
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads a secret file, refusing one that others may read (as ssh does).
+fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(Zeroizing::new(std::fs::read_to_string(path)?))
+}
+
+fn root_key(dir: &Path) -> anyhow::Result<RootKey> {
+    if let Ok(text) = std::env::var(ROOT_KEY_ENV) {
+        let text = Zeroizing::new(text);
+        return RootKey::from_base64(&text).context(format!("${ROOT_KEY_ENV} is not a root key"));
+    }
+    let text = read_secret(&dir.join(ROOT_KEY))?;
+    RootKey::from_base64(&text).context("root.key is not a root key")
+}
+
+fn data_map(dir: &Path) -> anyhow::Result<DataMap> {
+    let path = dir.join(DATA_MAP);
+    let source =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    DataMap::parse(&source).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+}
+
+/// Creates a Candor home in `dir`.
+pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<Created> {
+    if is_initialised(dir) {
+        bail!("{} is already a Candor home", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if !dir.join(DATA_MAP).exists() {
+        std::fs::write(dir.join(DATA_MAP), SAMPLE_DATA_MAP)?;
+    }
+    let map = data_map(dir)?;
+
+    let root_key_file = if std::env::var_os(ROOT_KEY_ENV).is_some() {
+        None
+    } else {
+        write_secret(&dir.join(ROOT_KEY), &RootKey::generate().to_base64())?;
+        Some(dir.join(ROOT_KEY).display().to_string())
+    };
+    let root = root_key(dir)?;
+
+    let origin = match origin {
+        Some(o) => o.to_owned(),
+        None => {
+            let suffix: String = candor_log::commitment::fresh_nonce()[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("candor.local/{suffix}")
+        }
+    };
+    let signer = NoteSigner::generate(&origin).context("invalid origin")?;
+    let log_public_key = signer.verifier().to_vkey();
+    write_secret(&dir.join(LOG_KEY), &signer.to_skey())?;
+
+    let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
+    let vault = Vault::open(store, map, &root, signer)
+        .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
+    let admin = vault
+        .create_admin_key(now())
+        .map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
+    Ok(Created {
+        dir: dir.display().to_string(),
+        origin,
+        admin_key: admin.token,
+        log_public_key,
+        root_key_file,
+    })
+}
+
+/// Opens the vault of an initialised home.
+pub fn open(dir: &Path) -> anyhow::Result<Vault> {
+    if !is_initialised(dir) {
+        bail!(
+            "{} is not a Candor home; run `candor init --dir {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let map = data_map(dir)?;
+    let root = root_key(dir)?;
+    let skey = read_secret(&dir.join(LOG_KEY))?;
+    let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
+    let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
+    Vault::open(store, map, &root, signer).map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
