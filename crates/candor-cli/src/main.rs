@@ -12,7 +12,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "candor", version, about = "Purpose-bound personal-data vault with a verifiable access log")]
+#[command(
+    name = "candor",
+    version,
+    about = "Purpose-bound personal-data vault with a verifiable access log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -117,20 +117,41 @@ mod tests {
     #[test]
     fn latest_by_time_wins_regardless_of_recording_order() {
         let records = [rec(Withdraw, 20, None), rec(Grant, 10, None)];
-        assert_eq!(consent_in_force(&records, "p", None, 30), ConsentState::Withdrawn);
+        assert_eq!(
+            consent_in_force(&records, "p", None, 30),
+            ConsentState::Withdrawn
+        );
         let records = [rec(Grant, 10, None), rec(Withdraw, 10, None)];
-        assert_eq!(consent_in_force(&records, "p", None, 30), ConsentState::Withdrawn);
-        assert_eq!(consent_in_force(&records, "q", None, 30), ConsentState::Absent);
+        assert_eq!(
+            consent_in_force(&records, "p", None, 30),
+            ConsentState::Withdrawn
+        );
+        assert_eq!(
+            consent_in_force(&records, "q", None, 30),
+            ConsentState::Absent
+        );
     }
 
     #[test]
     fn recipient_grants_do_not_cover_internal_use_and_general_withdrawal_covers_them() {
         let records = [rec(Grant, 10, Some("r"))];
-        assert_eq!(consent_in_force(&records, "p", Some("r"), 30), ConsentState::Granted);
-        assert_eq!(consent_in_force(&records, "p", Some("s"), 30), ConsentState::Absent);
-        assert_eq!(consent_in_force(&records, "p", None, 30), ConsentState::Absent);
+        assert_eq!(
+            consent_in_force(&records, "p", Some("r"), 30),
+            ConsentState::Granted
+        );
+        assert_eq!(
+            consent_in_force(&records, "p", Some("s"), 30),
+            ConsentState::Absent
+        );
+        assert_eq!(
+            consent_in_force(&records, "p", None, 30),
+            ConsentState::Absent
+        );
         let records = [rec(Grant, 10, Some("r")), rec(Withdraw, 20, None)];
-        assert_eq!(consent_in_force(&records, "p", Some("r"), 30), ConsentState::Withdrawn);
+        assert_eq!(
+            consent_in_force(&records, "p", Some("r"), 30),
+            ConsentState::Withdrawn
+        );
     }
 
     #[test]
@@ -138,7 +159,13 @@ mod tests {
         let mut grant = rec(Grant, 10, None);
         grant.expires_at = Some(100);
         let records = [grant];
-        assert_eq!(consent_in_force(&records, "p", None, 99), ConsentState::Granted);
-        assert_eq!(consent_in_force(&records, "p", None, 100), ConsentState::Expired);
+        assert_eq!(
+            consent_in_force(&records, "p", None, 99),
+            ConsentState::Granted
+        );
+        assert_eq!(
+            consent_in_force(&records, "p", None, 100),
+            ConsentState::Expired
+        );
     }
 }

@@ -388,7 +388,11 @@ mod tests {
         ] {
             assert!(map.purpose(id).is_some(), "sample lacks {id}");
         }
-        assert!(map.recipients.values().any(|r| r.kind == RecipientKind::ThirdParty));
+        assert!(
+            map.recipients
+                .values()
+                .any(|r| r.kind == RecipientKind::ThirdParty)
+        );
         assert!(map.purposes.values().any(|p| p.sells_or_shares));
     }
 
@@ -412,7 +416,8 @@ mod tests {
 
     #[test]
     fn a_misspelt_taxonomy_key_is_refused_unless_custom() {
-        let base = "version = \"1\"\n[controller]\nname = \"x\"\ncontact = \"y\"\njurisdiction = \"EU\"\n";
+        let base =
+            "version = \"1\"\n[controller]\nname = \"x\"\ncontact = \"y\"\njurisdiction = \"EU\"\n";
         let e = error_of(&format!(
             "{base}[[categories]]\nkey = \"user.contact.emial\"\ndescription = \"d\"\n"
         ));
@@ -433,14 +438,19 @@ mod tests {
         );
         assert_eq!(e.line, 6, "{e}");
         assert!(e.message.contains("colour"), "{e}");
-        let src = SAMPLE_DATA_MAP.replacen("legal_basis = \"contract\"", "legal_basis = \"vibes\"", 1);
+        let src =
+            SAMPLE_DATA_MAP.replacen("legal_basis = \"contract\"", "legal_basis = \"vibes\"", 1);
         let e = error_of(&src);
-        assert!(e.message.contains("consent"), "lists the accepted values: {e}");
+        assert!(
+            e.message.contains("consent"),
+            "lists the accepted values: {e}"
+        );
     }
 
     #[test]
     fn undeclared_recipients_and_duplicates_are_refused() {
-        let src = SAMPLE_DATA_MAP.replacen("recipients = [\"parcelgo\"]", "recipients = [\"dhl\"]", 1);
+        let src =
+            SAMPLE_DATA_MAP.replacen("recipients = [\"parcelgo\"]", "recipients = [\"dhl\"]", 1);
         assert!(error_of(&src).message.contains("`dhl`"));
         let twice = format!(
             "{SAMPLE_DATA_MAP}\n[[categories]]\nkey = \"user.contact.email\"\ndescription = \"again\"\n"

@@ -60,7 +60,14 @@ mod tests {
 
     #[test]
     fn personal_values_are_not_ids() {
-        for bad in ["", "a@b.com", "+44 20 7946 0000", "cus.1", &"x".repeat(65), "naïve"] {
+        for bad in [
+            "",
+            "a@b.com",
+            "+44 20 7946 0000",
+            "cus.1",
+            &"x".repeat(65),
+            "naïve",
+        ] {
             assert!(SubjectId::parse(bad).is_err(), "{bad}");
         }
         assert!(SubjectId::parse("cus_8f3A-2").is_ok());

@@ -148,17 +148,35 @@ mod tests {
     }
 
     /// Renders a decision as `field=outcome` lines, so each case reads as a table.
-    fn check(purpose: &str, recipient: Option<&str>, consents: &[ConsentRecord], fields: &[&str], expect: &str) {
+    fn check(
+        purpose: &str,
+        recipient: Option<&str>,
+        consents: &[ConsentRecord],
+        fields: &[&str],
+        expect: &str,
+    ) {
         let map = map();
         let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
-        let d = decide(&map, map.purpose(purpose).unwrap(), recipient, consents, &fields, 1000);
+        let d = decide(
+            &map,
+            map.purpose(purpose).unwrap(),
+            recipient,
+            consents,
+            &fields,
+            1000,
+        );
         let got: Vec<String> = d
             .fields
             .iter()
             .map(|f| format!("{}={}", f.field, f.denial.map_or("allowed", Denial::code)))
             .collect();
         assert_eq!(got.join(" "), expect);
-        let allowed: Vec<&str> = d.fields.iter().filter(|f| f.denial.is_none()).map(|f| f.field.as_str()).collect();
+        let allowed: Vec<&str> = d
+            .fields
+            .iter()
+            .filter(|f| f.denial.is_none())
+            .map(|f| f.field.as_str())
+            .collect();
         assert_eq!(d.permit.fields(), allowed.as_slice());
     }
 
@@ -168,7 +186,12 @@ mod tests {
             "essential.service.payment_processing",
             None,
             &[],
-            &["user.name", "user.financial.bank_account", "user.contact.email", "user.shoe_size"],
+            &[
+                "user.name",
+                "user.financial.bank_account",
+                "user.contact.email",
+                "user.shoe_size",
+            ],
             "user.name=allowed user.financial.bank_account=allowed \
              user.contact.email=not_needed_by_purpose user.shoe_size=unknown_field",
         );
@@ -178,14 +201,41 @@ mod tests {
     fn consent_purposes_follow_the_consent_in_force() {
         let fields = ["user.contact.email", "user.name"];
         let m = "marketing.communications.email";
-        check(m, None, &[], &fields, "user.contact.email=no_consent user.name=not_needed_by_purpose");
+        check(
+            m,
+            None,
+            &[],
+            &fields,
+            "user.contact.email=no_consent user.name=not_needed_by_purpose",
+        );
         let granted = [consent(m, ConsentAction::Grant, 10)];
-        check(m, None, &granted, &fields, "user.contact.email=allowed user.name=not_needed_by_purpose");
-        let withdrawn = [consent(m, ConsentAction::Grant, 10), consent(m, ConsentAction::Withdraw, 20)];
-        check(m, None, &withdrawn, &fields, "user.contact.email=consent_withdrawn user.name=not_needed_by_purpose");
+        check(
+            m,
+            None,
+            &granted,
+            &fields,
+            "user.contact.email=allowed user.name=not_needed_by_purpose",
+        );
+        let withdrawn = [
+            consent(m, ConsentAction::Grant, 10),
+            consent(m, ConsentAction::Withdraw, 20),
+        ];
+        check(
+            m,
+            None,
+            &withdrawn,
+            &fields,
+            "user.contact.email=consent_withdrawn user.name=not_needed_by_purpose",
+        );
         let mut expiring = consent(m, ConsentAction::Grant, 10);
         expiring.expires_at = Some(500);
-        check(m, None, &[expiring], &fields, "user.contact.email=consent_expired user.name=not_needed_by_purpose");
+        check(
+            m,
+            None,
+            &[expiring],
+            &fields,
+            "user.contact.email=consent_expired user.name=not_needed_by_purpose",
+        );
     }
 
     #[test]

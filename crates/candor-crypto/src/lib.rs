@@ -83,7 +83,10 @@ impl RootKey {
                 .decode(text.trim())
                 .map_err(|_| CryptoError::MalformedKey)?,
         );
-        let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::MalformedKey)?;
+        let bytes: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::MalformedKey)?;
         Ok(RootKey(Zeroizing::new(bytes)))
     }
 
@@ -95,7 +98,8 @@ impl RootKey {
     fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"candor.root.v1"), &*self.0);
         let mut out = Zeroizing::new([0u8; 32]);
-        hk.expand(label, &mut *out).expect("32 bytes is a valid HKDF length");
+        hk.expand(label, &mut *out)
+            .expect("32 bytes is a valid HKDF length");
         out
     }
 
@@ -156,7 +160,10 @@ impl KeyWrappingKey {
                 .decrypt(nonce.into(), Payload { msg: ct, aad: &ad })
                 .map_err(|_| CryptoError::Unauthentic)?,
         );
-        let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::MalformedKey)?;
+        let bytes: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::MalformedKey)?;
         Ok(DataKey(Zeroizing::new(bytes)))
     }
 }
@@ -334,7 +341,9 @@ pub struct NewApiKey {
 
 impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewApiKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NewApiKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -378,12 +387,20 @@ mod tests {
             .open("cus_1", SealContext::Field("user.contact.email"), &sealed)
             .unwrap();
         assert_eq!(opened.as_slice(), b"a@b.c");
-        assert!(key.open("cus_2", SealContext::Field("user.contact.email"), &sealed).is_err());
-        assert!(key.open("cus_1", SealContext::Field("user.name"), &sealed).is_err());
+        assert!(
+            key.open("cus_2", SealContext::Field("user.contact.email"), &sealed)
+                .is_err()
+        );
+        assert!(
+            key.open("cus_1", SealContext::Field("user.name"), &sealed)
+                .is_err()
+        );
         assert!(key.open("cus_1", SealContext::Event, &sealed).is_err());
-        assert!(DataKey::generate()
-            .open("cus_1", SealContext::Field("user.contact.email"), &sealed)
-            .is_err());
+        assert!(
+            DataKey::generate()
+                .open("cus_1", SealContext::Field("user.contact.email"), &sealed)
+                .is_err()
+        );
     }
 
     #[test]
@@ -406,7 +423,12 @@ mod tests {
         let back = kek.unwrap("cus_1", &wrapped).unwrap();
         assert_eq!(*back.0, *dek.0);
         assert!(kek.unwrap("cus_2", &wrapped).is_err());
-        assert!(RootKey::generate().key_wrapping_key().unwrap("cus_1", &wrapped).is_err());
+        assert!(
+            RootKey::generate()
+                .key_wrapping_key()
+                .unwrap("cus_1", &wrapped)
+                .is_err()
+        );
     }
 
     #[test]
@@ -429,7 +451,9 @@ mod tests {
         );
         assert_ne!(
             email.index(b"a@b.c"),
-            RootKey::generate().blind_index_key("user.contact.email").index(b"a@b.c")
+            RootKey::generate()
+                .blind_index_key("user.contact.email")
+                .index(b"a@b.c")
         );
     }
 
@@ -442,7 +466,10 @@ mod tests {
         let forged = key.mint("cus_2", 1000);
         let (forged_payload, _) = forged.split_once('.').unwrap();
         let (_, real_tag) = token.split_once('.').unwrap();
-        assert!(key.verify(&format!("{forged_payload}.{real_tag}"), 0).is_err());
+        assert!(
+            key.verify(&format!("{forged_payload}.{real_tag}"), 0)
+                .is_err()
+        );
         assert!(RootKey::generate().session_key().verify(&token, 0).is_err());
     }
 

@@ -37,10 +37,7 @@ pub fn app(vault: Arc<Vault>) -> Router {
             get(routes::get_consents).post(routes::post_consents),
         )
         .route("/v1/subjects/{id}/history", get(routes::history))
-        .route(
-            "/v1/subjects/{id}",
-            axum::routing::delete(routes::erase),
-        )
+        .route("/v1/subjects/{id}", axum::routing::delete(routes::erase))
         .route("/v1/subjects/{id}/sessions", post(routes::mint_session))
         .route("/v1/access", post(routes::access))
         .route("/v1/lookup", post(routes::lookup))
@@ -49,9 +46,7 @@ pub fn app(vault: Arc<Vault>) -> Router {
         .route("/log/consistency", get(routes::consistency))
         .route("/healthz", get(routes::health))
         .route("/openapi.json", get(routes::openapi))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -140,7 +140,11 @@ pub async fn get_consents(
     bearer: Bearer,
 ) -> Result<Json<ConsentsResponse>, ApiError> {
     as_principal(vault, bearer, move |vault, p, now| {
-        Ok(Json(consents_body(vault.consents(p, &subject(&id)?, now)?)))
+        Ok(Json(consents_body(vault.consents(
+            p,
+            &subject(&id)?,
+            now,
+        )?)))
     })
     .await
 }
@@ -260,8 +264,7 @@ pub async fn history(
                 inclusion_proof: e.inclusion_proof.iter().map(|h| b64(&h.0)).collect(),
                 commitment: b64(&e.commitment),
                 nonce: b64(&e.nonce),
-                event: serde_json::from_str(&e.canonical_event)
-                    .unwrap_or(serde_json::Value::Null),
+                event: serde_json::from_str(&e.canonical_event).unwrap_or(serde_json::Value::Null),
                 canonical_event: e.canonical_event,
             })
             .collect();
@@ -379,7 +382,11 @@ pub async fn consistency(
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ConsistencyResponse>, ApiError> {
     let Query(q) = query.map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "need ?from=N&to=M")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "need ?from=N&to=M",
+        )
     })?;
     let proof = tokio::task::spawn_blocking(move || vault.consistency(q.from, q.to))
         .await
@@ -410,10 +417,12 @@ struct BearerScheme;
 
 impl utoipa::Modify for BearerScheme {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        api.components.get_or_insert_with(Default::default).add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
     }
 }
 

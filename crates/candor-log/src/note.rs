@@ -94,8 +94,8 @@ impl NoteVerifier {
         if key_id(name, &public) != id {
             return Err(NoteError::BadKey("key hash does not match the key"));
         }
-        let key =
-            VerifyingKey::from_bytes(&public).map_err(|_| NoteError::BadKey("not a curve point"))?;
+        let key = VerifyingKey::from_bytes(&public)
+            .map_err(|_| NoteError::BadKey("not a curve point"))?;
         Ok(NoteVerifier {
             name: name.to_owned(),
             id,
@@ -235,17 +235,19 @@ pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, N
     let text = &note[..split + 1];
     let sigs = &note[split + 2..];
     if sigs.is_empty() || !sigs.ends_with('\n') {
-        return Err(NoteError::Malformed("signature block must end with newline"));
+        return Err(NoteError::Malformed(
+            "signature block must end with newline",
+        ));
     }
     let mut verified_by = Vec::new();
     let mut unverified = 0;
     for line in sigs[..sigs.len() - 1].split('\n') {
-        let rest = line
-            .strip_prefix(SIG_PREFIX)
-            .ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
-        let (name, sig) = rest
-            .split_once(' ')
-            .ok_or(NoteError::Malformed("signature line needs name and signature"))?;
+        let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
+            "signature line must start with an em dash",
+        ))?;
+        let (name, sig) = rest.split_once(' ').ok_or(NoteError::Malformed(
+            "signature line needs name and signature",
+        ))?;
         if !valid_name(name) {
             return Err(NoteError::Malformed("invalid signer name"));
         }
@@ -293,7 +295,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: `origin\nsize\nbase64(root)\n`.
     pub fn to_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root.0))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root.0)
+        )
     }
 
     /// Parses a checkpoint body; extension lines after the root are allowed and ignored.
@@ -376,7 +383,10 @@ mod tests {
     fn checkpoint_sizes_are_canonical_decimals() {
         let root = B64.encode([0u8; 32]);
         for bad in ["", "01", "-1", "1e3", " 1"] {
-            assert!(Checkpoint::parse(&format!("o\n{bad}\n{root}\n")).is_err(), "{bad:?}");
+            assert!(
+                Checkpoint::parse(&format!("o\n{bad}\n{root}\n")).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(Checkpoint::parse(&format!("o\n0\n{root}\n")).is_ok());
     }

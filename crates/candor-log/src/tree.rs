@@ -129,7 +129,10 @@ pub fn consistency_proof<R: HashReader>(
     new: u64,
     reader: &R,
 ) -> Result<Vec<Hash>, R::Error> {
-    assert!(old <= new, "cannot prove {old} consistent with smaller {new}");
+    assert!(
+        old <= new,
+        "cannot prove {old} consistent with smaller {new}"
+    );
     if old == 0 || old == new {
         return Ok(Vec::new());
     }
@@ -327,7 +330,9 @@ impl Frontier {
         let Some((last, rest)) = self.peaks.split_last() else {
             return Hash::empty();
         };
-        rest.iter().rev().fold(*last, |acc, left| node_hash(left, &acc))
+        rest.iter()
+            .rev()
+            .fold(*last, |acc, left| node_hash(left, &acc))
     }
 
     /// Appends a leaf whose entry is `data`; returns its index and the stored hashes to write.
@@ -358,7 +363,11 @@ impl MemoryHashes {
     /// Records hashes produced by [`Frontier::append`].
     pub fn extend(&mut self, stored: &[(u64, Hash)]) {
         for &(i, h) in stored {
-            assert_eq!(i, self.0.len() as u64, "stored hashes must be appended in order");
+            assert_eq!(
+                i,
+                self.0.len() as u64,
+                "stored hashes must be appended in order"
+            );
             self.0.push(h);
         }
     }

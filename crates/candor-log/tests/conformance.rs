@@ -67,14 +67,25 @@ struct InclusionCase {
 #[test]
 fn inclusion_vectors() {
     let files = json_files(&conformance_dir().join("tlog/testdata/inclusion"));
-    assert!(files.len() > 50, "expected the full inclusion suite, found {}", files.len());
+    assert!(
+        files.len() > 50,
+        "expected the full inclusion suite, found {}",
+        files.len()
+    );
     for path in files {
         let case: InclusionCase = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let outcome = match (parse_proof(&case.proof), Hash::from_slice(&b64(&case.leaf_hash))) {
-            (Some(proof), Some(leaf)) => {
-                verify_inclusion(case.leaf_idx, case.tree_size, &leaf, &proof, &b64(&case.root))
-                    .is_ok()
-            }
+        let outcome = match (
+            parse_proof(&case.proof),
+            Hash::from_slice(&b64(&case.leaf_hash)),
+        ) {
+            (Some(proof), Some(leaf)) => verify_inclusion(
+                case.leaf_idx,
+                case.tree_size,
+                &leaf,
+                &proof,
+                &b64(&case.root),
+            )
+            .is_ok(),
             _ => false,
         };
         assert_eq!(outcome, !case.want_err, "{}: {}", path.display(), case.desc);
@@ -96,7 +107,11 @@ struct ConsistencyCase {
 #[test]
 fn consistency_vectors() {
     let files = json_files(&conformance_dir().join("tlog/testdata/consistency"));
-    assert!(files.len() > 50, "expected the full consistency suite, found {}", files.len());
+    assert!(
+        files.len() > 50,
+        "expected the full consistency suite, found {}",
+        files.len()
+    );
     for path in files {
         let case: ConsistencyCase = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let outcome = match parse_proof(&case.proof) {
@@ -166,7 +181,11 @@ fn signed_note_signatures_match_go() {
         .iter()
         .map(|k| NoteVerifier::parse(&k.verifier_key).unwrap())
         .collect();
-    let signer_vector = vectors.keys.iter().find(|k| k.signer_key.is_some()).unwrap();
+    let signer_vector = vectors
+        .keys
+        .iter()
+        .find(|k| k.signer_key.is_some())
+        .unwrap();
     let signer = NoteSigner::parse(signer_vector.signer_key.as_ref().unwrap()).unwrap();
     for note in &vectors.notes {
         if let Some(text) = &note.text {
@@ -174,9 +193,15 @@ fn signed_note_signatures_match_go() {
         }
         let all = open_note(&note.signed, &verifiers).unwrap();
         assert_eq!(all.unverified, 0, "{}", note.desc);
-        let only_signer = open_note(&note.signed, std::slice::from_ref(&signer.verifier())).unwrap();
+        let only_signer =
+            open_note(&note.signed, std::slice::from_ref(&signer.verifier())).unwrap();
         assert_eq!(only_signer.verified_by, vec![signer.name().to_owned()]);
-        assert_eq!(only_signer.unverified, all.verified_by.len() - 1, "{}", note.desc);
+        assert_eq!(
+            only_signer.unverified,
+            all.verified_by.len() - 1,
+            "{}",
+            note.desc
+        );
 
         let mut tampered = note.signed.clone();
         tampered.replace_range(0..2, "if");

@@ -230,11 +230,8 @@ pub trait Store: Send + Sync {
         categories: &[String],
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Customers whose blind-index digest for `category` equals `digest` (candidates: confirm them).
-    fn blind_index_matches(
-        &self,
-        category: &str,
-        digest: &[u8],
-    ) -> Result<Vec<String>, StoreError>;
+    fn blind_index_matches(&self, category: &str, digest: &[u8])
+    -> Result<Vec<String>, StoreError>;
     /// The customer's consent records in the order recorded.
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError>;
     /// The customer's log events with bodies, in log order.

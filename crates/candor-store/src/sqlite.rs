@@ -9,8 +9,8 @@ use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    ApiKeyRow, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
-    StoreError, StoredCheckpoint, SubjectState, WriteRequest,
+    ApiKeyRow, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer, StoreError,
+    StoredCheckpoint, SubjectState, WriteRequest,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -545,22 +545,35 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
         let mut seq = TestSequencer(Frontier::default());
         store.commit(&[create("a")], &mut seq).unwrap();
-        assert_eq!(store.latest_checkpoint().unwrap(), None, "no leaves, no checkpoint");
+        assert_eq!(
+            store.latest_checkpoint().unwrap(),
+            None,
+            "no leaves, no checkpoint"
+        );
 
         let outcomes = store
             .commit(&[event("a", 1), event("ghost", 2), event("a", 3)], &mut seq)
             .unwrap();
-        assert_eq!(outcomes, vec![Ok(vec![0]), Err(Conflict::SubjectUnknown), Ok(vec![1])]);
+        assert_eq!(
+            outcomes,
+            vec![Ok(vec![0]), Err(Conflict::SubjectUnknown), Ok(vec![1])]
+        );
         assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 2);
         let events = store.events("a").unwrap();
-        assert_eq!(events.iter().map(|e| e.leaf_index).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            events.iter().map(|e| e.leaf_index).collect::<Vec<_>>(),
+            [0, 1]
+        );
 
         let reader = crate::StoreHashes(&store);
         assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
 
         let erase = WriteRequest {
             requires_active: Some("a".into()),
-            mutations: vec![Mutation::Erase { subject: "a".into(), at: 9 }],
+            mutations: vec![Mutation::Erase {
+                subject: "a".into(),
+                at: 9,
+            }],
             entries: vec![],
         };
         store.commit(&[erase], &mut seq).unwrap();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use candor_core::{
     Actor, ConsentAction, ConsentRecord, ConsentState, DataMap, Denial, Event, EventKind, Evidence,
-    FieldDecision, FieldOutcome, SubjectId, consent_in_force, decide,
+    FieldDecision, FieldOutcome, Permit, SubjectId, consent_in_force, decide,
 };
 use candor_crypto::{
     BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext, SessionKey, ct_eq, new_api_key,
@@ -311,7 +311,9 @@ fn to_record(row: ConsentRow) -> Result<ConsentRecord, VaultError> {
 
 fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
     if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
-        return Err(invalid(format!("{what} must be 1 to 64 printable characters")));
+        return Err(invalid(format!(
+            "{what} must be 1 to 64 printable characters"
+        )));
     }
     Ok(())
 }
@@ -434,10 +436,13 @@ impl Vault {
         loop {
             match self.store.subject(subject.as_str())? {
                 SubjectState::Active { wrapped_key } => {
-                    return self.kek.unwrap(subject.as_str(), &wrapped_key).map_err(|_| {
-                        tracing::error!(subject = %subject, "data key failed to unwrap");
-                        VaultError::Internal
-                    });
+                    return self
+                        .kek
+                        .unwrap(subject.as_str(), &wrapped_key)
+                        .map_err(|_| {
+                            tracing::error!(subject = %subject, "data key failed to unwrap");
+                            VaultError::Internal
+                        });
                 }
                 SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
                 SubjectState::Unknown if create && !created => {
@@ -482,7 +487,13 @@ impl Vault {
         (entry, nonce, canonical)
     }
 
-    fn event(&self, principal: &Principal, subject: &SubjectId, now: i64, kind: EventKind) -> Event {
+    fn event(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+        kind: EventKind,
+    ) -> Event {
         Event {
             v: 1,
             subject: subject.as_str().to_owned(),
@@ -678,7 +689,9 @@ impl Vault {
                     notice_version: r.evidence.notice_version.clone(),
                 },
             );
-            request.entries.push(self.entry(Some(&dek), subject, &event).0);
+            request
+                .entries
+                .push(self.entry(Some(&dek), subject, &event).0);
             request.mutations.push(Mutation::AddConsent {
                 subject: subject.as_str().to_owned(),
                 row: ConsentRow {
@@ -716,8 +729,10 @@ impl Vault {
             SubjectState::Unknown => Vec::new(),
             SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
         };
-        let history: Vec<ConsentRecord> =
-            history.into_iter().filter(|r| visible(&r.purpose)).collect();
+        let history: Vec<ConsentRecord> = history
+            .into_iter()
+            .filter(|r| visible(&r.purpose))
+            .collect();
         let in_force = self
             .map
             .purposes
@@ -783,7 +798,23 @@ impl Vault {
             entries: vec![entry],
         })?[0];
         // The event is durable; only now may plaintext leave the vault.
-        let sealed = self.store.fields(subject.as_str(), decision.permit.fields())?;
+        let values = self.release(&dek, subject, &decision.permit)?;
+        Ok(AccessOutcome {
+            decisions: decision.fields,
+            values,
+            leaf_index,
+        })
+    }
+
+    /// Opens the stored values of the fields a policy decision permitted; nothing else can be
+    /// opened, because only the policy makes a [`Permit`].
+    fn release(
+        &self,
+        dek: &DataKey,
+        subject: &SubjectId,
+        permit: &Permit,
+    ) -> Result<Vec<(String, Zeroizing<String>)>, VaultError> {
+        let sealed = self.store.fields(subject.as_str(), permit.fields())?;
         let mut values = Vec::with_capacity(sealed.len());
         for (field, blob) in sealed {
             let plain = dek
@@ -795,11 +826,7 @@ impl Vault {
             let text = String::from_utf8(plain.to_vec()).map_err(|_| VaultError::Internal)?;
             values.push((field, Zeroizing::new(text)));
         }
-        Ok(AccessOutcome {
-            decisions: decision.fields,
-            values,
-            leaf_index,
-        })
+        Ok(values)
     }
 
     /// Logs a refused call against the customer, if they exist, so they see the attempt.
@@ -880,17 +907,11 @@ impl Vault {
                 &field,
                 now,
             );
-            if decision.permit.fields().is_empty() {
-                continue;
-            }
             // Truncated digests can coincide: confirm by opening the stored value.
-            let Some((_, sealed)) = self.store.fields(subject.as_str(), &field)?.pop() else {
+            let Some((_, plain)) = self.release(&dek, &subject, &decision.permit)?.pop() else {
                 continue;
             };
-            let plain = dek
-                .open(subject.as_str(), SealContext::Field(category), &sealed)
-                .map_err(|_| VaultError::Internal)?;
-            if normalise(category, &String::from_utf8_lossy(&plain)) != wanted {
+            if normalise(category, &plain) != wanted {
                 continue;
             }
             let event = self.event(
@@ -922,9 +943,15 @@ impl Vault {
 
     /// The customer's own history, each event with an inclusion proof against the latest
     /// signed checkpoint.
-    pub fn history(&self, principal: &Principal, subject: &SubjectId) -> Result<History, VaultError> {
+    pub fn history(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+    ) -> Result<History, VaultError> {
         if !principal.is_subject(subject) {
-            return Err(VaultError::Forbidden("only the customer may read their history"));
+            return Err(VaultError::Forbidden(
+                "only the customer may read their history",
+            ));
         }
         let dek = match self.store.subject(subject.as_str())? {
             SubjectState::Active { wrapped_key } => self
@@ -981,7 +1008,9 @@ impl Vault {
             Principal::Admin { .. } => true,
         };
         if !allowed {
-            return Err(VaultError::Forbidden("this caller may not erase this subject"));
+            return Err(VaultError::Forbidden(
+                "this caller may not erase this subject",
+            ));
         }
         // Fails with SubjectErased or SubjectNotFound as appropriate.
         drop(self.data_key(subject, false, now)?);
@@ -1013,7 +1042,9 @@ impl Vault {
     ) -> Result<(String, i64), VaultError> {
         let key = principal.service()?;
         if !key.can_mint_sessions {
-            return Err(VaultError::Forbidden("this key may not mint customer sessions"));
+            return Err(VaultError::Forbidden(
+                "this key may not mint customer sessions",
+            ));
         }
         if let SubjectState::Erased { .. } = self.store.subject(subject.as_str())? {
             return Err(VaultError::SubjectErased);

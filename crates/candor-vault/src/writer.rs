@@ -5,8 +5,8 @@
 //! While it waits on the disk, new requests queue up for the next group, so the batch size grows
 //! with load by itself and no timer is needed.
 
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use candor_log::{Checkpoint, Frontier, Hash, NoteSigner};
 use candor_store::{RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, WriteRequest};
@@ -78,7 +78,9 @@ impl LogWriter {
             let opened = Checkpoint::open(&cp.note, &signer.verifier())
                 .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
             if opened.size != size || !opened.root.ct_eq(&frontier.root()) {
-                return Err(StoreError::Corrupt("stored tree does not match its checkpoint"));
+                return Err(StoreError::Corrupt(
+                    "stored tree does not match its checkpoint",
+                ));
             }
         }
         let (queue, jobs) = mpsc::channel::<Job>();
@@ -100,11 +102,7 @@ impl LogWriter {
     }
 }
 
-fn run(
-    store: Arc<dyn Store>,
-    mut sequencer: LogSequencer,
-    jobs: mpsc::Receiver<Job>,
-) {
+fn run(store: Arc<dyn Store>, mut sequencer: LogSequencer, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {

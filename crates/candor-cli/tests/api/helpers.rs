@@ -1,0 +1,297 @@
+//! Starts the real `candor` binary on a fresh directory and talks to it over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use candor_log::{Checkpoint, Hash, NoteVerifier, verify_inclusion};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_candor");
+
+pub struct TestApp {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub admin: String,
+    pub log_key: String,
+    client: reqwest::blocking::Client,
+    child: Option<Child>,
+    // Everything the server wrote to stderr, across restarts.
+    log: Arc<Mutex<String>>,
+}
+
+/// A parsed response.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    /// `candor init --json` then `candor serve` on port 0.
+    pub fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "init",
+                "--json",
+                "--origin",
+                "test.candor.example/log",
+                "--dir",
+            ])
+            .arg(dir.path().join("home"))
+            .env_remove("CANDOR_ROOT_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut app = TestApp {
+            base: String::new(),
+            admin: created["admin_key"].as_str().unwrap().to_owned(),
+            log_key: created["log_public_key"].as_str().unwrap().to_owned(),
+            dir,
+            client: reqwest::blocking::Client::new(),
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        app.start();
+        app
+    }
+
+    pub fn home(&self) -> std::path::PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn start(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+            .arg(self.home())
+            .env("CANDOR_LOG", "debug")
+            .env_remove("CANDOR_ROOT_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("address=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        // The timeout only bounds a broken start; readiness is the server's own announcement.
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start: {}", self.server_log()));
+        self.base = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown, no flush; only what was durable survives.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start();
+    }
+
+    pub fn server_log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send_with(method, path, token, body, &[])
+    }
+
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = serde_json::from_str(&resp.text().unwrap()).unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+
+    /// A service key bound to `purposes`.
+    pub fn service_key(&self, name: &str, purposes: &[&str], extra: Value) -> String {
+        let mut spec = json!({ "name": name, "purposes": purposes });
+        if let Value::Object(more) = extra {
+            spec.as_object_mut().unwrap().extend(more);
+        }
+        let r = self.send("POST", "/v1/keys", Some(&self.admin), Some(spec));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A customer session minted by a service that may mint sessions.
+    pub fn session(&self, minter: &str, subject: &str) -> String {
+        let r = self.send(
+            "POST",
+            &format!("/v1/subjects/{subject}/sessions"),
+            Some(minter),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn tree_size(&self) -> u64 {
+        self.send("GET", "/healthz", None, None).body["tree_size"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Every byte of the database files, for plaintext scans.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for name in ["candor.db", "candor.db-wal", "candor.db-shm"] {
+            if let Ok(bytes) = std::fs::read(self.home().join(name)) {
+                all.extend(bytes);
+            }
+        }
+        all
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn b64(s: &Value) -> Vec<u8> {
+    B64.decode(s.as_str().unwrap()).unwrap()
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A checkpoint whose signature verified, as the client saw it.
+pub struct Verified {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// Checks a history response the way a customer's client would: the checkpoint's signature, and
+/// for every event that the commitment opens and the leaf is included. The commitment is
+/// recomputed here from its definition, not with Candor's own function.
+pub fn verify_history(history: &Value, log_key: &str) -> Verified {
+    let key = NoteVerifier::parse(log_key).unwrap();
+    let cp = Checkpoint::open(history["checkpoint"].as_str().unwrap(), &key).unwrap();
+    assert_eq!(history["tree_size"].as_u64().unwrap(), cp.size);
+    for e in history["events"].as_array().unwrap() {
+        let nonce = b64(&e["nonce"]);
+        let canonical = e["canonical_event"].as_str().unwrap();
+        let mut h = Sha256::new();
+        h.update(b"candor.event.commitment.v1\0");
+        h.update(&nonce);
+        h.update(canonical.as_bytes());
+        let commitment: [u8; 32] = h.finalize().into();
+        assert_eq!(
+            commitment.to_vec(),
+            b64(&e["commitment"]),
+            "commitment opens"
+        );
+        let mut lh = Sha256::new();
+        lh.update([0u8]);
+        lh.update(commitment);
+        let leaf = Hash(lh.finalize().into());
+        assert_eq!(leaf.0.to_vec(), b64(&e["leaf_hash"]));
+        let proof: Vec<Hash> = e["inclusion_proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| Hash::from_slice(&b64(p)).unwrap())
+            .collect();
+        verify_inclusion(
+            e["leaf_index"].as_u64().unwrap(),
+            cp.size,
+            &leaf,
+            &proof,
+            &cp.root.0,
+        )
+        .expect("inclusion proof verifies");
+        let parsed: Value = serde_json::from_str(canonical).unwrap();
+        assert_eq!(
+            parsed, e["event"],
+            "readable event matches the committed bytes"
+        );
+    }
+    Verified {
+        size: cp.size,
+        root: cp.root,
+    }
+}
