@@ -15,7 +15,8 @@ subjects=512
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -q -p candor-cli -p candor-http --example baseline_server
+cargo build --release -q -p candor-cli
+cargo build --release -q -p candor-http --example baseline_server
 
 work=$(mktemp -d)
 pids=()

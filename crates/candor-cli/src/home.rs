@@ -151,8 +151,9 @@ pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<Created> {
     let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
     let vault = Vault::open(store, map, &root, signer)
         .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
-    let admin = vault
-        .create_admin_key(now())
+    let admin = tokio::runtime::Builder::new_current_thread()
+        .build()?
+        .block_on(vault.create_admin_key(now()))
         .map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
     Ok(Created {
         dir: dir.display().to_string(),

@@ -54,46 +54,50 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn fixture() -> Fixture {
+fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
     let map = DataMap::parse(SAMPLE_DATA_MAP).unwrap();
     let signer = NoteSigner::generate("bench.candor.example/log").unwrap();
-    let vault = Vault::open(store, map, &RootKey::generate(), signer).unwrap();
-    let admin = vault.create_admin_key(now()).unwrap();
-    let admin = vault.authenticate(&admin.token, now()).unwrap();
-    let spec = NewKeySpec {
-        name: "bench".into(),
-        purposes: vec![OPS.into()],
-        recipient: None,
-        can_mint_sessions: false,
-        can_erase: false,
-    };
-    let token = vault
-        .create_key(&admin, spec, now())
-        .unwrap()
-        .token
-        .to_string();
-    let service = vault.authenticate(&token, now()).unwrap();
-    let vault = Arc::new(vault);
-    // Seed concurrently so group commit makes this quick.
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let (vault, service) = (&vault, &service);
-            s.spawn(move || {
-                for i in (t..SUBJECTS).step_by(8) {
-                    let subject = candor_core::SubjectId::parse(&format!("cus_{i}")).unwrap();
-                    let fields = FIELDS
-                        .iter()
-                        .zip(VALUES)
-                        .map(|(f, v)| (f.to_string(), zeroize::Zeroizing::new(v.to_string())))
-                        .collect();
-                    vault
-                        .collect(service, &subject, OPS, fields, now())
-                        .unwrap();
-                }
-            });
+    let vault = Arc::new(Vault::open(store, map, &RootKey::generate(), signer).unwrap());
+    let token = rt.block_on(async {
+        let admin = vault.create_admin_key(now()).await.unwrap();
+        let admin = vault.authenticate(&admin.token, now()).unwrap();
+        let spec = NewKeySpec {
+            name: "bench".into(),
+            purposes: vec![OPS.into()],
+            recipient: None,
+            can_mint_sessions: false,
+            can_erase: false,
+        };
+        let token = vault
+            .create_key(&admin, spec, now())
+            .await
+            .unwrap()
+            .token
+            .to_string();
+        let service = vault.authenticate(&token, now()).unwrap();
+        // Seed concurrently so group commit makes this quick.
+        let mut seeding = Vec::new();
+        for i in 0..SUBJECTS {
+            let (vault, service) = (vault.clone(), service.clone());
+            seeding.push(tokio::spawn(async move {
+                let subject = candor_core::SubjectId::parse(&format!("cus_{i}")).unwrap();
+                let fields = FIELDS
+                    .iter()
+                    .zip(VALUES)
+                    .map(|(f, v)| (f.to_string(), zeroize::Zeroizing::new(v.to_string())))
+                    .collect();
+                vault
+                    .collect(&service, &subject, OPS, fields, now())
+                    .await
+                    .unwrap();
+            }));
         }
+        for s in seeding {
+            s.await.unwrap();
+        }
+        token
     });
     Fixture {
         _dir: dir,
@@ -131,10 +135,11 @@ fn concurrent(rt: &tokio::runtime::Runtime, router: &Router, token: &str, iters:
                         .oneshot(access_request(&token, i))
                         .await
                         .unwrap();
-                    assert!(resp.status().is_success());
-                    axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    let status = resp.status();
+                    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
                         .await
                         .unwrap();
+                    assert!(status.is_success(), "{status}: {body:?}");
                     i += CONCURRENCY;
                 }
             }));
@@ -147,8 +152,8 @@ fn concurrent(rt: &tokio::runtime::Runtime, router: &Router, token: &str, iters:
 }
 
 fn bench(c: &mut Criterion) {
-    let fx = fixture();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let fx = fixture(&rt);
 
     // The exact bytes Candor answers, for the baseline to return.
     let candor = candor_http::app(fx.vault.clone());

@@ -55,6 +55,17 @@ pub enum SubjectState {
     },
 }
 
+/// A customer as one access sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// Whether they exist, and their wrapped key.
+    pub state: SubjectState,
+    /// Consent records in the order recorded (empty unless active).
+    pub consents: Vec<ConsentRow>,
+    /// Sealed fields by data category (empty unless active).
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
 /// A stored consent record (metadata only; the customer id is the row's key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRow {
@@ -223,12 +234,9 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 pub trait Store: Send + Sync {
     /// The customer's state.
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError>;
-    /// Sealed fields of `categories` that exist for the customer.
-    fn fields(
-        &self,
-        subject: &str,
-        categories: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The customer's state with their consents and sealed fields, read in one transaction
+    /// (what an access needs, consistently and with one round of page reads).
+    fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError>;
     /// Customers whose blind-index digest for `category` equals `digest` (candidates: confirm them).
     fn blind_index_matches(&self, category: &str, digest: &[u8])
     -> Result<Vec<String>, StoreError>;
@@ -243,7 +251,8 @@ pub trait Store: Send + Sync {
     /// Tree hashes by stored position (see `candor_log::stored_hash_index`).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
     /// Applies `requests` in order in one durable transaction, with their log leaves and one
-    /// checkpoint. A request whose precondition fails is skipped alone and reported.
+    /// checkpoint. A request whose precondition fails is skipped alone and reported; any other
+    /// failure aborts the whole group.
     fn commit(
         &self,
         requests: &[WriteRequest],

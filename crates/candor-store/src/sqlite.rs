@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
     ApiKeyRow, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer, StoreError,
-    StoredCheckpoint, SubjectState, WriteRequest,
+    StoredCheckpoint, SubjectRecord, SubjectState, WriteRequest,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -74,7 +74,7 @@ CREATE TABLE api_keys (
 ) STRICT;
 "#];
 
-const READ_POOL: usize = 8;
+const READ_POOL: usize = 64;
 
 /// SQLite-backed [`crate::Store`].
 pub struct SqliteStore {
@@ -89,7 +89,9 @@ fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Database { operation, source }
 }
 
-fn open(path: &Path) -> Result<Connection, StoreError> {
+/// Opens a connection. The busy timeout is set before anything else: a connection opened while
+/// the writer commits would otherwise fail at once with SQLITE_BUSY instead of waiting.
+fn open(path: &Path, role: Role) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -97,15 +99,26 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(db("open"))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;
-         PRAGMA secure_delete = ON;",
-    )
-    .map_err(db("configure"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db("configure"))?;
+    let pragmas = match role {
+        // WAL mode is recorded in the file; only the writer needs to ask for it.
+        Role::Writer => {
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA secure_delete = ON;"
+        }
+        Role::Reader => "PRAGMA query_only = ON;",
+    };
+    conn.execute_batch(pragmas).map_err(db("configure"))?;
     Ok(conn)
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Writer,
+    Reader,
 }
 
 fn hash_from(blob: Vec<u8>) -> Result<Hash, StoreError> {
@@ -116,7 +129,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     /// Refuses a database whose schema is newer than this build.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let mut conn = open(path)?;
+        let mut conn = open(path, Role::Writer)?;
         migrate(&mut conn)?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
@@ -133,7 +146,7 @@ impl SqliteStore {
         let idle = self.readers.lock().expect("reader pool poisoned").pop();
         let conn = match idle {
             Some(c) => c,
-            None => open(&self.path)?,
+            None => open(&self.path, Role::Reader)?,
         };
         let out = f(&conn).map_err(db(operation));
         let mut pool = self.readers.lock().expect("reader pool poisoned");
@@ -267,42 +280,63 @@ fn apply(tx: &Connection, m: &Mutation) -> rusqlite::Result<()> {
     Ok(())
 }
 
+type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>)>;
+
+fn subject_row(c: &Connection, subject: &str) -> rusqlite::Result<SubjectRow> {
+    c.prepare_cached("SELECT wrapped_key, erased_at FROM subjects WHERE id = ?1")?
+        .query_row([subject], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+fn subject_state(row: SubjectRow) -> Result<SubjectState, StoreError> {
+    Ok(match row {
+        None => SubjectState::Unknown,
+        Some((_, Some(at))) => SubjectState::Erased { at },
+        Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
+        Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
+    })
+}
+
+fn consent_rows(c: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
+    c.prepare_cached(
+        "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
+         FROM consents WHERE subject_id = ?1 ORDER BY seq",
+    )?
+    .query_map([subject], |r| {
+        Ok(ConsentRow {
+            purpose: r.get(0)?,
+            recipient: r.get(1)?,
+            action: r.get(2)?,
+            at: r.get(3)?,
+            expires_at: r.get(4)?,
+            channel: r.get(5)?,
+            notice_version: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
 impl crate::Store for SqliteStore {
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError> {
-        let row = self.read("read subject", |c| {
-            c.prepare_cached("SELECT wrapped_key, erased_at FROM subjects WHERE id = ?1")?
-                .query_row([subject], |r| {
-                    Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?))
-                })
-                .optional()
-        })?;
-        Ok(match row {
-            None => SubjectState::Unknown,
-            Some((_, Some(at))) => SubjectState::Erased { at },
-            Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
-            Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
-        })
+        subject_state(self.read("read subject", |c| subject_row(c, subject))?)
     }
 
-    fn fields(
-        &self,
-        subject: &str,
-        categories: &[String],
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.read("read fields", |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT sealed FROM fields WHERE subject_id = ?1 AND category = ?2",
-            )?;
-            let mut out = Vec::with_capacity(categories.len());
-            for category in categories {
-                if let Some(sealed) = stmt
-                    .query_row(params![subject, category], |r| r.get(0))
-                    .optional()?
-                {
-                    out.push((category.clone(), sealed));
-                }
-            }
-            Ok(out)
+    fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError> {
+        let (row, consents, fields) = self.read("read subject record", |c| {
+            let tx = c.unchecked_transaction()?;
+            let row = subject_row(&tx, subject)?;
+            let consents = consent_rows(&tx, subject)?;
+            let fields = tx
+                .prepare_cached("SELECT category, sealed FROM fields WHERE subject_id = ?1")?
+                .query_map([subject], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, Vec<u8>)>>>()?;
+            tx.finish()?;
+            Ok((row, consents, fields))
+        })?;
+        Ok(SubjectRecord {
+            state: subject_state(row)?,
+            consents,
+            fields,
         })
     }
 
@@ -322,24 +356,7 @@ impl crate::Store for SqliteStore {
     }
 
     fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError> {
-        self.read("read consents", |c| {
-            c.prepare_cached(
-                "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
-                 FROM consents WHERE subject_id = ?1 ORDER BY seq",
-            )?
-            .query_map([subject], |r| {
-                Ok(ConsentRow {
-                    purpose: r.get(0)?,
-                    recipient: r.get(1)?,
-                    action: r.get(2)?,
-                    at: r.get(3)?,
-                    expires_at: r.get(4)?,
-                    channel: r.get(5)?,
-                    notice_version: r.get(6)?,
-                })
-            })?
-            .collect()
-        })
+        self.read("read consents", |c| consent_rows(c, subject))
     }
 
     fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
@@ -441,7 +458,7 @@ impl crate::Store for SqliteStore {
         sequencer: &mut dyn Sequencer,
     ) -> Result<Vec<RequestOutcome>, StoreError> {
         let mut conn = self.writer.lock().expect("writer poisoned");
-        let mut tx = conn.transaction().map_err(db("begin"))?;
+        let tx = conn.transaction().map_err(db("begin"))?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut appended = false;
         for request in requests {
@@ -452,15 +469,15 @@ impl crate::Store for SqliteStore {
                 continue;
             }
             // Mutations are plain upserts and deletes that cannot conflict once the precondition
-            // holds; any error here is a database failure and aborts the whole group.
-            let sp = tx.savepoint().map_err(db("savepoint"))?;
+            // holds, so no savepoint is needed: any error here is a database failure and aborts
+            // the whole group.
             for m in &request.mutations {
-                apply(&sp, m).map_err(db("apply mutation"))?;
+                apply(&tx, m).map_err(db("apply mutation"))?;
             }
             let mut leaves = Vec::with_capacity(request.entries.len());
             for entry in &request.entries {
                 let (index, hashes) = sequencer.append(&entry.commitment);
-                sp.prepare_cached(
+                tx.prepare_cached(
                     "INSERT INTO events (leaf_index, subject_id, commitment, sealed_body)
                      VALUES (?1, ?2, ?3, ?4)",
                 )
@@ -473,7 +490,7 @@ impl crate::Store for SqliteStore {
                     ])
                 })
                 .map_err(db("append event"))?;
-                let mut put = sp
+                let mut put = tx
                     .prepare_cached("INSERT INTO tree_hashes (idx, hash) VALUES (?1, ?2)")
                     .map_err(db("append tree hash"))?;
                 for (idx, hash) in hashes {
@@ -483,7 +500,6 @@ impl crate::Store for SqliteStore {
                 leaves.push(index);
                 appended = true;
             }
-            sp.commit().map_err(db("release savepoint"))?;
             outcomes.push(Ok(leaves));
         }
         if appended {
@@ -582,6 +598,29 @@ mod tests {
         let late = store.commit(&[event("a", 4)], &mut seq).unwrap();
         assert_eq!(late, vec![Err(Conflict::SubjectErased)]);
         assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
+    }
+
+    #[test]
+    fn readers_opened_while_the_writer_commits_do_not_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let mut seq = TestSequencer(Frontier::default());
+        store.commit(&[create("a")], &mut seq).unwrap();
+        std::thread::scope(|s| {
+            let store = &store;
+            for _ in 0..16 {
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        // An empty pool forces a fresh connection for each read.
+                        store.readers.lock().unwrap().clear();
+                        store.subject_record("a").expect("read during commits");
+                    }
+                });
+            }
+            for i in 0..200u32 {
+                store.commit(&[event("a", i as u8)], &mut seq).unwrap();
+            }
+        });
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 pub mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 
 use candor_core::{
     Actor, ConsentAction, ConsentRecord, ConsentState, DataMap, Denial, Event, EventKind, Evidence,
@@ -309,6 +309,10 @@ fn to_record(row: ConsentRow) -> Result<ConsentRecord, VaultError> {
     })
 }
 
+fn to_records(rows: Vec<ConsentRow>) -> Result<Vec<ConsentRecord>, VaultError> {
+    rows.into_iter().map(to_record).collect()
+}
+
 fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
     if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
         return Err(invalid(format!(
@@ -328,6 +332,9 @@ pub struct Vault {
     blind: BTreeMap<String, BlindIndexKey>,
     writer: LogWriter,
     log_key: NoteVerifier,
+    // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
+    // row is never stale; this saves a database read on every request.
+    keys: RwLock<HashMap<String, ApiKeyRow>>,
 }
 
 impl Vault {
@@ -354,6 +361,7 @@ impl Vault {
             blind,
             writer,
             log_key,
+            keys: RwLock::new(HashMap::new()),
         })
     }
 
@@ -399,7 +407,23 @@ impl Vault {
             return Ok(Principal::Subject(subject));
         }
         let (id, presented) = parse_api_key(token).ok_or(VaultError::Unauthenticated)?;
-        let row = self.store.api_key(id)?;
+        let cached = self
+            .keys
+            .read()
+            .expect("key cache poisoned")
+            .get(id)
+            .cloned();
+        let row = match cached {
+            Some(row) => Some(row),
+            None => {
+                let row = self.store.api_key(id)?;
+                if let Some(r) = &row {
+                    let mut keys = self.keys.write().expect("key cache poisoned");
+                    keys.insert(r.id.clone(), r.clone());
+                }
+                row
+            }
+        };
         // Compare against a dummy when the id is unknown, so timing does not reveal valid ids.
         let stored = row.as_ref().map_or([0u8; 32], |r| r.secret_hash);
         if !ct_eq(&stored, &presented) {
@@ -422,29 +446,42 @@ impl Vault {
         })
     }
 
-    fn submit(&self, request: WriteRequest) -> Result<Vec<u64>, VaultError> {
-        match self.writer.submit(request)? {
+    async fn submit(&self, request: WriteRequest) -> Result<Vec<u64>, VaultError> {
+        match self.writer.submit(request).await? {
             Ok(leaves) => Ok(leaves),
             Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
             Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),
         }
     }
 
+    /// Unwraps the key of an active customer; erased and unknown customers are errors.
+    fn unwrap_key(&self, subject: &SubjectId, state: SubjectState) -> Result<DataKey, VaultError> {
+        match state {
+            SubjectState::Active { wrapped_key } => self
+                .kek
+                .unwrap(subject.as_str(), &wrapped_key)
+                .map_err(|_| {
+                    tracing::error!(subject = %subject, "data key failed to unwrap");
+                    VaultError::Internal
+                }),
+            SubjectState::Erased { .. } => Err(VaultError::SubjectErased),
+            SubjectState::Unknown => Err(VaultError::SubjectNotFound),
+        }
+    }
+
     /// The customer's data key; with `create`, a first write creates the customer.
-    fn data_key(&self, subject: &SubjectId, create: bool, now: i64) -> Result<DataKey, VaultError> {
+    async fn data_key(
+        &self,
+        subject: &SubjectId,
+        create: bool,
+        now: i64,
+    ) -> Result<DataKey, VaultError> {
         let mut created = false;
         loop {
             match self.store.subject(subject.as_str())? {
-                SubjectState::Active { wrapped_key } => {
-                    return self
-                        .kek
-                        .unwrap(subject.as_str(), &wrapped_key)
-                        .map_err(|_| {
-                            tracing::error!(subject = %subject, "data key failed to unwrap");
-                            VaultError::Internal
-                        });
+                state @ (SubjectState::Active { .. } | SubjectState::Erased { .. }) => {
+                    return self.unwrap_key(subject, state);
                 }
-                SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
                 SubjectState::Unknown if create && !created => {
                     // Concurrent first writes may race; whichever key lands first is re-read above.
                     let wrapped_key = self.kek.wrap(subject.as_str(), &DataKey::generate());
@@ -455,7 +492,8 @@ impl Vault {
                             at: now,
                         }],
                         ..Default::default()
-                    })?;
+                    })
+                    .await?;
                     created = true;
                 }
                 SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
@@ -504,15 +542,11 @@ impl Vault {
     }
 
     fn consent_records(&self, subject: &SubjectId) -> Result<Vec<ConsentRecord>, VaultError> {
-        self.store
-            .consents(subject.as_str())?
-            .into_iter()
-            .map(to_record)
-            .collect()
+        to_records(self.store.consents(subject.as_str())?)
     }
 
     /// Stores fields for a customer, collected for `purpose`.
-    pub fn collect(
+    pub async fn collect(
         &self,
         principal: &Principal,
         subject: &SubjectId,
@@ -557,7 +591,7 @@ impl Vault {
                 return Err(VaultError::ConsentRequired(purpose_id.to_owned()));
             }
         }
-        let dek = self.data_key(subject, true, now)?;
+        let dek = self.data_key(subject, true, now).await?;
         let mut mutations = Vec::with_capacity(fields.len() * 2);
         for (field, value) in &fields {
             mutations.push(Mutation::PutField {
@@ -587,17 +621,19 @@ impl Vault {
             },
         );
         let (entry, _, _) = self.entry(Some(&dek), subject, &event);
-        let leaves = self.submit(WriteRequest {
-            requires_active: Some(subject.as_str().to_owned()),
-            mutations,
-            entries: vec![entry],
-        })?;
+        let leaves = self
+            .submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations,
+                entries: vec![entry],
+            })
+            .await?;
         Ok(leaves[0])
     }
 
     /// Records consent changes; `gpc` (a `Sec-GPC: 1` signal) withdraws every purpose that sells
     /// or shares data, after the explicit changes, so the signal always wins.
-    pub fn record_consent(
+    pub async fn record_consent(
         &self,
         principal: &Principal,
         subject: &SubjectId,
@@ -670,7 +706,7 @@ impl Vault {
                 });
             }
         }
-        let dek = self.data_key(subject, true, now)?;
+        let dek = self.data_key(subject, true, now).await?;
         let mut request = WriteRequest {
             requires_active: Some(subject.as_str().to_owned()),
             ..Default::default()
@@ -705,7 +741,7 @@ impl Vault {
                 },
             });
         }
-        self.submit(request)?;
+        self.submit(request).await?;
         self.consents(principal, subject, now)
     }
 
@@ -744,7 +780,7 @@ impl Vault {
     }
 
     /// Reads fields for a purpose: decide, log durably, then unseal only what the policy permits.
-    pub fn access(
+    pub async fn access(
         &self,
         principal: &Principal,
         subject: &SubjectId,
@@ -757,15 +793,19 @@ impl Vault {
             return Err(invalid(format!("ask for 1 to {MAX_FIELDS} fields")));
         }
         if !key.purposes.contains(purpose_id) {
-            self.log_refusal(principal, subject, purpose_id, now)?;
+            self.log_refusal(principal, subject, purpose_id, now)
+                .await?;
             return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
         }
         let purpose = self
             .map
             .purpose(purpose_id)
             .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
-        let dek = self.data_key(subject, false, now)?;
-        let consents = self.consent_records(subject)?;
+        // Everything is read up front, ciphertexts included; nothing is opened before the event
+        // is durable, and an erasure racing this read makes the log write fail its precondition.
+        let record = self.store.subject_record(subject.as_str())?;
+        let dek = self.unwrap_key(subject, record.state)?;
+        let consents = to_records(record.consents)?;
         let decision = decide(
             &self.map,
             purpose,
@@ -792,13 +832,15 @@ impl Vault {
             },
         );
         let (entry, _, _) = self.entry(Some(&dek), subject, &event);
-        let leaf_index = self.submit(WriteRequest {
-            requires_active: Some(subject.as_str().to_owned()),
-            mutations: vec![],
-            entries: vec![entry],
-        })?[0];
+        let leaf_index = self
+            .submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations: vec![],
+                entries: vec![entry],
+            })
+            .await?[0];
         // The event is durable; only now may plaintext leave the vault.
-        let values = self.release(&dek, subject, &decision.permit)?;
+        let values = self.release(&dek, subject, &decision.permit, record.fields)?;
         Ok(AccessOutcome {
             decisions: decision.fields,
             values,
@@ -813,10 +855,14 @@ impl Vault {
         dek: &DataKey,
         subject: &SubjectId,
         permit: &Permit,
+        mut sealed: Vec<(String, Vec<u8>)>,
     ) -> Result<Vec<(String, Zeroizing<String>)>, VaultError> {
-        let sealed = self.store.fields(subject.as_str(), permit.fields())?;
-        let mut values = Vec::with_capacity(sealed.len());
-        for (field, blob) in sealed {
+        let mut values = Vec::with_capacity(permit.fields().len());
+        for wanted in permit.fields() {
+            let Some(at) = sealed.iter().position(|(field, _)| field == wanted) else {
+                continue;
+            };
+            let (field, blob) = sealed.swap_remove(at);
             let plain = dek
                 .open(subject.as_str(), SealContext::Field(&field), &blob)
                 .map_err(|_| {
@@ -830,14 +876,14 @@ impl Vault {
     }
 
     /// Logs a refused call against the customer, if they exist, so they see the attempt.
-    fn log_refusal(
+    async fn log_refusal(
         &self,
         principal: &Principal,
         subject: &SubjectId,
         purpose: &str,
         now: i64,
     ) -> Result<(), VaultError> {
-        let dek = match self.data_key(subject, false, now) {
+        let dek = match self.data_key(subject, false, now).await {
             Ok(k) => k,
             Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
             Err(e) => return Err(e),
@@ -852,11 +898,14 @@ impl Vault {
             },
         );
         let (entry, _, _) = self.entry(Some(&dek), subject, &event);
-        match self.submit(WriteRequest {
-            requires_active: Some(subject.as_str().to_owned()),
-            mutations: vec![],
-            entries: vec![entry],
-        }) {
+        match self
+            .submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations: vec![],
+                entries: vec![entry],
+            })
+            .await
+        {
             Ok(_) | Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => Ok(()),
             Err(e) => Err(e),
         }
@@ -864,7 +913,7 @@ impl Vault {
 
     /// Finds customers whose `category` equals `value`, through the blind index. Each match is
     /// decided like an access for `purpose` and logged before it is returned.
-    pub fn lookup(
+    pub async fn lookup(
         &self,
         principal: &Principal,
         purpose_id: &str,
@@ -892,12 +941,13 @@ impl Vault {
             let Ok(subject) = SubjectId::parse(&candidate) else {
                 continue;
             };
-            let dek = match self.data_key(&subject, false, now) {
+            let record = self.store.subject_record(subject.as_str())?;
+            let dek = match self.unwrap_key(&subject, record.state) {
                 Ok(k) => k,
                 Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => continue,
                 Err(e) => return Err(e),
             };
-            let consents = self.consent_records(&subject)?;
+            let consents = to_records(record.consents)?;
             let field = [category.to_owned()];
             let decision = decide(
                 &self.map,
@@ -908,7 +958,8 @@ impl Vault {
                 now,
             );
             // Truncated digests can coincide: confirm by opening the stored value.
-            let Some((_, plain)) = self.release(&dek, &subject, &decision.permit)?.pop() else {
+            let released = self.release(&dek, &subject, &decision.permit, record.fields)?;
+            let Some((_, plain)) = released.into_iter().next() else {
                 continue;
             };
             if normalise(category, &plain) != wanted {
@@ -928,11 +979,14 @@ impl Vault {
                 },
             );
             let (entry, _, _) = self.entry(Some(&dek), &subject, &event);
-            match self.submit(WriteRequest {
-                requires_active: Some(subject.as_str().to_owned()),
-                mutations: vec![],
-                entries: vec![entry],
-            }) {
+            match self
+                .submit(WriteRequest {
+                    requires_active: Some(subject.as_str().to_owned()),
+                    mutations: vec![],
+                    entries: vec![entry],
+                })
+                .await
+            {
                 Ok(_) => found.push(subject),
                 Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => {}
                 Err(e) => return Err(e),
@@ -996,7 +1050,7 @@ impl Vault {
 
     /// Erases a customer: destroys their data key, fields, index entries, consents and event
     /// bodies in one durable step, and logs the erasure.
-    pub fn erase(
+    pub async fn erase(
         &self,
         principal: &Principal,
         subject: &SubjectId,
@@ -1013,18 +1067,20 @@ impl Vault {
             ));
         }
         // Fails with SubjectErased or SubjectNotFound as appropriate.
-        drop(self.data_key(subject, false, now)?);
+        drop(self.data_key(subject, false, now).await?);
         let event = self.event(principal, subject, now, EventKind::Erased);
         let (entry, nonce, canonical) = self.entry(None, subject, &event);
         let commitment = entry.commitment;
-        let leaves = self.submit(WriteRequest {
-            requires_active: Some(subject.as_str().to_owned()),
-            mutations: vec![Mutation::Erase {
-                subject: subject.as_str().to_owned(),
-                at: now,
-            }],
-            entries: vec![entry],
-        })?;
+        let leaves = self
+            .submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations: vec![Mutation::Erase {
+                    subject: subject.as_str().to_owned(),
+                    at: now,
+                }],
+                entries: vec![entry],
+            })
+            .await?;
         Ok(ErasureReceipt {
             leaf_index: leaves[0],
             commitment,
@@ -1054,7 +1110,7 @@ impl Vault {
     }
 
     /// Creates a service key (admin only).
-    pub fn create_key(
+    pub async fn create_key(
         &self,
         principal: &Principal,
         spec: NewKeySpec,
@@ -1074,11 +1130,11 @@ impl Vault {
         {
             return Err(VaultError::RecipientNotDeclared(r.clone()));
         }
-        self.insert_key("service", spec, now)
+        self.insert_key("service", spec, now).await
     }
 
     /// Creates the admin key; `candor init` calls this once, no API reaches it.
-    pub fn create_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
+    pub async fn create_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
         let spec = NewKeySpec {
             name: "admin".into(),
             purposes: vec![],
@@ -1086,10 +1142,15 @@ impl Vault {
             can_mint_sessions: false,
             can_erase: true,
         };
-        self.insert_key("admin", spec, now)
+        self.insert_key("admin", spec, now).await
     }
 
-    fn insert_key(&self, role: &str, spec: NewKeySpec, now: i64) -> Result<CreatedKey, VaultError> {
+    async fn insert_key(
+        &self,
+        role: &str,
+        spec: NewKeySpec,
+        now: i64,
+    ) -> Result<CreatedKey, VaultError> {
         let new = new_api_key();
         self.submit(WriteRequest {
             mutations: vec![Mutation::InsertApiKey(ApiKeyRow {
@@ -1104,7 +1165,8 @@ impl Vault {
                 created_at: now,
             })],
             ..Default::default()
-        })?;
+        })
+        .await?;
         Ok(CreatedKey {
             id: new.id,
             token: new.token,

@@ -10,13 +10,15 @@ use std::sync::mpsc;
 
 use candor_log::{Checkpoint, Frontier, Hash, NoteSigner};
 use candor_store::{RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, WriteRequest};
+use tokio::sync::oneshot;
 
 /// The most requests committed in one transaction; bounds the latency of a single group.
 const MAX_GROUP: usize = 1024;
 
 struct Job {
     request: WriteRequest,
-    reply: mpsc::SyncSender<Result<RequestOutcome, WriterError>>,
+    // A oneshot, so callers await the commit on the async runtime instead of parking a thread.
+    reply: oneshot::Sender<Result<RequestOutcome, WriterError>>,
 }
 
 /// Why a write did not commit.
@@ -92,13 +94,13 @@ impl LogWriter {
         Ok(LogWriter { queue })
     }
 
-    /// Commits `request` durably in the next group; blocks until it is on disk.
-    pub fn submit(&self, request: WriteRequest) -> Result<RequestOutcome, WriterError> {
-        let (reply, answer) = mpsc::sync_channel(1);
+    /// Commits `request` durably in the next group; completes once it is on disk.
+    pub async fn submit(&self, request: WriteRequest) -> Result<RequestOutcome, WriterError> {
+        let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { request, reply })
             .map_err(|_| WriterError::Stopped)?;
-        answer.recv().map_err(|_| WriterError::Stopped)?
+        answer.await.map_err(|_| WriterError::Stopped)?
     }
 }
 
