@@ -101,17 +101,19 @@ impl Event {
 }
 
 /// Writes JSON with sorted keys and no insignificant whitespace, whatever map order serde_json uses.
+/// Strings and scalars go straight into `out` through serde_json's writer, which cannot fail on a
+/// `Vec`.
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(Value::String(k.clone()).to_string().as_bytes());
+                serde_json::to_writer(&mut *out, k).expect("writing to a Vec");
                 out.push(b':');
                 write_canonical(v, out);
             }
@@ -127,7 +129,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing to a Vec"),
     }
 }
 

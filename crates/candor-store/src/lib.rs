@@ -1,7 +1,7 @@
 //! Candor's persistence: the [`Store`] contract and its embedded SQLite backend.
 //!
 //! The store holds only ciphertexts, blind-index digests, opaque ids, consent metadata, log
-//! commitments, tree hashes and signed checkpoints. It never sees a key or a plaintext value.
+//! commitments, tree hashes and the latest signed checkpoint. It never sees a key or a plaintext value.
 //!
 //! Writes go through [`Store::commit`], which takes a whole group of requests and makes them
 //! durable in one transaction together with the log leaves they carry and the new checkpoint.

@@ -57,8 +57,11 @@ CREATE TABLE tree_hashes (
     idx  INTEGER PRIMARY KEY,
     hash BLOB NOT NULL CHECK (length(hash) = 32)
 ) STRICT;
-CREATE TABLE checkpoints (
-    size INTEGER PRIMARY KEY,
+-- Only the latest checkpoint: clients keep the ones they have seen, and one row per group commit
+-- would grow without bound.
+CREATE TABLE checkpoint (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
     note TEXT NOT NULL
 ) STRICT;
 CREATE TABLE api_keys (
@@ -427,7 +430,7 @@ impl crate::Store for SqliteStore {
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.read("read checkpoint", |c| {
-            c.prepare_cached("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")?
+            c.prepare_cached("SELECT size, note FROM checkpoint WHERE id = 1")?
                 .query_row([], |r| {
                     Ok(StoredCheckpoint {
                         size: r.get::<_, i64>(0)? as u64,
@@ -504,9 +507,12 @@ impl crate::Store for SqliteStore {
         }
         if appended {
             let cp = sequencer.checkpoint();
-            tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![cp.size as i64, cp.note]))
-                .map_err(db("store checkpoint"))?;
+            tx.prepare_cached(
+                "INSERT INTO checkpoint (id, size, note) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note",
+            )
+            .and_then(|mut s| s.execute(params![cp.size as i64, cp.note]))
+            .map_err(db("store checkpoint"))?;
         }
         tx.commit().map_err(db("commit"))?;
         Ok(outcomes)
