@@ -152,6 +152,11 @@ fn concurrent(rt: &tokio::runtime::Runtime, router: &Router, token: &str, iters:
 }
 
 fn bench(c: &mut Criterion) {
+    // Errors only: an internal error's cause is logged, never sent to the client.
+    tracing_subscriber::fmt()
+        .with_env_filter("error")
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fx = fixture(&rt);
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use candor_log::Hash;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
     ApiKeyRow, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer, StoreError,
@@ -461,7 +461,12 @@ impl crate::Store for SqliteStore {
         sequencer: &mut dyn Sequencer,
     ) -> Result<Vec<RequestOutcome>, StoreError> {
         let mut conn = self.writer.lock().expect("writer poisoned");
-        let tx = conn.transaction().map_err(db("begin"))?;
+        // IMMEDIATE takes the write lock up front, under the busy timeout. A deferred transaction that
+        // reads first (the preconditions) and then writes gets SQLITE_BUSY at once, with no waiting,
+        // if a reader opening the WAL holds the write lock for that instant.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db("begin"))?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut appended = false;
         for request in requests {
@@ -606,6 +611,9 @@ mod tests {
         assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
     }
 
+    /// The contract: readers coming and going never make a commit fail. The race behind the one
+    /// failure seen (a reader briefly holding the WAL write lock) showed only under the access
+    /// benchmark's load; this test keeps the contract in view rather than reproducing it.
     #[test]
     fn readers_opened_while_the_writer_commits_do_not_fail() {
         let dir = tempfile::tempdir().unwrap();
@@ -616,15 +624,17 @@ mod tests {
             let store = &store;
             for _ in 0..16 {
                 s.spawn(move || {
-                    for _ in 0..50 {
+                    for _ in 0..100 {
                         // An empty pool forces a fresh connection for each read.
                         store.readers.lock().unwrap().clear();
                         store.subject_record("a").expect("read during commits");
                     }
                 });
             }
-            for i in 0..200u32 {
-                store.commit(&[event("a", i as u8)], &mut seq).unwrap();
+            for i in 0..500u32 {
+                store
+                    .commit(&[event("a", i as u8)], &mut seq)
+                    .expect("the writer waits out readers instead of failing");
             }
         });
     }

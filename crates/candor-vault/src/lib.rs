@@ -3,7 +3,8 @@
 //!
 //! Every use case that touches a customer's data writes its log event through the group-commit
 //! [`writer`] and waits until it is durable before anything is returned ("no log entry, no data").
-//! The API is synchronous: the HTTP layer runs it on blocking threads.
+//! Use cases that log are `async`: they read SQLite inline (short point reads) and await the writer's
+//! durable commit without holding a thread. Read-only use cases are plain functions.
 //!
 //! This crate knows nothing of HTTP or JSON wire formats; it returns domain values.
 

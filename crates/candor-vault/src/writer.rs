@@ -123,7 +123,12 @@ fn run(store: Arc<dyn Store>, mut sequencer: LogSequencer, jobs: mpsc::Receiver<
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, group = requests.len(), "log commit failed");
+                tracing::error!(
+                    error = %e,
+                    cause = ?std::error::Error::source(&e),
+                    group = requests.len(),
+                    "log commit failed"
+                );
                 sequencer.frontier = before;
                 for reply in replies {
                     let _ = reply.send(Err(WriterError::CommitFailed));
