@@ -144,11 +144,7 @@ impl KeyWrappingKey {
                 },
             )
             .expect("AES-GCM-SIV encryption cannot fail for small inputs");
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(SEAL_V1);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        out
+        frame(&nonce, &ct)
     }
 
     /// Unwraps a data key wrapped for `subject`.
@@ -166,6 +162,15 @@ impl KeyWrappingKey {
             .map_err(|_| CryptoError::MalformedKey)?;
         Ok(DataKey(Zeroizing::new(bytes)))
     }
+}
+
+/// `version || nonce || ciphertext`, the layout of every sealed value; [`split_sealed`] reverses it.
+fn frame(nonce: &[u8; NONCE_LEN], ciphertext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+    out.push(SEAL_V1);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(ciphertext);
+    out
 }
 
 fn split_sealed(sealed: &[u8]) -> Result<(&[u8; NONCE_LEN], &[u8]), CryptoError> {
@@ -224,11 +229,7 @@ impl DataKey {
                 },
             )
             .expect("AES-GCM encryption cannot fail below 64 GiB");
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(SEAL_V1);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        out
+        frame(&nonce, &ct)
     }
 
     /// Opens a value sealed for the same `subject` and `context`.

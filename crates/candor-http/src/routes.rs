@@ -257,13 +257,14 @@ pub async fn history(
         .entries
         .into_iter()
         .map(|e| HistoryEvent {
-            leaf_index: e.leaf_index,
+            leaf_index: e.opening.leaf_index,
             leaf_hash: b64(&e.leaf_hash.0),
             inclusion_proof: e.inclusion_proof.iter().map(|h| b64(&h.0)).collect(),
-            commitment: b64(&e.commitment),
-            nonce: b64(&e.nonce),
-            event: serde_json::from_str(&e.canonical_event).unwrap_or(serde_json::Value::Null),
-            canonical_event: e.canonical_event,
+            commitment: b64(&e.opening.commitment),
+            nonce: b64(&e.opening.nonce),
+            event: serde_json::from_str(&e.opening.canonical_event)
+                .unwrap_or(serde_json::Value::Null),
+            canonical_event: e.opening.canonical_event,
         })
         .collect();
     Ok(Json(HistoryResponse {

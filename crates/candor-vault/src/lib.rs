@@ -222,21 +222,28 @@ pub struct AccessOutcome {
     pub leaf_index: u64,
 }
 
-/// One event of a customer's history, with what they need to check it.
+/// What opens a leaf's commitment: anyone holding it can recompute the leaf from the event.
 #[derive(Debug, Clone)]
-pub struct HistoryEntry {
+pub struct LeafOpening {
     /// Position in the log.
     pub leaf_index: u64,
-    /// RFC 6962 leaf hash of the commitment.
-    pub leaf_hash: Hash,
-    /// Inclusion proof against the checkpoint's tree.
-    pub inclusion_proof: Vec<Hash>,
     /// The leaf's entry: SHA-256(domain || nonce || canonical event).
     pub commitment: [u8; 32],
     /// The commitment's nonce.
     pub nonce: [u8; 32],
     /// The exact canonical event bytes committed to.
     pub canonical_event: String,
+}
+
+/// One event of a customer's history, with what they need to check it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The event and the means to check it opens the leaf.
+    pub opening: LeafOpening,
+    /// RFC 6962 leaf hash of the commitment.
+    pub leaf_hash: Hash,
+    /// Inclusion proof against the checkpoint's tree.
+    pub inclusion_proof: Vec<Hash>,
 }
 
 /// A customer's history against one signed checkpoint.
@@ -248,19 +255,6 @@ pub struct History {
     pub tree_size: u64,
     /// The events, in log order.
     pub entries: Vec<HistoryEntry>,
-}
-
-/// What an erasure leaves the caller: the means to open the erasure event's commitment later.
-#[derive(Debug, Clone)]
-pub struct ErasureReceipt {
-    /// Position of the erasure event.
-    pub leaf_index: u64,
-    /// The commitment stored in the log.
-    pub commitment: [u8; 32],
-    /// Its nonce (destroyed on Candor's side).
-    pub nonce: [u8; 32],
-    /// The canonical erasure event.
-    pub canonical_event: String,
 }
 
 /// A new API key's grants.
@@ -1034,12 +1028,14 @@ impl Vault {
             let canonical_event =
                 String::from_utf8(body[32..].to_vec()).map_err(|_| VaultError::Internal)?;
             entries.push(HistoryEntry {
-                leaf_index: row.leaf_index,
                 leaf_hash: leaf_hash(&row.commitment),
                 inclusion_proof: candor_log::inclusion_proof(row.leaf_index, cp.size, &hashes)?,
-                commitment: row.commitment,
-                nonce,
-                canonical_event,
+                opening: LeafOpening {
+                    leaf_index: row.leaf_index,
+                    commitment: row.commitment,
+                    nonce,
+                    canonical_event,
+                },
             });
         }
         Ok(History {
@@ -1050,13 +1046,14 @@ impl Vault {
     }
 
     /// Erases a customer: destroys their data key, fields, index entries, consents and event
-    /// bodies in one durable step, and logs the erasure.
+    /// bodies in one durable step, and logs the erasure. The returned opening is the caller's only
+    /// copy of the erasure event's nonce.
     pub async fn erase(
         &self,
         principal: &Principal,
         subject: &SubjectId,
         now: i64,
-    ) -> Result<ErasureReceipt, VaultError> {
+    ) -> Result<LeafOpening, VaultError> {
         let allowed = match principal {
             Principal::Subject(s) => s == subject,
             Principal::Service(k) => k.can_erase,
@@ -1082,7 +1079,7 @@ impl Vault {
                 entries: vec![entry],
             })
             .await?;
-        Ok(ErasureReceipt {
+        Ok(LeafOpening {
             leaf_index: leaves[0],
             commitment,
             nonce,
