@@ -15,4 +15,4 @@ pub use consent::{ConsentAction, ConsentRecord, ConsentState, Evidence, consent_
 pub use datamap::{DataMap, DataMapError, LegalBasis, Purpose, RecipientKind, SAMPLE_DATA_MAP};
 pub use event::{Actor, Event, EventKind, FieldOutcome};
 pub use ids::SubjectId;
-pub use policy::{Decision, Denial, FieldDecision, Permit, decide};
+pub use policy::{Decision, Denial, FieldDecision, Permit, SUBJECT_ACCESS, decide, subject_access};

@@ -123,6 +123,17 @@ pub fn decide(
     }
 }
 
+/// The purpose recorded when customers read their own data.
+pub const SUBJECT_ACCESS: &str = "data_subject_access";
+
+/// A customer reading their own data (GDPR Art. 15, the right of access) may read everything held
+/// about them, whatever the purposes and consents.
+pub fn subject_access(held: &[String]) -> Permit {
+    Permit {
+        fields: held.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ pub fn app(vault: Arc<Vault>) -> Router {
     Router::new()
         .route(
             "/v1/subjects/{id}/data",
-            axum::routing::put(routes::put_data),
+            axum::routing::put(routes::put_data).get(routes::get_data),
         )
         .route(
             "/v1/subjects/{id}/consents",

@@ -125,6 +125,27 @@ pub async fn put_data(
     Ok(Json(PutDataResponse { leaf_index }))
 }
 
+/// Everything held about the customer, for the customer themself (right of access). Logged.
+#[utoipa::path(get, path = "/v1/subjects/{id}/data",
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = OwnDataResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_data(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+) -> Result<Json<OwnDataResponse>, ApiError> {
+    let (p, now) = authenticate(&vault, bearer)?;
+    let (values, leaf_index) = vault.own_data(&p, &subject(&id)?, now).await?;
+    Ok(Json(OwnDataResponse {
+        data: values
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect(),
+        leaf_index,
+    }))
+}
+
 /// A customer's consents: state in force and full history.
 #[utoipa::path(get, path = "/v1/subjects/{id}/consents",
     params(("id" = String, Path, description = "Subject id")),
@@ -421,7 +442,7 @@ impl utoipa::Modify for BearerScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Candor", description = "Purpose-bound personal-data vault with a verifiable access log."),
-    paths(put_data, get_consents, post_consents, access, lookup, history, erase, mint_session,
+    paths(put_data, get_data, get_consents, post_consents, access, lookup, history, erase, mint_session,
           create_key, checkpoint, consistency, health),
     modifiers(&BearerScheme)
 )]

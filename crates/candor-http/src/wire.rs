@@ -277,3 +277,12 @@ pub struct ConsistencyResponse {
     /// The proof's hashes, base64.
     pub proof: Vec<String>,
 }
+
+/// Everything held about the customer (`GET /v1/subjects/{id}/data`).
+#[derive(Serialize, ToSchema)]
+pub struct OwnDataResponse {
+    /// Values by data category.
+    pub data: BTreeMap<String, String>,
+    /// The access event's leaf index; it was durable before this response.
+    pub leaf_index: u64,
+}

@@ -15,7 +15,8 @@ use std::sync::{Arc, RwLock};
 
 use candor_core::{
     Actor, ConsentAction, ConsentRecord, ConsentState, DataMap, Denial, Event, EventKind, Evidence,
-    FieldDecision, FieldOutcome, Permit, SubjectId, consent_in_force, decide,
+    FieldDecision, FieldOutcome, Permit, SUBJECT_ACCESS, SubjectId, consent_in_force, decide,
+    subject_access,
 };
 use candor_crypto::{
     BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext, SessionKey, ct_eq, new_api_key,
@@ -841,6 +842,51 @@ impl Vault {
             values,
             leaf_index,
         })
+    }
+
+    /// The customer reads everything held about them (their right of access). Logged, and durable,
+    /// before anything is opened, like every other read.
+    pub async fn own_data(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<(Vec<(String, Zeroizing<String>)>, u64), VaultError> {
+        if !principal.is_subject(subject) {
+            return Err(VaultError::Forbidden(
+                "only the customer may read all their data",
+            ));
+        }
+        let record = self.store.subject_record(subject.as_str())?;
+        let dek = self.unwrap_key(subject, record.state)?;
+        let held: Vec<String> = record.fields.iter().map(|(f, _)| f.clone()).collect();
+        let permit = subject_access(&held);
+        let event = self.event(
+            principal,
+            subject,
+            now,
+            EventKind::Accessed {
+                purpose: SUBJECT_ACCESS.to_owned(),
+                recipient: None,
+                fields: held
+                    .iter()
+                    .map(|f| FieldOutcome {
+                        field: f.clone(),
+                        outcome: "allowed",
+                    })
+                    .collect(),
+            },
+        );
+        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
+        let leaf_index = self
+            .submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations: vec![],
+                entries: vec![entry],
+            })
+            .await?[0];
+        let values = self.release(&dek, subject, &permit, record.fields)?;
+        Ok((values, leaf_index))
     }
 
     /// Opens the stored values of the fields a policy decision permitted; nothing else can be

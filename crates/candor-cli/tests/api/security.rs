@@ -27,6 +27,7 @@ fn a_customer_reaches_only_their_own_data() {
     let a = app.session(&shop, "cus_a");
     for (method, path) in [
         ("GET", "/v1/subjects/cus_b/history"),
+        ("GET", "/v1/subjects/cus_b/data"),
         ("GET", "/v1/subjects/cus_b/consents"),
         ("DELETE", "/v1/subjects/cus_b"),
     ] {
@@ -79,6 +80,9 @@ fn roles_are_separated() {
             .status,
         403
     );
+    // Services read through purposes, never through the customer's own-data route.
+    let r = app.send("GET", "/v1/subjects/cus_a/data", Some(&shop), None);
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
     // Only keys allowed to mint sessions can.
     let plain = app.service_key("reporting", &[OPS], json!({}));
     let r = app.send("POST", "/v1/subjects/cus_a/sessions", Some(&plain), None);

@@ -162,6 +162,23 @@ fn collect_consent_access_history_erase() {
         (Some("service"), Some("checkout"))
     );
 
+    // The customer reads everything held about them (right of access), and that read is logged too.
+    let mine = app.send("GET", "/v1/subjects/cus_ada/data", Some(&ada), None);
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(
+        mine.body["data"],
+        json!({ "user.contact.email": EMAIL, "user.name": NAME, "user.contact.address": ADDRESS })
+    );
+    let again = app.send("GET", "/v1/subjects/cus_ada/history", Some(&ada), None);
+    let last = again.body["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["event"]["purpose"], "data_subject_access");
+    assert_eq!(last["event"]["actor"]["kind"], "subject");
+
     // Nothing personal in the database files or the server's log, even at debug level.
     let db = app.database_bytes();
     let log = app.server_log();
@@ -187,6 +204,7 @@ fn collect_consent_access_history_erase() {
     assert_eq!(ask(OPS).status, 410);
     for (method, path) in [
         ("GET", "/v1/subjects/cus_ada/history"),
+        ("GET", "/v1/subjects/cus_ada/data"),
         ("GET", "/v1/subjects/cus_ada/consents"),
         ("DELETE", "/v1/subjects/cus_ada"),
     ] {
