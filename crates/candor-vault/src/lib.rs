@@ -497,6 +497,28 @@ impl Vault {
         }
     }
 
+    /// Logs one event about an active customer and waits until it is durable; returns its leaf
+    /// index. Fails with `SubjectErased` if an erasure committed first.
+    async fn log_event(
+        &self,
+        dek: &DataKey,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+        kind: EventKind,
+    ) -> Result<u64, VaultError> {
+        let event = self.event(principal, subject, now, kind);
+        let (entry, _, _) = self.entry(Some(dek), subject, &event);
+        let leaves = self
+            .submit(WriteRequest {
+                requires_active: Some(subject.as_str().to_owned()),
+                mutations: vec![],
+                entries: vec![entry],
+            })
+            .await?;
+        Ok(leaves[0])
+    }
+
     /// Seals an event for the customer and returns the log entry plus its opening.
     fn entry(
         &self,
@@ -810,31 +832,26 @@ impl Vault {
             fields,
             now,
         );
-        let event = self.event(
-            principal,
-            subject,
-            now,
-            EventKind::Accessed {
-                purpose: purpose_id.to_owned(),
-                recipient: key.recipient.clone(),
-                fields: decision
-                    .fields
-                    .iter()
-                    .map(|d| FieldOutcome {
-                        field: d.field.clone(),
-                        outcome: d.denial.map_or("allowed", Denial::code),
-                    })
-                    .collect(),
-            },
-        );
-        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
         let leaf_index = self
-            .submit(WriteRequest {
-                requires_active: Some(subject.as_str().to_owned()),
-                mutations: vec![],
-                entries: vec![entry],
-            })
-            .await?[0];
+            .log_event(
+                &dek,
+                principal,
+                subject,
+                now,
+                EventKind::Accessed {
+                    purpose: purpose_id.to_owned(),
+                    recipient: key.recipient.clone(),
+                    fields: decision
+                        .fields
+                        .iter()
+                        .map(|d| FieldOutcome {
+                            field: d.field.clone(),
+                            outcome: d.denial.map_or("allowed", Denial::code),
+                        })
+                        .collect(),
+                },
+            )
+            .await?;
         // The event is durable; only now may plaintext leave the vault.
         let values = self.release(&dek, subject, &decision.permit, record.fields)?;
         Ok(AccessOutcome {
@@ -861,30 +878,25 @@ impl Vault {
         let dek = self.unwrap_key(subject, record.state)?;
         let held: Vec<String> = record.fields.iter().map(|(f, _)| f.clone()).collect();
         let permit = subject_access(&held);
-        let event = self.event(
-            principal,
-            subject,
-            now,
-            EventKind::Accessed {
-                purpose: SUBJECT_ACCESS.to_owned(),
-                recipient: None,
-                fields: held
-                    .iter()
-                    .map(|f| FieldOutcome {
-                        field: f.clone(),
-                        outcome: "allowed",
-                    })
-                    .collect(),
-            },
-        );
-        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
         let leaf_index = self
-            .submit(WriteRequest {
-                requires_active: Some(subject.as_str().to_owned()),
-                mutations: vec![],
-                entries: vec![entry],
-            })
-            .await?[0];
+            .log_event(
+                &dek,
+                principal,
+                subject,
+                now,
+                EventKind::Accessed {
+                    purpose: SUBJECT_ACCESS.to_owned(),
+                    recipient: None,
+                    fields: held
+                        .iter()
+                        .map(|f| FieldOutcome {
+                            field: f.clone(),
+                            outcome: "allowed",
+                        })
+                        .collect(),
+                },
+            )
+            .await?;
         let values = self.release(&dek, subject, &permit, record.fields)?;
         Ok((values, leaf_index))
     }
@@ -929,22 +941,17 @@ impl Vault {
             Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let event = self.event(
-            principal,
-            subject,
-            now,
-            EventKind::Refused {
-                purpose: purpose.to_owned(),
-                reason: "purpose_not_permitted",
-            },
-        );
-        let (entry, _, _) = self.entry(Some(&dek), subject, &event);
         match self
-            .submit(WriteRequest {
-                requires_active: Some(subject.as_str().to_owned()),
-                mutations: vec![],
-                entries: vec![entry],
-            })
+            .log_event(
+                &dek,
+                principal,
+                subject,
+                now,
+                EventKind::Refused {
+                    purpose: purpose.to_owned(),
+                    reason: "purpose_not_permitted",
+                },
+            )
             .await
         {
             Ok(_) | Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => Ok(()),
@@ -1006,26 +1013,21 @@ impl Vault {
             if normalise(category, &plain) != wanted {
                 continue;
             }
-            let event = self.event(
-                principal,
-                &subject,
-                now,
-                EventKind::Accessed {
-                    purpose: purpose_id.to_owned(),
-                    recipient: key.recipient.clone(),
-                    fields: vec![FieldOutcome {
-                        field: category.to_owned(),
-                        outcome: "lookup_match",
-                    }],
-                },
-            );
-            let (entry, _, _) = self.entry(Some(&dek), &subject, &event);
             match self
-                .submit(WriteRequest {
-                    requires_active: Some(subject.as_str().to_owned()),
-                    mutations: vec![],
-                    entries: vec![entry],
-                })
+                .log_event(
+                    &dek,
+                    principal,
+                    &subject,
+                    now,
+                    EventKind::Accessed {
+                        purpose: purpose_id.to_owned(),
+                        recipient: key.recipient.clone(),
+                        fields: vec![FieldOutcome {
+                            field: category.to_owned(),
+                            outcome: "lookup_match",
+                        }],
+                    },
+                )
                 .await
             {
                 Ok(_) => found.push(subject),
