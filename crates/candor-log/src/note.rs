@@ -11,7 +11,7 @@ use crate::hash::Hash;
 /// The signature-type byte of Ed25519 note keys (signed-note §"Signature types").
 const ED25519_TYPE: u8 = 0x01;
 /// The em dash and space that open every signature line.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 
 /// Why a key, note or checkpoint was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,27 +33,32 @@ pub enum NoteError {
     BadCheckpoint(&'static str),
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('+') && !name.chars().any(char::is_whitespace)
 }
 
 /// The 4-byte key ID: the start of SHA-256(name || "\n" || type || public key).
-fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+pub(crate) fn key_id_of(name: &str, key_type: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ED25519_TYPE]);
+    h.update([key_type]);
     h.update(public);
     let digest = h.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn hex4(id: &[u8; 4]) -> String {
+fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    key_id_of(name, ED25519_TYPE, public)
+}
+
+pub(crate) fn hex4(id: &[u8; 4]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Splits `name+hash+base64` on the first two `+` (base64 itself may contain `+`).
-fn split_key(s: &str) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
+/// Splits `name+hash+base64(type || key)` on the first two `+` (base64 itself may contain `+`)
+/// and checks the type byte and a 32-byte key.
+pub(crate) fn split_key_of(s: &str, key_type: u8) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::BadKey("expected name+hash+key"));
@@ -72,10 +77,14 @@ fn split_key(s: &str) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
     let key = B64
         .decode(key)
         .map_err(|_| NoteError::BadKey("key is not base64"))?;
-    if key.len() != 33 || key[0] != ED25519_TYPE {
-        return Err(NoteError::BadKey("not an Ed25519 key"));
+    if key.len() != 33 || key[0] != key_type {
+        return Err(NoteError::BadKey("not a key of the expected type"));
     }
     Ok((name, id, key))
+}
+
+fn split_key(s: &str) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
+    split_key_of(s, ED25519_TYPE)
 }
 
 /// A note verifier: a name and an Ed25519 public key.
@@ -224,11 +233,16 @@ pub struct OpenedNote {
     pub unverified: usize,
 }
 
-/// Parses a signed note and checks its signatures against `verifiers`.
-///
-/// Signatures from unknown keys are counted but not checked; a bad signature from a known key
-/// is an error, and so is a note that no known key signed (as Go's `note.Open`).
-pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, NoteError> {
+/// A signed note split into its text and its signature lines (name, raw key ID and signature).
+pub struct SignedNote<'a> {
+    /// The signed text, ending in a newline.
+    pub text: &'a str,
+    /// Each signature line's key name and decoded bytes, in order.
+    pub signatures: Vec<(&'a str, Vec<u8>)>,
+}
+
+/// Splits a note into text and signature lines, checking the layout but no signature.
+pub fn signature_lines(note: &str) -> Result<SignedNote<'_>, NoteError> {
     let split = note
         .rfind("\n\n")
         .ok_or(NoteError::Malformed("no blank line before signatures"))?;
@@ -239,8 +253,7 @@ pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, N
             "signature block must end with newline",
         ));
     }
-    let mut verified_by = Vec::new();
-    let mut unverified = 0;
+    let mut signatures = Vec::new();
     for line in sigs[..sigs.len() - 1].split('\n') {
         let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
             "signature line must start with an em dash",
@@ -257,6 +270,20 @@ pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, N
         if raw.len() < 4 {
             return Err(NoteError::Malformed("signature too short"));
         }
+        signatures.push((name, raw));
+    }
+    Ok(SignedNote { text, signatures })
+}
+
+/// Parses a signed note and checks its signatures against `verifiers`.
+///
+/// Signatures from unknown keys are counted but not checked; a bad signature from a known key
+/// is an error, and so is a note that no known key signed (as Go's `note.Open`).
+pub fn open_note(note: &str, verifiers: &[NoteVerifier]) -> Result<OpenedNote, NoteError> {
+    let SignedNote { text, signatures } = signature_lines(note)?;
+    let mut verified_by = Vec::new();
+    let mut unverified = 0;
+    for (name, raw) in signatures {
         let Some(v) = verifiers
             .iter()
             .find(|v| v.name == name && v.id[..] == raw[..4])
