@@ -83,7 +83,7 @@ impl Tile {
         let row = size >> (TILE_HEIGHT * u32::from(level));
         let start = index.checked_mul(TILE_WIDTH)?;
         let width = row.checked_sub(start)?.min(TILE_WIDTH);
-        (width > 0 && level <= 7).then(|| Tile {
+        (width > 0 && level <= 7).then_some(Tile {
             level,
             index,
             width: width as u16,
@@ -424,9 +424,9 @@ mod tests {
     fn a_tile_reader_reproduces_roots_and_proofs() {
         let mut f = Frontier::default();
         let mut m = MemoryHashes::default();
-        let size = 256 * 256 + 3 * 256 + 17;
+        let size: u64 = 256 * 256 + 3 * 256 + 17;
         for i in 0..size {
-            m.extend(&f.append(&(i as u64).to_be_bytes()).1);
+            m.extend(&f.append(&i.to_be_bytes()).1);
         }
         let fetch = |t: Tile| -> Result<Vec<u8>, TileError> {
             Ok(t.stored_indexes()
