@@ -66,7 +66,7 @@ impl From<VaultError> for ApiError {
             | VaultError::RecipientNotDeclared(_)
             | VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
             VaultError::FieldNotNeeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            VaultError::SubjectNotFound => StatusCode::NOT_FOUND,
+            VaultError::SubjectNotFound | VaultError::TileNotFound => StatusCode::NOT_FOUND,
             VaultError::SubjectErased => StatusCode::GONE,
             VaultError::Internal => return ApiError::internal(),
         };

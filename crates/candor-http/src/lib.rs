@@ -6,8 +6,9 @@
 //! microseconds) run inline, which costs less than a hand-off to another thread. Only history, whose
 //! cost grows with the customer's events, runs on the blocking pool.
 //!
-//! `GET /log/checkpoint`, `GET /log/consistency`, `GET /healthz` and `GET /openapi.json` are deliberately public: they
-//! hold no personal data, and auditors must fetch checkpoints without an account.
+//! `GET /log/checkpoint`, `/log/consistency`, `/log/tile/…`, `/log/receipt/…`, `/healthz` and
+//! `/openapi.json` are deliberately public: they hold no personal data (tiles carry only hashes
+//! and salted commitments), and auditors must fetch them without an account.
 
 mod error;
 mod routes;
@@ -46,6 +47,8 @@ pub fn app(vault: Arc<Vault>) -> Router {
         .route("/v1/keys", post(routes::create_key))
         .route("/log/checkpoint", get(routes::checkpoint))
         .route("/log/consistency", get(routes::consistency))
+        .route("/log/tile/{*path}", get(routes::tile))
+        .route("/log/receipt/{index}", get(routes::receipt))
         .route("/healthz", get(routes::health))
         .route("/openapi.json", get(routes::openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

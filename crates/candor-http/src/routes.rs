@@ -280,6 +280,7 @@ pub async fn history(
         .map(|e| HistoryEvent {
             leaf_index: e.opening.leaf_index,
             leaf_hash: b64(&e.leaf_hash.0),
+            receipt: e.receipt.to_text(),
             inclusion_proof: e.inclusion_proof.iter().map(|h| b64(&h.0)).collect(),
             commitment: b64(&e.opening.commitment),
             nonce: b64(&e.opening.nonce),
@@ -385,6 +386,64 @@ pub async fn checkpoint(State(vault): State<Arc<Vault>>) -> Result<Response, Api
         .into_response())
 }
 
+/// Every tile path names bytes that never change: a full tile once the tree has passed it, and a
+/// partial tile `.p/W` because its `W` hashes are final too. Caches may keep them for good.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// A C2SP tlog-tiles hash tile or entry bundle (public). Entries are the 32-byte commitments,
+/// never event bodies.
+#[utoipa::path(get, path = "/log/tile/{path}",
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn tile(
+    State(vault): State<Arc<Vault>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let path = candor_log::parse_tile_path(&path)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_tile_path", e.to_string()))?;
+    let bytes = tokio::task::spawn_blocking(move || vault.tile(path))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, IMMUTABLE),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A receipt for a leaf: its inclusion proof and the published checkpoint, as a C2SP tlog-proof
+/// (public: it is made only of what the tiles already show).
+#[utoipa::path(get, path = "/log/receipt/{index}",
+    params(("index" = u64, Path, description = "Leaf index")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = ErrorBody)))]
+pub async fn receipt(
+    State(vault): State<Arc<Vault>>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let index: u64 = index.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the leaf index is a decimal number",
+        )
+    })?;
+    let receipt = tokio::task::spawn_blocking(move || vault.receipt(index))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        receipt.to_text(),
+    )
+        .into_response())
+}
+
 /// A consistency proof between two tree sizes (public), so anyone holding an older checkpoint
 /// can check the newer one extends it.
 #[utoipa::path(get, path = "/log/consistency", params(ConsistencyQuery),
@@ -443,7 +502,7 @@ impl utoipa::Modify for BearerScheme {
 #[openapi(
     info(title = "Candor", description = "Purpose-bound personal-data vault with a verifiable access log."),
     paths(put_data, get_data, get_consents, post_consents, access, lookup, history, erase, mint_session,
-          create_key, checkpoint, consistency, health),
+          create_key, checkpoint, consistency, tile, receipt, health),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;

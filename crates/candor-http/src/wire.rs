@@ -183,6 +183,9 @@ pub struct HistoryEvent {
     /// The same event, parsed, for display.
     #[schema(value_type = Object)]
     pub event: serde_json::Value,
+    /// Index, proof and checkpoint as a C2SP tlog-proof: save it, and `candor verify --receipt`
+    /// checks it offline.
+    pub receipt: String,
 }
 
 /// A customer's history.

@@ -226,6 +226,9 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 ///
 /// - Every method may be called concurrently from many threads, except that [`Store::commit`] is
 ///   only ever called by one writer at a time (the log has a single sequencer).
+/// - Entries and tree hashes are never changed once committed, erasure included (erasure removes
+///   event bodies, never commitments), so anything derived from them, such as a full tile, is
+///   immutable.
 /// - When `commit` returns `Ok`, every applied request, its leaves, their tree hashes and the new
 ///   checkpoint are durable together; after a crash either all of a group is there or none of it.
 /// - Reads see only committed data. Tree hashes below the latest checkpoint's size never change.
@@ -248,6 +251,13 @@ pub trait Store: Send + Sync {
     fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// The latest checkpoint that the witness policy accepted, with its cosignatures.
+    fn latest_witnessed(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Records a cosigned checkpoint, durably, if it is larger than the one recorded; returns
+    /// whether it was. May run concurrently with [`Store::commit`]; the caller has checked it.
+    fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
+    /// The entries (commitments) of leaves `leaves`, in order; every one is below a committed size.
+    fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError>;
     /// Tree hashes by stored position (see `candor_log::stored_hash_index`).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
     /// Applies `requests` in order in one durable transaction, with their log leaves and one

@@ -14,7 +14,8 @@ use crate::{
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE subjects (
     id          TEXT PRIMARY KEY,
     wrapped_key BLOB,              -- NULL once erased
@@ -75,7 +76,17 @@ CREATE TABLE api_keys (
     can_erase         INTEGER NOT NULL,
     created_at        INTEGER NOT NULL
 ) STRICT;
-"#];
+"#,
+    // The latest checkpoint the witness policy accepted, cosignatures included. Customers are
+    // shown this one; like the plain checkpoint, only the latest is kept.
+    r#"
+CREATE TABLE witnessed_checkpoint (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    note TEXT NOT NULL
+) STRICT;
+"#,
+];
 
 const READ_POOL: usize = 64;
 
@@ -283,6 +294,17 @@ fn apply(tx: &Connection, m: &Mutation) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn checkpoint_row(c: &Connection, sql: &str) -> rusqlite::Result<Option<StoredCheckpoint>> {
+    c.prepare_cached(sql)?
+        .query_row([], |r| {
+            Ok(StoredCheckpoint {
+                size: r.get::<_, i64>(0)? as u64,
+                note: r.get(1)?,
+            })
+        })
+        .optional()
+}
+
 type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>)>;
 
 fn subject_row(c: &Connection, subject: &str) -> rusqlite::Result<SubjectRow> {
@@ -430,15 +452,54 @@ impl crate::Store for SqliteStore {
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.read("read checkpoint", |c| {
-            c.prepare_cached("SELECT size, note FROM checkpoint WHERE id = 1")?
-                .query_row([], |r| {
-                    Ok(StoredCheckpoint {
-                        size: r.get::<_, i64>(0)? as u64,
-                        note: r.get(1)?,
-                    })
-                })
-                .optional()
+            checkpoint_row(c, "SELECT size, note FROM checkpoint WHERE id = 1")
         })
+    }
+
+    fn latest_witnessed(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read("read witnessed checkpoint", |c| {
+            checkpoint_row(
+                c,
+                "SELECT size, note FROM witnessed_checkpoint WHERE id = 1",
+            )
+        })
+    }
+
+    fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError> {
+        let conn = self.writer.lock().expect("writer poisoned");
+        let changed = conn
+            .prepare_cached(
+                "INSERT INTO witnessed_checkpoint (id, size, note) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note
+                 WHERE excluded.size > witnessed_checkpoint.size",
+            )
+            .and_then(|mut s| s.execute(params![checkpoint.size as i64, checkpoint.note]))
+            .map_err(db("record witnessed checkpoint"))?;
+        Ok(changed == 1)
+    }
+
+    fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
+        let want = (leaves.end - leaves.start) as usize;
+        let blobs: Vec<Vec<u8>> = self.read("read entries", |c| {
+            c.prepare_cached(
+                "SELECT commitment FROM events WHERE leaf_index >= ?1 AND leaf_index < ?2
+                 ORDER BY leaf_index",
+            )?
+            .query_map(params![leaves.start as i64, leaves.end as i64], |r| {
+                r.get(0)
+            })?
+            .collect()
+        })?;
+        if blobs.len() != want {
+            return Err(StoreError::Corrupt("missing log entries"));
+        }
+        blobs
+            .into_iter()
+            .map(|b| {
+                b.try_into()
+                    .map_err(|_| StoreError::Corrupt("commitment is not 32 bytes"))
+            })
+            .collect()
     }
 
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
@@ -594,6 +655,11 @@ mod tests {
 
         let reader = crate::StoreHashes(&store);
         assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
+        assert_eq!(store.entries(0..2).unwrap(), vec![[1; 32], [3; 32]]);
+        assert!(matches!(
+            store.entries(1..3),
+            Err(StoreError::Corrupt("missing log entries"))
+        ));
 
         let erase = WriteRequest {
             requires_active: Some("a".into()),
@@ -637,6 +703,22 @@ mod tests {
                     .expect("the writer waits out readers instead of failing");
             }
         });
+    }
+
+    #[test]
+    fn only_a_larger_witnessed_checkpoint_replaces_the_recorded_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        assert_eq!(store.latest_witnessed().unwrap(), None);
+        let cp = |size: u64| StoredCheckpoint {
+            size,
+            note: format!("n{size}"),
+        };
+        assert!(store.record_witnessed(&cp(5)).unwrap());
+        assert!(!store.record_witnessed(&cp(3)).unwrap());
+        assert!(!store.record_witnessed(&cp(5)).unwrap());
+        assert!(store.record_witnessed(&cp(9)).unwrap());
+        assert_eq!(store.latest_witnessed().unwrap(), Some(cp(9)));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!
 //! This crate knows nothing of HTTP or JSON wire formats; it returns domain values.
 
+pub mod fsck;
 pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,7 +23,10 @@ use candor_crypto::{
     BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext, SessionKey, ct_eq, new_api_key,
     parse_api_key,
 };
-use candor_log::{Hash, NoteSigner, NoteVerifier, commitment, leaf_hash};
+use candor_log::tile::encode_entry_bundle;
+use candor_log::{
+    Hash, NoteSigner, NoteVerifier, Receipt, TilePath, WitnessVerifier, commitment, leaf_hash,
+};
 use candor_store::{
     ApiKeyRow, Conflict, ConsentRow, LogEntry, Mutation, Store, StoreError, StoredCheckpoint,
     SubjectState, WriteRequest,
@@ -80,6 +84,9 @@ pub enum VaultError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The tile or entry bundle is not (yet) in the log.
+    #[error("no such tile in the log's current tree")]
+    TileNotFound,
     /// Something failed inside Candor; the cause went to the operator's log.
     #[error("internal error")]
     Internal,
@@ -100,6 +107,7 @@ impl VaultError {
             VaultError::SubjectNotFound => "subject_not_found",
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
+            VaultError::TileNotFound => "tile_not_found",
             VaultError::Internal => "internal",
         }
     }
@@ -245,6 +253,8 @@ pub struct HistoryEntry {
     pub leaf_hash: Hash,
     /// Inclusion proof against the checkpoint's tree.
     pub inclusion_proof: Vec<Hash>,
+    /// The same proof with its checkpoint as a C2SP tlog-proof, checkable offline.
+    pub receipt: Receipt,
 }
 
 /// A customer's history against one signed checkpoint.
@@ -318,6 +328,15 @@ fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
     Ok(())
 }
 
+/// Which witnesses must cosign a checkpoint before customers are shown it.
+#[derive(Debug, Clone)]
+pub struct WitnessPolicy {
+    /// The witnesses' public keys.
+    pub witnesses: Vec<WitnessVerifier>,
+    /// How many of them must cosign (1 to the number of witnesses).
+    pub quorum: usize,
+}
+
 /// The vault: one per process, shared by all requests.
 pub struct Vault {
     store: Arc<dyn Store>,
@@ -328,6 +347,8 @@ pub struct Vault {
     blind: BTreeMap<String, BlindIndexKey>,
     writer: LogWriter,
     log_key: NoteVerifier,
+    // With a policy, customers see only checkpoints it accepted; without, the latest one.
+    witness_policy: Option<WitnessPolicy>,
     // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
     // row is never stale; this saves a database read on every request.
     keys: RwLock<HashMap<String, ApiKeyRow>>,
@@ -357,8 +378,25 @@ impl Vault {
             blind,
             writer,
             log_key,
+            witness_policy: None,
             keys: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Shows customers only checkpoints that `policy` accepted.
+    pub fn with_witness_policy(mut self, policy: WitnessPolicy) -> Vault {
+        self.witness_policy = Some(policy);
+        self
+    }
+
+    /// The witness policy, if any.
+    pub fn witness_policy(&self) -> Option<&WitnessPolicy> {
+        self.witness_policy.as_ref()
+    }
+
+    /// The store, for the witness client and `fsck`.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The data map in force.
@@ -371,9 +409,50 @@ impl Vault {
         &self.log_key
     }
 
-    /// The latest signed checkpoint.
+    /// The checkpoint published to customers and auditors: the latest one the witness policy
+    /// accepted, cosignatures included, or the latest signed one where there is no policy.
     pub fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, VaultError> {
-        Ok(self.store.latest_checkpoint()?)
+        Ok(match self.witness_policy {
+            Some(_) => self.store.latest_witnessed()?,
+            None => self.store.latest_checkpoint()?,
+        })
+    }
+
+    /// A hash tile or entry bundle of the committed tree (C2SP tlog-tiles).
+    pub fn tile(&self, path: TilePath) -> Result<Vec<u8>, VaultError> {
+        let size = self.store.latest_checkpoint()?.map_or(0, |c| c.size);
+        match path {
+            TilePath::Hashes(tile) if tile.within(size) => {
+                let indexes: Vec<u64> = tile.stored_indexes().collect();
+                let hashes = self.store.read_hashes(&indexes)?;
+                Ok(hashes.iter().flat_map(|h| h.0).collect())
+            }
+            TilePath::Entries(tile) if tile.within(size) => {
+                let entries = self.store.entries(tile.entry_range())?;
+                Ok(encode_entry_bundle(entries.iter().map(|e| &e[..])))
+            }
+            _ => Err(VaultError::TileNotFound),
+        }
+    }
+
+    /// A receipt for leaf `index` against the published checkpoint.
+    pub fn receipt(&self, index: u64) -> Result<Receipt, VaultError> {
+        let cp = self
+            .checkpoint()?
+            .filter(|cp| index < cp.size)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "leaf {index} is not in the published checkpoint yet"
+                ))
+            })?;
+        let proof =
+            candor_log::inclusion_proof(index, cp.size, &candor_store::StoreHashes(&*self.store))?;
+        Ok(Receipt {
+            extra: None,
+            index,
+            proof,
+            checkpoint: cp.note,
+        })
     }
 
     /// A consistency proof from tree size `from` to `to`, both at most the latest checkpoint's.
@@ -1060,7 +1139,7 @@ impl Vault {
         };
         // Events first, then the checkpoint: the checkpoint then covers every event read.
         let rows = self.store.events(subject.as_str())?;
-        let Some(cp) = self.store.latest_checkpoint()? else {
+        let Some(cp) = self.checkpoint()? else {
             return Err(VaultError::SubjectNotFound);
         };
         let hashes = candor_store::StoreHashes(&*self.store);
@@ -1075,9 +1154,16 @@ impl Vault {
             let nonce: [u8; 32] = body[..32].try_into().expect("checked length");
             let canonical_event =
                 String::from_utf8(body[32..].to_vec()).map_err(|_| VaultError::Internal)?;
+            let inclusion_proof = candor_log::inclusion_proof(row.leaf_index, cp.size, &hashes)?;
             entries.push(HistoryEntry {
                 leaf_hash: leaf_hash(&row.commitment),
-                inclusion_proof: candor_log::inclusion_proof(row.leaf_index, cp.size, &hashes)?,
+                receipt: Receipt {
+                    extra: None,
+                    index: row.leaf_index,
+                    proof: inclusion_proof.clone(),
+                    checkpoint: cp.note.clone(),
+                },
+                inclusion_proof,
                 opening: LeafOpening {
                     leaf_index: row.leaf_index,
                     commitment: row.commitment,
