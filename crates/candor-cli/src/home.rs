@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
-use candor_log::NoteSigner;
+use candor_log::{NoteSigner, NoteVerifier};
 use candor_store::SqliteStore;
 use candor_vault::Vault;
 use zeroize::Zeroizing;
@@ -179,6 +179,18 @@ pub fn open(dir: &Path) -> anyhow::Result<Vault> {
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
     let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
     Vault::open(store, map, &root, signer).map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+}
+
+/// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses
+/// this, because the vault itself refuses to start on a tree that disagrees with its checkpoint.
+pub fn open_log(dir: &Path) -> anyhow::Result<(Arc<SqliteStore>, NoteVerifier)> {
+    if !is_initialised(dir) {
+        bail!("{} is not a Candor home", dir.display());
+    }
+    let skey = read_secret(&dir.join(LOG_KEY))?;
+    let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
+    let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
+    Ok((store, signer.verifier()))
 }
 
 fn now() -> i64 {

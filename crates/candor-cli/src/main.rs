@@ -1,7 +1,8 @@
-//! The `candor` command: `init`, `serve` and `check`. It wires the crates together and does
-//! nothing else.
+//! The `candor` command: `init`, `serve`, `check`, `verify` and `fsck`. It wires the crates
+//! together and does nothing else.
 
 mod home;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,50 @@ enum Command {
     Check {
         /// The data map file.
         file: PathBuf,
+    },
+    /// Verify a C2SP transparency log offline: checkpoint signature, cosignatures, tiles,
+    /// a receipt and its entry, and consistency with the checkpoint seen last time.
+    Verify {
+        /// The log's tiles: a directory laid out as tlog-tiles, or its URL prefix
+        /// (for Candor, `http://HOST/log`).
+        #[arg(long)]
+        tiles: String,
+        /// The log's public key (C2SP vkey).
+        #[arg(long)]
+        key: String,
+        /// A witness's public key (tlog-cosignature vkey); repeat for several.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the witnesses must have cosigned (default: all given).
+        #[arg(long)]
+        quorum: Option<usize>,
+        /// Use this checkpoint file instead of the one the tiles source serves.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// A receipt (c2sp.org/tlog-proof@v1) to check.
+        #[arg(long)]
+        receipt: Option<PathBuf>,
+        /// The receipt's exact entry bytes.
+        #[arg(long, conflicts_with_all = ["event", "nonce"])]
+        entry: Option<PathBuf>,
+        /// A Candor event's canonical bytes, to check that it opens the receipt's commitment.
+        #[arg(long, requires = "nonce")]
+        event: Option<PathBuf>,
+        /// The event's commitment nonce, base64.
+        #[arg(long, requires = "event")]
+        nonce: Option<String>,
+        /// Keeps the last verified checkpoint, to prove the log only grew since.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Also fetch every entry bundle and rebuild the whole tree from them.
+        #[arg(long)]
+        all_entries: bool,
+    },
+    /// Reread the whole stored log, recompute every hash and root, check every stored checkpoint.
+    Fsck {
+        /// The Candor home.
+        #[arg(long, default_value = "candor-data")]
+        dir: PathBuf,
     },
 }
 
@@ -111,6 +156,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Verify {
+            tiles,
+            key,
+            witnesses,
+            quorum,
+            checkpoint,
+            receipt,
+            entry,
+            event,
+            nonce,
+            state,
+            all_entries,
+        } => {
+            let args = verify::VerifyArgs {
+                tiles,
+                key,
+                witnesses,
+                quorum,
+                checkpoint,
+                receipt,
+                entry,
+                event,
+                nonce,
+                state,
+                all_entries,
+            };
+            Ok(match verify::run(&args) {
+                Ok(()) => {
+                    println!("verified");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("FAIL  {e:#}");
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        Command::Fsck { dir } => {
+            let (store, log_key) = home::open_log(&dir)?;
+            Ok(match candor_vault::fsck::fsck(&*store, &log_key, None) {
+                Ok(r) => {
+                    println!(
+                        "ok: {} entries rehashed, {} tree hashes compared, {} checkpoints checked",
+                        r.entries, r.hashes, r.checkpoints
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("FAIL: {e}");
+                    ExitCode::FAILURE
+                }
+            })
         }
     }
 }

@@ -17,7 +17,9 @@ pub use cosignature::{Cosigned, WitnessSigner, WitnessVerifier, verify_cosignatu
 pub use hash::{Hash, leaf_hash, node_hash};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier, OpenedNote, open_note};
 pub use receipt::{Receipt, ReceiptError};
-pub use tile::{Tile, TileError, TileHashReader, TilePath, parse_tile_path};
+pub use tile::{
+    Tile, TileError, TileHashReader, TilePath, parse_tile_path, split_stored_hash_index,
+};
 pub use tree::{
     Frontier, HashReader, MemoryHashes, ProofError, consistency_proof, inclusion_proof,
     stored_hash_count, stored_hash_index, tree_hash, verify_consistency, verify_inclusion,
