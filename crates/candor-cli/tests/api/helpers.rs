@@ -76,7 +76,7 @@ impl TestApp {
         self.dir.path().join("home")
     }
 
-    fn start(&mut self) {
+    pub fn start(&mut self) {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
             .arg(self.home())
@@ -205,6 +205,33 @@ impl TestApp {
         );
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A GET whose body is bytes, with the response's headers.
+    pub fn get_bytes(&self, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().unwrap().to_vec())
+    }
+
+    /// Runs `candor ARGS`; returns whether it succeeded and what it printed.
+    pub fn candor(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("CANDOR_ROOT_KEY")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
     }
 
     pub fn tree_size(&self) -> u64 {

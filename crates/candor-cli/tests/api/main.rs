@@ -3,5 +3,6 @@
 
 mod errors;
 mod helpers;
+mod log;
 mod security;
 mod story;

@@ -1,0 +1,416 @@
+//! The log at public-log grade: tiles, receipts, `candor verify`, `candor fsck`, an independent
+//! Go verifier, and SIGKILL under load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use candor_log::tile::decode_entry_bundle;
+use candor_log::{Checkpoint, Hash, NoteSigner, NoteVerifier, verify_consistency};
+use serde_json::json;
+
+use crate::helpers::*;
+
+const OPS: &str = "essential.service.operations";
+
+/// Collects one field for each of `n` customers; returns their leaf indexes.
+fn collect_many(app: &TestApp, shop: &str, prefix: &str, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let r = app.send(
+                "PUT",
+                &format!("/v1/subjects/{prefix}{i}/data"),
+                Some(shop),
+                Some(json!({ "purpose": OPS, "fields": { "user.name": format!("N{i}") } })),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["leaf_index"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+fn checkpoint(app: &TestApp) -> (String, Checkpoint) {
+    let (status, _, body) = app.get_bytes("/log/checkpoint");
+    assert_eq!(status, 200);
+    let note = String::from_utf8(body).unwrap();
+    let cp = Checkpoint::open(&note, &NoteVerifier::parse(&app.log_key).unwrap()).unwrap();
+    (note, cp)
+}
+
+#[test]
+fn tiles_follow_the_spec_and_are_immutable() {
+    let app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    collect_many(&app, &shop, "cus_", 300);
+    let (_, cp) = checkpoint(&app);
+    assert_eq!(cp.size, 300);
+
+    let (status, headers, full) = app.get_bytes("/log/tile/0/000");
+    assert_eq!(status, 200);
+    assert_eq!(full.len(), 256 * 32);
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let (status, _, partial) = app.get_bytes("/log/tile/0/001.p/44");
+    assert_eq!((status, partial.len()), (200, 44 * 32));
+    let (status, _, narrower) = app.get_bytes("/log/tile/0/001.p/10");
+    assert_eq!(narrower[..], partial[..10 * 32], "{status}");
+    let (status, _, level1) = app.get_bytes("/log/tile/1/000.p/1");
+    assert_eq!((status, level1.len()), (200, 32));
+
+    // The customer's history commitments are the entries at their indexes.
+    let me = app.session(&shop, "cus_260");
+    let history = app.send("GET", "/v1/subjects/cus_260/history", Some(&me), None);
+    let event = &history.body["events"][0];
+    let index = event["leaf_index"].as_u64().unwrap();
+    let (_, _, bundle) = app.get_bytes("/log/tile/entries/001.p/44");
+    let entries = decode_entry_bundle(&bundle).unwrap();
+    assert_eq!(entries.len(), 44);
+    assert_eq!(
+        entries[(index - 256) as usize],
+        b64(&event["commitment"]),
+        "bundles hold the 32-byte commitments, never bodies"
+    );
+
+    for (path, status, code) in [
+        ("/log/tile/0/001", 404, "tile_not_found"),
+        ("/log/tile/0/001.p/45", 404, "tile_not_found"),
+        ("/log/tile/1/000", 404, "tile_not_found"),
+        ("/log/tile/0/1", 400, "invalid_tile_path"),
+        ("/log/tile/0/x000/001", 400, "invalid_tile_path"),
+        ("/log/tile/0/000.p/256", 400, "invalid_tile_path"),
+        ("/log/tile/entries/001.p/0", 400, "invalid_tile_path"),
+    ] {
+        let r = app.send("GET", path, None, None);
+        assert_eq!((r.status, r.code()), (status, code), "{path}");
+    }
+}
+
+#[test]
+fn verify_checks_receipts_events_and_growth_and_catches_a_fork() {
+    let app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    collect_many(&app, &shop, "cus_", 20);
+    let work = app.dir.path();
+    let tiles = format!("{}/log", app.base);
+    let state = work.join("state");
+    let state_s = state.to_str().unwrap();
+
+    let (ok, out) = app.candor(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &app.log_key,
+        "--state",
+        state_s,
+        "--all-entries",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("all 20 entries rebuild"), "{out}");
+
+    // A customer's receipt, event and nonce, saved as files and checked offline.
+    let me = app.session(&shop, "cus_3");
+    let history = app.send("GET", "/v1/subjects/cus_3/history", Some(&me), None);
+    let event = &history.body["events"][0];
+    std::fs::write(
+        work.join("r.tlog-proof"),
+        event["receipt"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("event.json"),
+        event["canonical_event"].as_str().unwrap(),
+    )
+    .unwrap();
+    let receipt = work.join("r.tlog-proof");
+    let event_file = work.join("event.json");
+    collect_many(&app, &shop, "more_", 5);
+    let nonce = event["nonce"].as_str().unwrap();
+    let with_event = |event_file: &std::path::Path| {
+        let event_file = event_file.to_str().unwrap();
+        app.candor(&[
+            "verify",
+            "--tiles",
+            &tiles,
+            "--key",
+            &app.log_key,
+            "--state",
+            state_s,
+            "--receipt",
+            receipt.to_str().unwrap(),
+            "--event",
+            event_file,
+            "--nonce",
+            nonce,
+        ])
+    };
+    let (ok, out) = with_event(&event_file);
+    assert!(ok, "{out}");
+    assert!(out.contains("grew from 20 to 25"), "{out}");
+    assert!(
+        out.contains("its tree of 20 is a prefix of the log's 25"),
+        "{out}"
+    );
+
+    // The same receipt with an event the customer was not shown.
+    let forged = work.join("forged.json");
+    let text = event["canonical_event"].as_str().unwrap();
+    std::fs::write(&forged, text.replace("cus_3", "cus_4")).unwrap();
+    let (ok, out) = with_event(&forged);
+    assert!(!ok && out.contains("FAIL  entries"), "{out}");
+
+    // A log that signs a different tree at a size it already published has forked: the state
+    // file catches it. The fork is made with the log's own key, as a misbehaving operator would.
+    let skey = std::fs::read_to_string(app.home().join("log.key")).unwrap();
+    let signer = NoteSigner::parse(skey.trim()).unwrap();
+    let fork = Checkpoint {
+        origin: signer.name().to_owned(),
+        size: 22,
+        root: Hash([7; 32]),
+    };
+    std::fs::write(&state, signer.sign(&fork.to_text()).unwrap()).unwrap();
+    let (ok, out) = app.candor(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &app.log_key,
+        "--state",
+        state_s,
+    ]);
+    assert!(!ok && out.contains("FAIL  consistency"), "{out}");
+    // A failed run leaves the reference checkpoint where it was.
+    assert!(std::fs::read_to_string(&state).unwrap().contains("\n22\n"));
+}
+
+/// Go's golang.org/x/mod/sumdb/tlog and sumdb/note, which nobody here wrote, check the tiles,
+/// every entry, the receipts and the consistency proofs of a running Candor.
+#[test]
+fn an_independent_go_verifier_accepts_the_log() {
+    let go_path = "/usr/share/gocode";
+    let have_go = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok()
+        && std::path::Path::new(go_path)
+            .join("src/golang.org/x/mod/sumdb/tlog")
+            .exists();
+    if !have_go {
+        assert!(
+            std::env::var_os("CANDOR_REQUIRE_INTEROP").is_none(),
+            "CANDOR_REQUIRE_INTEROP is set but Go or golang.org/x/mod is missing"
+        );
+        eprintln!(
+            "SKIPPED: Go interop needs Debian's golang-go and golang-golang-x-mod-dev (.ci/run installs them)"
+        );
+        return;
+    }
+    let app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({}));
+    collect_many(&app, &shop, "cus_", 300);
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/tlogcheck");
+    let bin = app.dir.path().join("tlogcheck");
+    let build = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", go_path)
+        .env("GOCACHE", app.dir.path().join("gocache"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let run = std::process::Command::new(&bin)
+        .arg(format!("{}/log", app.base))
+        .arg(&app.log_key)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{out}");
+    assert!(out.contains("4 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn fsck_finds_a_changed_byte_anywhere_in_the_log() {
+    let mut app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({}));
+    collect_many(&app, &shop, "cus_", 40);
+    app.kill();
+    let home = app.home();
+    let dir = home.to_str().unwrap();
+    let (ok, out) = app.candor(&["fsck", "--dir", dir]);
+    assert!(ok, "{out}");
+    assert!(out.contains("40 entries rehashed"), "{out}");
+
+    let db = rusqlite::Connection::open(home.join("candor.db")).unwrap();
+    // Flip one bit of a commitment, of an interior tree hash, of the checkpoint's root, in turn.
+    for (table, column, key, rowid, expect) in [
+        (
+            "events",
+            "commitment",
+            "leaf_index",
+            17,
+            "the entry of leaf 17",
+        ),
+        (
+            "tree_hashes",
+            "hash",
+            "idx",
+            30,
+            "stored position 30 (level 4, index 0)",
+        ),
+        ("checkpoint", "note", "id", 1, "latest checkpoint"),
+    ] {
+        let select = format!("SELECT {column} FROM {table} WHERE {key} = ?1");
+        let update = format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1");
+        let original: rusqlite::types::Value =
+            db.query_row(&select, [rowid], |r| r.get(0)).unwrap();
+        let changed = match &original {
+            rusqlite::types::Value::Blob(b) => {
+                let mut b = b.clone();
+                b[5] ^= 1;
+                rusqlite::types::Value::Blob(b)
+            }
+            rusqlite::types::Value::Text(t) => {
+                // The root is the third line of the note.
+                let mut lines: Vec<String> = t.split('\n').map(str::to_owned).collect();
+                lines[2] = lines[2].replacen('A', "B", 1).replacen('a', "b", 1);
+                rusqlite::types::Value::Text(lines.join("\n"))
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        db.execute(&update, rusqlite::params![rowid, changed])
+            .unwrap();
+        let (ok, out) = app.candor(&["fsck", "--dir", dir]);
+        assert!(!ok, "fsck missed a change in {table}: {out}");
+        assert!(out.contains(expect), "{table}: {out}");
+        db.execute(&update, rusqlite::params![rowid, original])
+            .unwrap();
+    }
+    let (ok, out) = app.candor(&["fsck", "--dir", dir]);
+    assert!(ok, "restored: {out}");
+}
+
+/// SIGKILL at a pseudo-random point under concurrent load, many times. After each restart every
+/// acknowledged event is in the log, every checkpoint is consistent with all earlier ones, and
+/// fsck passes.
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_event() {
+    const ROUNDS: u64 = 8;
+    const CLIENTS: usize = 4;
+    let mut app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    let key = NoteVerifier::parse(&app.log_key).unwrap();
+    let mut seen: Vec<Checkpoint> = Vec::new();
+    // A fixed LCG: the kill points vary between rounds but not between runs.
+    let mut seed: u64 = 0x5eed;
+    for round in 0..ROUNDS {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let kill_after = 10 + (seed >> 33) % 120;
+        let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+        let count = Arc::new(AtomicU64::new(0));
+        let (enough_tx, enough_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            for c in 0..CLIENTS {
+                let (acked, count, enough_tx) = (acked.clone(), count.clone(), enough_tx.clone());
+                let (base, shop) = (app.base.clone(), shop.clone());
+                s.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    for i in 0.. {
+                        let subject = format!("r{round}_c{c}_{i}");
+                        let sent = client
+                            .put(format!("{base}/v1/subjects/{subject}/data"))
+                            .bearer_auth(&shop)
+                            .json(&json!({ "purpose": OPS, "fields": { "user.name": subject } }))
+                            .send();
+                        // Once the server is killed, requests fail: this client is done.
+                        let Ok(resp) = sent else { break };
+                        let Ok(body) = resp.json::<serde_json::Value>() else {
+                            break;
+                        };
+                        let Some(leaf) = body["leaf_index"].as_u64() else {
+                            break;
+                        };
+                        acked.lock().unwrap().push((subject, leaf));
+                        if count.fetch_add(1, Ordering::SeqCst) + 1 == kill_after {
+                            let _ = enough_tx.send(());
+                        }
+                    }
+                });
+            }
+            enough_rx.recv().unwrap();
+            app.kill();
+        });
+
+        let dir = app.home();
+        let (ok, out) = app.candor(&["fsck", "--dir", dir.to_str().unwrap()]);
+        assert!(ok, "round {round}: fsck after SIGKILL: {out}");
+        app.start();
+
+        let (_, cp) = checkpoint(&app);
+        for old in &seen {
+            let r = app.send(
+                "GET",
+                &format!("/log/consistency?from={}&to={}", old.size, cp.size),
+                None,
+                None,
+            );
+            let proof: Vec<Hash> = r.body["proof"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| Hash::from_slice(&b64(h)).unwrap())
+                .collect();
+            verify_consistency(old.size, cp.size, &proof, &old.root.0, &cp.root.0)
+                .unwrap_or_else(|e| panic!("round {round}: {} -> {}: {e}", old.size, cp.size));
+        }
+        let acked = acked.lock().unwrap().clone();
+        assert!(acked.len() as u64 >= kill_after);
+        for (subject, leaf) in &acked {
+            assert!(
+                *leaf < cp.size,
+                "round {round}: leaf {leaf} of {subject} lost"
+            );
+            let read = app.send(
+                "POST",
+                "/v1/access",
+                Some(&shop),
+                Some(json!({ "subject": subject, "purpose": OPS, "fields": ["user.name"] })),
+            );
+            assert_eq!(
+                read.body["data"]["user.name"],
+                subject.as_str(),
+                "round {round}"
+            );
+        }
+        // The log holds each acknowledged event's commitment where the server said it put it.
+        let (subject, leaf) = &acked[acked.len() / 2];
+        let me = app.session(&shop, subject);
+        let history = app.send(
+            "GET",
+            &format!("/v1/subjects/{subject}/history"),
+            Some(&me),
+            None,
+        );
+        let indexes: Vec<u64> = history.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["leaf_index"].as_u64().unwrap())
+            .collect();
+        assert!(
+            indexes.contains(leaf),
+            "round {round}: {indexes:?} lacks {leaf}"
+        );
+        verify_history(&history.body, &app.log_key);
+        seen.push(Checkpoint::open(&checkpoint(&app).0, &key).unwrap());
+    }
+}
