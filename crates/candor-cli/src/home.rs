@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
-use candor_log::{NoteSigner, NoteVerifier};
+use candor_log::{NoteSigner, NoteVerifier, WitnessSigner};
 use candor_store::SqliteStore;
 use candor_vault::Vault;
 use zeroize::Zeroizing;
@@ -191,6 +191,25 @@ pub fn open_log(dir: &Path) -> anyhow::Result<(Arc<SqliteStore>, NoteVerifier)> 
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
     let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
     Ok((store, signer.verifier()))
+}
+
+/// The witness key in `dir`, created (named `name`) on first use, with its public key beside it.
+pub fn witness_key(dir: &Path, name: Option<&str>) -> anyhow::Result<WitnessSigner> {
+    let path = dir.join("witness.key");
+    if path.exists() {
+        let skey = read_secret(&path)?;
+        return WitnessSigner::parse(skey.trim()).context("witness.key is not a witness key");
+    }
+    let name = name.context("the first run needs --name for the witness key")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let signer = WitnessSigner::generate(name).context("invalid witness name")?;
+    write_secret(&path, &signer.to_skey())?;
+    std::fs::write(
+        dir.join("witness.vkey"),
+        format!("{}\n", signer.verifier().to_vkey()),
+    )?;
+    Ok(signer)
 }
 
 fn now() -> i64 {

@@ -48,6 +48,29 @@ enum Command {
         /// Run `init` first if the directory is not yet a Candor home.
         #[arg(long)]
         init: bool,
+        /// A witness to cosign checkpoints, as `URL=VKEY`; repeat for several. With witnesses,
+        /// customers are shown only checkpoints that a quorum of them cosigned.
+        #[arg(long = "witness", value_name = "URL=VKEY")]
+        witnesses: Vec<String>,
+        /// How many witnesses must cosign (default: all).
+        #[arg(long)]
+        witness_quorum: Option<usize>,
+    },
+    /// Run a C2SP tlog-witness for other parties' logs: cosign each checkpoint that extends the
+    /// last one cosigned, refuse anything else.
+    Witness {
+        /// Where the witness keeps its key (`witness.key`, `witness.vkey`) and each log's size.
+        #[arg(long, default_value = "candor-witness")]
+        dir: PathBuf,
+        /// The witness's name, used when its key is first created.
+        #[arg(long)]
+        name: Option<String>,
+        /// The public key of a log to witness; repeat for several.
+        #[arg(long = "log", value_name = "VKEY")]
+        logs: Vec<String>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
     },
     /// Validate a data map and report the line of the first problem.
     Check {
@@ -129,11 +152,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { dir, listen, init } => {
+        Command::Serve {
+            dir,
+            listen,
+            init,
+            witnesses,
+            witness_quorum,
+        } => {
             if init && !home::is_initialised(&dir) {
                 home::init(&dir, None)?.print_human();
             }
-            serve(dir, listen)?;
+            let witnesses = witnesses
+                .iter()
+                .map(|w| parse_witness(w))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let quorum = witness_quorum.unwrap_or(witnesses.len());
+            if quorum > witnesses.len() || (quorum == 0 && !witnesses.is_empty()) {
+                anyhow::bail!(
+                    "--witness-quorum must be 1 to {}, the number of witnesses",
+                    witnesses.len()
+                );
+            }
+            serve(dir, listen, witnesses, quorum)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Witness {
+            dir,
+            name,
+            logs,
+            listen,
+        } => {
+            let logs = logs
+                .iter()
+                .map(|l| {
+                    candor_log::NoteVerifier::parse(l)
+                        .map_err(|e| anyhow::anyhow!("--log {l}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if logs.is_empty() {
+                anyhow::bail!("name at least one --log to witness");
+            }
+            let signer = home::witness_key(&dir, name.as_deref())?;
+            let vkey = signer.verifier().to_vkey();
+            let witness = candor_http::witness::Witness::new(signer, logs, dir.join("logs"))?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                tracing::info!(address = %listener.local_addr()?, key = %vkey, "witness is serving");
+                candor_http::witness::serve(listener, Arc::new(witness), shutdown_signal()).await?;
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { file } => {
@@ -213,10 +283,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
-    let vault = Arc::new(home::open(&dir)?);
+fn parse_witness(spec: &str) -> anyhow::Result<candor_http::witnessing::WitnessEndpoint> {
+    let (url, vkey) = spec
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--witness {spec}: expected URL=VKEY"))?;
+    let key = candor_log::WitnessVerifier::parse(vkey)
+        .map_err(|e| anyhow::anyhow!("--witness {spec}: {e}"))?;
+    Ok(candor_http::witnessing::WitnessEndpoint {
+        url: url.to_owned(),
+        key,
+    })
+}
+
+fn serve(
+    dir: PathBuf,
+    listen: SocketAddr,
+    witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
+    quorum: usize,
+) -> anyhow::Result<()> {
+    let mut vault = home::open(&dir)?;
+    if !witnesses.is_empty() {
+        vault = vault.with_witness_policy(candor_vault::WitnessPolicy {
+            witnesses: witnesses.iter().map(|w| w.key.clone()).collect(),
+            quorum,
+        });
+    }
+    let vault = Arc::new(vault);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        if !witnesses.is_empty() {
+            tokio::spawn(candor_http::witnessing::run(
+                vault.clone(),
+                witnesses,
+                quorum,
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;

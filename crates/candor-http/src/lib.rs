@@ -13,6 +13,8 @@
 mod error;
 mod routes;
 pub mod wire;
+pub mod witness;
+pub mod witnessing;
 
 use std::sync::Arc;
 

@@ -394,6 +394,11 @@ impl Vault {
         self.witness_policy.as_ref()
     }
 
+    /// Follows the committed tree size, which changes after each durable group commit.
+    pub fn committed_sizes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.committed_sizes()
+    }
+
     /// The store, for the witness client and `fsck`.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use candor_log::{Checkpoint, Frontier, Hash, NoteSigner};
 use candor_store::{RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, WriteRequest};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// The most requests committed in one transaction; bounds the latency of a single group.
 const MAX_GROUP: usize = 1024;
@@ -68,6 +68,8 @@ impl Sequencer for LogSequencer {
 #[derive(Clone)]
 pub struct LogWriter {
     queue: mpsc::Sender<Job>,
+    // The tree size after each durable commit, for whoever publishes checkpoints onward.
+    committed: watch::Receiver<u64>,
 }
 
 impl LogWriter {
@@ -86,12 +88,18 @@ impl LogWriter {
             }
         }
         let (queue, jobs) = mpsc::channel::<Job>();
+        let (sizes, committed) = watch::channel(size);
         let sequencer = LogSequencer { frontier, signer };
         std::thread::Builder::new()
             .name("candor-log-writer".into())
-            .spawn(move || run(store, sequencer, jobs))
+            .spawn(move || run(store, sequencer, jobs, sizes))
             .expect("spawn log writer");
-        Ok(LogWriter { queue })
+        Ok(LogWriter { queue, committed })
+    }
+
+    /// Follows the committed tree size; it changes after each durable group commit.
+    pub fn committed_sizes(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
     }
 
     /// Commits `request` durably in the next group; completes once it is on disk.
@@ -104,7 +112,12 @@ impl LogWriter {
     }
 }
 
-fn run(store: Arc<dyn Store>, mut sequencer: LogSequencer, jobs: mpsc::Receiver<Job>) {
+fn run(
+    store: Arc<dyn Store>,
+    mut sequencer: LogSequencer,
+    jobs: mpsc::Receiver<Job>,
+    sizes: watch::Sender<u64>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -121,6 +134,11 @@ fn run(store: Arc<dyn Store>, mut sequencer: LogSequencer, jobs: mpsc::Receiver<
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
+                sizes.send_if_modified(|size| {
+                    let grew = *size != sequencer.frontier.size();
+                    *size = sequencer.frontier.size();
+                    grew
+                });
             }
             Err(e) => {
                 tracing::error!(

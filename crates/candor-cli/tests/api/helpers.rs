@@ -21,6 +21,8 @@ pub struct TestApp {
     pub log_key: String,
     client: reqwest::blocking::Client,
     child: Option<Child>,
+    /// Extra arguments for `candor serve`.
+    pub serve_args: Vec<String>,
     // Everything the server wrote to stderr, across restarts.
     log: Arc<Mutex<String>>,
 }
@@ -40,6 +42,13 @@ impl Reply {
 impl TestApp {
     /// `candor init --json` then `candor serve` on port 0.
     pub fn spawn() -> TestApp {
+        let mut app = TestApp::init();
+        app.start();
+        app
+    }
+
+    /// `candor init --json` only; set `serve_args`, then `start`.
+    pub fn init() -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(BIN)
             .args([
@@ -59,17 +68,16 @@ impl TestApp {
             String::from_utf8_lossy(&out.stderr)
         );
         let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let mut app = TestApp {
+        TestApp {
             base: String::new(),
             admin: created["admin_key"].as_str().unwrap().to_owned(),
             log_key: created["log_public_key"].as_str().unwrap().to_owned(),
             dir,
             client: reqwest::blocking::Client::new(),
             child: None,
+            serve_args: Vec::new(),
             log: Arc::new(Mutex::new(String::new())),
-        };
-        app.start();
-        app
+        }
     }
 
     pub fn home(&self) -> std::path::PathBuf {
@@ -80,6 +88,7 @@ impl TestApp {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
             .arg(self.home())
+            .args(&self.serve_args)
             .env("CANDOR_LOG", "debug")
             .env_remove("CANDOR_ROOT_KEY")
             .stdout(Stdio::null())

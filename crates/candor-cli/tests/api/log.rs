@@ -278,9 +278,11 @@ fn fsck_finds_a_changed_byte_anywhere_in_the_log() {
                 rusqlite::types::Value::Blob(b)
             }
             rusqlite::types::Value::Text(t) => {
-                // The root is the third line of the note.
+                // The root is the third line of the note: flip one bit of it.
                 let mut lines: Vec<String> = t.split('\n').map(str::to_owned).collect();
-                lines[2] = lines[2].replacen('A', "B", 1).replacen('a', "b", 1);
+                let mut root = b64(&json!(lines[2]));
+                root[5] ^= 1;
+                lines[2] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, root);
                 rusqlite::types::Value::Text(lines.join("\n"))
             }
             other => panic!("unexpected {other:?}"),
@@ -413,4 +415,191 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
         verify_history(&history.body, &app.log_key);
         seen.push(Checkpoint::open(&checkpoint(&app).0, &key).unwrap());
     }
+}
+
+/// A `candor witness` process on port 0.
+struct WitnessProc {
+    url: String,
+    vkey: String,
+    child: std::process::Child,
+}
+
+impl WitnessProc {
+    fn start(dir: &std::path::Path, name: &str, log_key: &str) -> WitnessProc {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(BIN)
+            .args([
+                "witness",
+                "--name",
+                name,
+                "--log",
+                log_key,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                let rest = l.split("address=").nth(1)?;
+                Some(rest.split_whitespace().next()?.to_owned())
+            })
+            .expect("witness announces its address");
+        // Keep draining stderr so the witness never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let vkey = std::fs::read_to_string(dir.join("witness.vkey")).unwrap();
+        WitnessProc {
+            url: format!("http://{addr}"),
+            vkey: vkey.trim().to_owned(),
+            child,
+        }
+    }
+
+    fn add_checkpoint(&self, body: String) -> (u16, String, String) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/add-checkpoint", self.url))
+            .body(body)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        (status, ctype, resp.text().unwrap())
+    }
+}
+
+impl Drop for WitnessProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the published checkpoint reaches `size`: witnessing follows each commit on its own.
+fn published_at_least(app: &TestApp, size: u64) -> (String, Checkpoint) {
+    for _ in 0..3000 {
+        let (note, cp) = checkpoint(app);
+        if cp.size >= size {
+            return (note, cp);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("size {size} was never witnessed: {}", app.server_log());
+}
+
+#[test]
+fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
+    let mut app = TestApp::init();
+    let work = app.dir.path().to_owned();
+    let w1 = WitnessProc::start(&work.join("w1"), "w1.example", &app.log_key);
+    let w2 = WitnessProc::start(&work.join("w2"), "w2.example", &app.log_key);
+    app.serve_args = vec![
+        "--witness".into(),
+        format!("{}={}", w1.url, w1.vkey),
+        "--witness".into(),
+        format!("{}={}", w2.url, w2.vkey),
+        "--witness-quorum".into(),
+        "2".into(),
+    ];
+    app.start();
+    let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    let leaves = collect_many(&app, &shop, "cus_", 30);
+    let (note, cp) = published_at_least(&app, leaves[29] + 1);
+    let cosigned = candor_log::verify_cosignatures(
+        &note,
+        &[
+            candor_log::WitnessVerifier::parse(&w1.vkey).unwrap(),
+            candor_log::WitnessVerifier::parse(&w2.vkey).unwrap(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cosigned.len(), 2, "{note}");
+
+    // Customers see the cosigned checkpoint, and their receipts carry the cosignatures.
+    let me = app.session(&shop, "cus_29");
+    let history = app.send("GET", "/v1/subjects/cus_29/history", Some(&me), None);
+    verify_history(&history.body, &app.log_key);
+    let receipt = history.body["events"][0]["receipt"].as_str().unwrap();
+    std::fs::write(work.join("r.tlog-proof"), receipt).unwrap();
+    let tiles = format!("{}/log", app.base);
+    let (ok, out) = app.candor(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &app.log_key,
+        "--witness",
+        &w1.vkey,
+        "--witness",
+        &w2.vkey,
+        "--receipt",
+        work.join("r.tlog-proof").to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("2 of 2 required"), "{out}");
+    // A policy the published checkpoint does not meet fails.
+    let stranger = candor_log::WitnessSigner::generate("w3.example").unwrap();
+    let (ok, out) = app.candor(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &app.log_key,
+        "--witness",
+        &stranger.verifier().to_vkey(),
+    ]);
+    assert!(
+        !ok && out.contains("FAIL  cosignatures: 0 of the 1"),
+        "{out}"
+    );
+
+    // A fork: the log's own key signs a different tree of the size the witness cosigned.
+    let skey = std::fs::read_to_string(app.home().join("log.key")).unwrap();
+    let signer = NoteSigner::parse(skey.trim()).unwrap();
+    let fork = signer
+        .sign(
+            &Checkpoint {
+                origin: signer.name().to_owned(),
+                size: cp.size,
+                root: Hash([7; 32]),
+            }
+            .to_text(),
+        )
+        .unwrap();
+    let (status, _, _) = w1.add_checkpoint(format!("old {}\n\n{fork}", cp.size));
+    assert_eq!(status, 422, "a fork is refused");
+    let (status, ctype, body) = w1.add_checkpoint(format!("old 1\n\n{fork}"));
+    assert_eq!((status, ctype.as_str()), (409, "text/x.tlog.size"));
+    assert!(body.trim().parse::<u64>().unwrap() >= cp.size, "{body}");
+    let (status, _, _) = w1.add_checkpoint(format!(
+        "old 0\n\n{}",
+        fork.replace("\n\n\u{2014}", "\n\n\u{2014} x")
+    ));
+    assert!(status == 403 || status == 400, "{status}");
+    let other = NoteSigner::generate("other.example/log").unwrap();
+    let foreign = other
+        .sign(
+            &Checkpoint {
+                origin: "other.example/log".into(),
+                size: 1,
+                root: Hash([1; 32]),
+            }
+            .to_text(),
+        )
+        .unwrap();
+    let (status, _, _) = w1.add_checkpoint(format!("old 0\n\n{foreign}"));
+    assert_eq!(status, 404, "an unknown log");
+
+    // A restarted witness still knows what it cosigned: it will not start over from zero.
+    drop(w1);
+    let w1 = WitnessProc::start(&work.join("w1"), "w1.example", &app.log_key);
+    let (status, _, body) = w1.add_checkpoint(format!("old 0\n\n{note}"));
+    assert_eq!(status, 409);
+    assert!(body.trim().parse::<u64>().unwrap() >= cp.size, "{body}");
 }
