@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::note::{
-    NoteError, SIG_PREFIX, hex4, key_id_of, signature_lines, split_key_of, valid_name,
+    NamedKey, NoteError, SIG_PREFIX, format_skey, hex4, key_id_of, signature_lines, split_key_of,
 };
 
 /// The signature-type byte of tlog-cosignature v1 Ed25519 keys.
@@ -89,50 +89,30 @@ impl std::fmt::Debug for WitnessSigner {
     }
 }
 
+impl From<NamedKey> for WitnessSigner {
+    fn from(k: NamedKey) -> WitnessSigner {
+        WitnessSigner {
+            name: k.name,
+            id: k.id,
+            key: k.key,
+        }
+    }
+}
+
 impl WitnessSigner {
     /// Generates a fresh witness key named `name`.
     pub fn generate(name: &str) -> Result<WitnessSigner, NoteError> {
-        if !valid_name(name) {
-            return Err(NoteError::BadKey("invalid name"));
-        }
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let id = key_id_of(name, COSIGNATURE_V1_TYPE, key.verifying_key().as_bytes());
-        Ok(WitnessSigner {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        NamedKey::generate(name, COSIGNATURE_V1_TYPE).map(WitnessSigner::from)
     }
 
     /// Parses `PRIVATE+KEY+name+hash+base64(0x04 || seed)`.
     pub fn parse(skey: &str) -> Result<WitnessSigner, NoteError> {
-        let rest = skey
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::BadKey("signer key must start with PRIVATE+KEY+"))?;
-        let (name, id, raw) = split_key_of(rest, COSIGNATURE_V1_TYPE)?;
-        let seed =
-            zeroize::Zeroizing::new(<[u8; 32]>::try_from(&raw[1..]).expect("length checked"));
-        let key = SigningKey::from_bytes(&seed);
-        if key_id_of(name, COSIGNATURE_V1_TYPE, key.verifying_key().as_bytes()) != id {
-            return Err(NoteError::BadKey("key hash does not match the key"));
-        }
-        Ok(WitnessSigner {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        NamedKey::parse(skey, COSIGNATURE_V1_TYPE).map(WitnessSigner::from)
     }
 
     /// The signer key string, for a 0600 file.
     pub fn to_skey(&self) -> zeroize::Zeroizing<String> {
-        let mut raw = zeroize::Zeroizing::new(vec![COSIGNATURE_V1_TYPE]);
-        raw.extend_from_slice(self.key.as_bytes());
-        zeroize::Zeroizing::new(format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex4(&self.id),
-            B64.encode(&*raw)
-        ))
+        format_skey(&self.name, &self.id, &self.key, COSIGNATURE_V1_TYPE)
     }
 
     /// The matching public key.

@@ -83,6 +83,63 @@ pub(crate) fn split_key_of(s: &str, key_type: u8) -> Result<(&str, [u8; 4], Vec<
     Ok((name, id, key))
 }
 
+/// A named Ed25519 signing key of one signature type, as both log and witness signers hold it.
+pub(crate) struct NamedKey {
+    pub(crate) name: String,
+    pub(crate) id: [u8; 4],
+    pub(crate) key: SigningKey,
+}
+
+impl NamedKey {
+    pub(crate) fn generate(name: &str, key_type: u8) -> Result<NamedKey, NoteError> {
+        if !valid_name(name) {
+            return Err(NoteError::BadKey("invalid name"));
+        }
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let id = key_id_of(name, key_type, key.verifying_key().as_bytes());
+        Ok(NamedKey {
+            name: name.to_owned(),
+            id,
+            key,
+        })
+    }
+
+    /// Parses `PRIVATE+KEY+name+hash+base64(type || seed)`.
+    pub(crate) fn parse(skey: &str, key_type: u8) -> Result<NamedKey, NoteError> {
+        let rest = skey
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or(NoteError::BadKey("signer key must start with PRIVATE+KEY+"))?;
+        let (name, id, raw) = split_key_of(rest, key_type)?;
+        let seed: zeroize::Zeroizing<[u8; 32]> =
+            zeroize::Zeroizing::new(raw[1..].try_into().expect("length checked"));
+        let key = SigningKey::from_bytes(&seed);
+        if key_id_of(name, key_type, key.verifying_key().as_bytes()) != id {
+            return Err(NoteError::BadKey("key hash does not match the key"));
+        }
+        Ok(NamedKey {
+            name: name.to_owned(),
+            id,
+            key,
+        })
+    }
+}
+
+/// Formats `PRIVATE+KEY+name+hash+base64(type || seed)`.
+pub(crate) fn format_skey(
+    name: &str,
+    id: &[u8; 4],
+    key: &SigningKey,
+    key_type: u8,
+) -> zeroize::Zeroizing<String> {
+    let mut raw = zeroize::Zeroizing::new(vec![key_type]);
+    raw.extend_from_slice(key.as_bytes());
+    zeroize::Zeroizing::new(format!(
+        "PRIVATE+KEY+{name}+{}+{}",
+        hex4(id),
+        B64.encode(&*raw)
+    ))
+}
+
 fn split_key(s: &str) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
     split_key_of(s, ED25519_TYPE)
 }
@@ -140,50 +197,30 @@ impl std::fmt::Debug for NoteSigner {
     }
 }
 
+impl From<NamedKey> for NoteSigner {
+    fn from(k: NamedKey) -> NoteSigner {
+        NoteSigner {
+            name: k.name,
+            id: k.id,
+            key: k.key,
+        }
+    }
+}
+
 impl NoteSigner {
     /// Generates a fresh key named `name` from the operating system's random source.
     pub fn generate(name: &str) -> Result<NoteSigner, NoteError> {
-        if !valid_name(name) {
-            return Err(NoteError::BadKey("invalid name"));
-        }
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        let id = key_id(name, key.verifying_key().as_bytes());
-        Ok(NoteSigner {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        NamedKey::generate(name, ED25519_TYPE).map(NoteSigner::from)
     }
 
     /// Parses `PRIVATE+KEY+name+hash+base64(0x01 || seed)`.
     pub fn parse(skey: &str) -> Result<NoteSigner, NoteError> {
-        let rest = skey
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::BadKey("signer key must start with PRIVATE+KEY+"))?;
-        let (name, id, raw) = split_key(rest)?;
-        let seed: zeroize::Zeroizing<[u8; 32]> =
-            zeroize::Zeroizing::new(raw[1..].try_into().expect("length checked"));
-        let key = SigningKey::from_bytes(&seed);
-        if key_id(name, key.verifying_key().as_bytes()) != id {
-            return Err(NoteError::BadKey("key hash does not match the key"));
-        }
-        Ok(NoteSigner {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        NamedKey::parse(skey, ED25519_TYPE).map(NoteSigner::from)
     }
 
     /// The signer key string, for storing in a 0600 file.
     pub fn to_skey(&self) -> zeroize::Zeroizing<String> {
-        let mut raw = zeroize::Zeroizing::new(vec![ED25519_TYPE]);
-        raw.extend_from_slice(self.key.as_bytes());
-        zeroize::Zeroizing::new(format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex4(&self.id),
-            B64.encode(&*raw)
-        ))
+        format_skey(&self.name, &self.id, &self.key, ED25519_TYPE)
     }
 
     /// The matching verifier.

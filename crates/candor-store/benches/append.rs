@@ -1,0 +1,143 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items.
+
+//! Durable log appends with group commit, and proof generation, against the machine's own limits
+//! measured in the same run: fsyncs per second and SHA-256 hashes per second.
+//!
+//! `cargo bench -p candor-store --bench append`
+
+use std::io::Write;
+
+use candor_log::{Frontier, Hash, MemoryHashes, NoteSigner, inclusion_proof};
+use candor_store::{
+    LogEntry, Sequencer, SqliteStore, Store, StoreHashes, StoredCheckpoint, WriteRequest,
+};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sha2::{Digest, Sha256};
+
+/// Appends and signs as the log's writer does.
+struct Signing {
+    frontier: Frontier,
+    signer: NoteSigner,
+}
+
+impl Sequencer for Signing {
+    fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>) {
+        self.frontier.append(commitment)
+    }
+    fn checkpoint(&mut self) -> StoredCheckpoint {
+        let cp = candor_log::Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: self.frontier.size(),
+            root: self.frontier.root(),
+        };
+        StoredCheckpoint {
+            size: cp.size,
+            note: self.signer.sign(&cp.to_text()).unwrap(),
+        }
+    }
+}
+
+/// A group of `n` one-event requests with distinct commitments.
+fn group(n: usize, salt: u64) -> Vec<WriteRequest> {
+    (0..n)
+        .map(|i| {
+            let mut commitment = [0u8; 32];
+            commitment[..8].copy_from_slice(&salt.to_be_bytes());
+            commitment[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+            WriteRequest {
+                requires_active: None,
+                mutations: vec![],
+                entries: vec![LogEntry {
+                    subject: format!("s{}", i % 1000),
+                    commitment: Sha256::digest(commitment).into(),
+                    sealed_body: Some(vec![7; 120]),
+                }],
+            }
+        })
+        .collect()
+}
+
+fn baselines(c: &mut Criterion) {
+    let mut g = c.benchmark_group("baseline");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("sha256_65_bytes", |b| {
+        let data = [1u8; 65];
+        b.iter(|| Sha256::digest(std::hint::black_box(data)))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("f")).unwrap();
+    g.bench_function("fsync_4k_write", |b| {
+        b.iter(|| {
+            f.write_all(&[0u8; 4096]).unwrap();
+            f.sync_data().unwrap();
+        })
+    });
+    g.finish();
+}
+
+fn appends(c: &mut Criterion) {
+    let mut g = c.benchmark_group("durable_append");
+    for batch in [1usize, 64, 1024] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+        let mut seq = Signing {
+            frontier: Frontier::default(),
+            signer: NoteSigner::generate("bench.example/log").unwrap(),
+        };
+        let mut salt = 0;
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(format!("batch_{batch}"), |b| {
+            b.iter_batched(
+                || {
+                    salt += 1;
+                    group(batch, salt)
+                },
+                |requests| store.commit(&requests, &mut seq).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn proofs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("inclusion_proof");
+    // In memory at 10 million leaves: the proof's own cost, without storage.
+    let size = 10_000_000u64;
+    let mut f = Frontier::default();
+    let mut m = MemoryHashes::default();
+    for i in 0..size {
+        m.extend(&f.append(&i.to_be_bytes()).1);
+    }
+    let mut i = 0u64;
+    g.bench_function("memory_10M", |b| {
+        b.iter(|| {
+            i = (i + 7_654_321) % size;
+            inclusion_proof(i, size, &m).unwrap()
+        })
+    });
+    drop(m);
+
+    // From SQLite at 2^20 leaves: one batched read of at most 2·log2(n) stored hashes.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
+    let mut seq = Signing {
+        frontier: Frontier::default(),
+        signer: NoteSigner::generate("bench.example/log").unwrap(),
+    };
+    let size = 1u64 << 20;
+    for salt in 0..size / 1024 {
+        store.commit(&group(1024, salt), &mut seq).unwrap();
+    }
+    let hashes = StoreHashes(&store);
+    g.bench_function("sqlite_1M", |b| {
+        b.iter(|| {
+            i = (i + 7_654_321) % size;
+            inclusion_proof(i, size, &hashes).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, baselines, appends, proofs);
+criterion_main!(benches);
