@@ -293,6 +293,7 @@ pub async fn history(
         checkpoint: h.checkpoint,
         tree_size: h.tree_size,
         events,
+        pending_events: h.pending,
     }))
 }
 

@@ -197,6 +197,9 @@ pub struct HistoryResponse {
     pub tree_size: u64,
     /// Events, oldest first.
     pub events: Vec<HistoryEvent>,
+    /// Further events already committed but not yet in the published (cosigned) checkpoint;
+    /// they appear here once the witnesses have cosigned it.
+    pub pending_events: usize,
 }
 
 /// An erasure's receipt: keep it to open the erasure event's commitment later.

@@ -266,6 +266,9 @@ pub struct History {
     pub tree_size: u64,
     /// The events, in log order.
     pub entries: Vec<HistoryEntry>,
+    /// Events already committed but not yet in the published checkpoint (awaiting the witnesses):
+    /// they appear, with proofs, once it is cosigned.
+    pub pending: usize,
 }
 
 /// A new API key's grants.
@@ -1149,6 +1152,7 @@ impl Vault {
         };
         let hashes = candor_store::StoreHashes(&*self.store);
         let mut entries = Vec::with_capacity(rows.len());
+        let pending = rows.iter().filter(|r| r.leaf_index >= cp.size).count();
         for row in rows.into_iter().filter(|r| r.leaf_index < cp.size) {
             let body = dek
                 .open(subject.as_str(), SealContext::Event, &row.sealed_body)
@@ -1181,6 +1185,7 @@ impl Vault {
             checkpoint: cp.note,
             tree_size: cp.size,
             entries,
+            pending,
         })
     }
 

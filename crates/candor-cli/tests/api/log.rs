@@ -525,6 +525,8 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     let me = app.session(&shop, "cus_29");
     let history = app.send("GET", "/v1/subjects/cus_29/history", Some(&me), None);
     verify_history(&history.body, &app.log_key);
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
+    assert_eq!(history.body["pending_events"], 0);
     let receipt = history.body["events"][0]["receipt"].as_str().unwrap();
     std::fs::write(work.join("r.tlog-proof"), receipt).unwrap();
     let tiles = format!("{}/log", app.base);
@@ -602,4 +604,18 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     let (status, _, body) = w1.add_checkpoint(format!("old 0\n\n{note}"));
     assert_eq!(status, 409);
     assert!(body.trim().parse::<u64>().unwrap() >= cp.size, "{body}");
+
+    // Without a quorum nothing new is published: the customer is told an event awaits it.
+    drop(w2);
+    let r = app.send(
+        "PUT",
+        "/v1/subjects/cus_29/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "Later" } })),
+    );
+    assert_eq!(r.status, 200);
+    let history = app.send("GET", "/v1/subjects/cus_29/history", Some(&me), None);
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
+    assert_eq!(history.body["pending_events"], 1);
+    verify_history(&history.body, &app.log_key);
 }
