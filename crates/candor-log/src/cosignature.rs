@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::note::{
-    NamedKey, NoteError, SIG_PREFIX, format_skey, hex4, key_id_of, signature_lines, split_key_of,
+    NamedKey, NoteError, SIG_PREFIX, format_skey, format_vkey, parse_vkey, signature_lines,
 };
 
 /// The signature-type byte of tlog-cosignature v1 Ed25519 keys.
@@ -33,18 +33,8 @@ pub struct WitnessVerifier {
 impl WitnessVerifier {
     /// Parses `name+hash+base64(0x04 || public key)`.
     pub fn parse(vkey: &str) -> Result<WitnessVerifier, NoteError> {
-        let (name, id, key) = split_key_of(vkey, COSIGNATURE_V1_TYPE)?;
-        let public: [u8; 32] = key[1..].try_into().expect("length checked");
-        if key_id_of(name, COSIGNATURE_V1_TYPE, &public) != id {
-            return Err(NoteError::BadKey("key hash does not match the key"));
-        }
-        let key = VerifyingKey::from_bytes(&public)
-            .map_err(|_| NoteError::BadKey("not a curve point"))?;
-        Ok(WitnessVerifier {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        let (name, id, key) = parse_vkey(vkey, COSIGNATURE_V1_TYPE)?;
+        Ok(WitnessVerifier { name, id, key })
     }
 
     /// The witness's name.
@@ -54,9 +44,7 @@ impl WitnessVerifier {
 
     /// The vkey string.
     pub fn to_vkey(&self) -> String {
-        let mut raw = vec![COSIGNATURE_V1_TYPE];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex4(&self.id), B64.encode(raw))
+        format_vkey(&self.name, &self.id, &self.key, COSIGNATURE_V1_TYPE)
     }
 
     /// Checks this witness's cosignature in a signature line's bytes; returns the time it signed.

@@ -38,7 +38,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 /// The 4-byte key ID: the start of SHA-256(name || "\n" || type || public key).
-pub(crate) fn key_id_of(name: &str, key_type: u8, public: &[u8; 32]) -> [u8; 4] {
+fn key_id_of(name: &str, key_type: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
@@ -48,17 +48,13 @@ pub(crate) fn key_id_of(name: &str, key_type: u8, public: &[u8; 32]) -> [u8; 4] 
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
-    key_id_of(name, ED25519_TYPE, public)
-}
-
-pub(crate) fn hex4(id: &[u8; 4]) -> String {
+fn hex4(id: &[u8; 4]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Splits `name+hash+base64(type || key)` on the first two `+` (base64 itself may contain `+`)
 /// and checks the type byte and a 32-byte key.
-pub(crate) fn split_key_of(s: &str, key_type: u8) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
+fn split_key_of(s: &str, key_type: u8) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::BadKey("expected name+hash+key"));
@@ -124,6 +120,28 @@ impl NamedKey {
     }
 }
 
+/// Parses a vkey `name+hash+base64(type || public key)` of one signature type.
+pub(crate) fn parse_vkey(
+    vkey: &str,
+    key_type: u8,
+) -> Result<(String, [u8; 4], VerifyingKey), NoteError> {
+    let (name, id, key) = split_key_of(vkey, key_type)?;
+    let public: [u8; 32] = key[1..].try_into().expect("length checked");
+    if key_id_of(name, key_type, &public) != id {
+        return Err(NoteError::BadKey("key hash does not match the key"));
+    }
+    let key =
+        VerifyingKey::from_bytes(&public).map_err(|_| NoteError::BadKey("not a curve point"))?;
+    Ok((name.to_owned(), id, key))
+}
+
+/// Formats a vkey `name+hash+base64(type || public key)`.
+pub(crate) fn format_vkey(name: &str, id: &[u8; 4], key: &VerifyingKey, key_type: u8) -> String {
+    let mut raw = vec![key_type];
+    raw.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", hex4(id), B64.encode(raw))
+}
+
 /// Formats `PRIVATE+KEY+name+hash+base64(type || seed)`.
 pub(crate) fn format_skey(
     name: &str,
@@ -140,10 +158,6 @@ pub(crate) fn format_skey(
     ))
 }
 
-fn split_key(s: &str) -> Result<(&str, [u8; 4], Vec<u8>), NoteError> {
-    split_key_of(s, ED25519_TYPE)
-}
-
 /// A note verifier: a name and an Ed25519 public key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoteVerifier {
@@ -155,18 +169,8 @@ pub struct NoteVerifier {
 impl NoteVerifier {
     /// Parses a C2SP vkey string, `name+hash+base64(0x01 || public key)`.
     pub fn parse(vkey: &str) -> Result<NoteVerifier, NoteError> {
-        let (name, id, key) = split_key(vkey)?;
-        let public: [u8; 32] = key[1..].try_into().expect("length checked");
-        if key_id(name, &public) != id {
-            return Err(NoteError::BadKey("key hash does not match the key"));
-        }
-        let key = VerifyingKey::from_bytes(&public)
-            .map_err(|_| NoteError::BadKey("not a curve point"))?;
-        Ok(NoteVerifier {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        let (name, id, key) = parse_vkey(vkey, ED25519_TYPE)?;
+        Ok(NoteVerifier { name, id, key })
     }
 
     /// The key's name, which is also the log origin for checkpoint keys.
@@ -176,9 +180,7 @@ impl NoteVerifier {
 
     /// The vkey string.
     pub fn to_vkey(&self) -> String {
-        let mut raw = vec![ED25519_TYPE];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex4(&self.id), B64.encode(raw))
+        format_vkey(&self.name, &self.id, &self.key, ED25519_TYPE)
     }
 }
 
