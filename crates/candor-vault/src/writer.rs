@@ -35,11 +35,19 @@ pub enum WriterError {
     Stopped,
 }
 
-/// The log's state as the writer owns it.
-struct LogSequencer {
+/// The log's state as the writer owns it: the tree's right edge and the key that signs each
+/// group's checkpoint. Public so benchmarks drive the store exactly as the writer does.
+pub struct LogSequencer {
     // Owned by the writer thread alone; restored from a snapshot when a commit fails.
     frontier: Frontier,
     signer: NoteSigner,
+}
+
+impl LogSequencer {
+    /// A sequencer continuing the tree whose right edge is `frontier`.
+    pub fn new(frontier: Frontier, signer: NoteSigner) -> LogSequencer {
+        LogSequencer { frontier, signer }
+    }
 }
 
 impl Sequencer for LogSequencer {
@@ -89,7 +97,7 @@ impl LogWriter {
         }
         let (queue, jobs) = mpsc::channel::<Job>();
         let (sizes, committed) = watch::channel(size);
-        let sequencer = LogSequencer { frontier, signer };
+        let sequencer = LogSequencer::new(frontier, signer);
         std::thread::Builder::new()
             .name("candor-log-writer".into())
             .spawn(move || run(store, sequencer, jobs, sizes))

@@ -3,38 +3,22 @@
 //! Durable log appends with group commit, and proof generation, against the machine's own limits
 //! measured in the same run: fsyncs per second and SHA-256 hashes per second.
 //!
-//! `cargo bench -p candor-store --bench append`
+//! `cargo bench -p candor-vault --bench append`
 
 use std::io::Write;
 
-use candor_log::{Frontier, Hash, MemoryHashes, NoteSigner, inclusion_proof};
-use candor_store::{
-    LogEntry, Sequencer, SqliteStore, Store, StoreHashes, StoredCheckpoint, WriteRequest,
-};
+use candor_log::{Frontier, MemoryHashes, NoteSigner, inclusion_proof};
+use candor_store::{LogEntry, SqliteStore, Store, StoreHashes, WriteRequest};
+use candor_vault::writer::LogSequencer;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
-/// Appends and signs as the log's writer does.
-struct Signing {
-    frontier: Frontier,
-    signer: NoteSigner,
-}
-
-impl Sequencer for Signing {
-    fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>) {
-        self.frontier.append(commitment)
-    }
-    fn checkpoint(&mut self) -> StoredCheckpoint {
-        let cp = candor_log::Checkpoint {
-            origin: self.signer.name().to_owned(),
-            size: self.frontier.size(),
-            root: self.frontier.root(),
-        };
-        StoredCheckpoint {
-            size: cp.size,
-            note: self.signer.sign(&cp.to_text()).unwrap(),
-        }
-    }
+/// The log writer's own sequencer over an empty tree.
+fn sequencer() -> LogSequencer {
+    LogSequencer::new(
+        Frontier::default(),
+        NoteSigner::generate("bench.example/log").unwrap(),
+    )
 }
 
 /// A group of `n` one-event requests with distinct commitments.
@@ -80,10 +64,7 @@ fn appends(c: &mut Criterion) {
     for batch in [1usize, 64, 1024] {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
-        let mut seq = Signing {
-            frontier: Frontier::default(),
-            signer: NoteSigner::generate("bench.example/log").unwrap(),
-        };
+        let mut seq = sequencer();
         let mut salt = 0;
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(format!("batch_{batch}"), |b| {
@@ -121,10 +102,7 @@ fn proofs(c: &mut Criterion) {
     // From SQLite at 2^20 leaves: one batched read of at most 2·log2(n) stored hashes.
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
-    let mut seq = Signing {
-        frontier: Frontier::default(),
-        signer: NoteSigner::generate("bench.example/log").unwrap(),
-    };
+    let mut seq = sequencer();
     let size = 1u64 << 20;
     for salt in 0..size / 1024 {
         store.commit(&group(1024, salt), &mut seq).unwrap();
