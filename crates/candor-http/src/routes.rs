@@ -403,9 +403,14 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let path = candor_log::parse_tile_path(&path)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_tile_path", e.to_string()))?;
-    let bytes = tokio::task::spawn_blocking(move || vault.tile(path))
-        .await
-        .map_err(|_| ApiError::internal())??;
+    // A cached full tile is answered inline; anything else reads storage on the blocking pool.
+    let bytes = match vault.cached_tile(&path) {
+        Some(bytes) => bytes,
+        None => tokio::task::spawn_blocking(move || vault.tile(path))
+            .await
+            .map_err(|_| ApiError::internal())??,
+    };
+    let bytes = axum::body::Bytes::from_owner(bytes);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),

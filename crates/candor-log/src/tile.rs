@@ -144,7 +144,7 @@ impl Tile {
 }
 
 /// What a tile path names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TilePath {
     /// A tile of hashes.
     Hashes(Tile),

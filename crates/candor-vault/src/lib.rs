@@ -12,7 +12,7 @@ pub mod fsck;
 pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use candor_core::{
     Actor, ConsentAction, ConsentRecord, ConsentState, DataMap, Denial, Event, EventKind, Evidence,
@@ -355,7 +355,13 @@ pub struct Vault {
     // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
     // row is never stale; this saves a database read on every request.
     keys: RwLock<HashMap<String, ApiKeyRow>>,
+    // Full tiles by path. Their bytes never change, so a cached one is never stale; bounded by
+    // FULL_TILE_CACHE entries, evicting an arbitrary one when full.
+    full_tiles: Mutex<HashMap<TilePath, Arc<[u8]>>>,
 }
+
+/// How many full tiles (8 KiB each, a little more for entry bundles) stay in memory.
+const FULL_TILE_CACHE: usize = 4096;
 
 impl Vault {
     /// Opens the vault over `store` with the data map, the root key and the log's signing key.
@@ -383,6 +389,7 @@ impl Vault {
             log_key,
             witness_policy: None,
             keys: RwLock::new(HashMap::new()),
+            full_tiles: Mutex::new(HashMap::new()),
         })
     }
 
@@ -426,21 +433,44 @@ impl Vault {
         })
     }
 
+    /// A full tile served before, from memory: no storage read, so callers may use it inline.
+    pub fn cached_tile(&self, path: &TilePath) -> Option<Arc<[u8]>> {
+        self.full_tiles
+            .lock()
+            .expect("tile cache poisoned")
+            .get(path)
+            .cloned()
+    }
+
     /// A hash tile or entry bundle of the committed tree (C2SP tlog-tiles).
-    pub fn tile(&self, path: TilePath) -> Result<Vec<u8>, VaultError> {
+    pub fn tile(&self, path: TilePath) -> Result<Arc<[u8]>, VaultError> {
+        if let Some(bytes) = self.cached_tile(&path) {
+            return Ok(bytes);
+        }
         let size = self.store.latest_checkpoint()?.map_or(0, |c| c.size);
-        match path {
+        let (bytes, full): (Arc<[u8]>, bool) = match path {
             TilePath::Hashes(tile) if tile.within(size) => {
                 let indexes: Vec<u64> = tile.stored_indexes().collect();
                 let hashes = self.store.read_hashes(&indexes)?;
-                Ok(hashes.iter().flat_map(|h| h.0).collect())
+                (hashes.iter().flat_map(|h| h.0).collect(), tile.is_full())
             }
             TilePath::Entries(tile) if tile.within(size) => {
                 let entries = self.store.entries(tile.entry_range())?;
-                Ok(encode_entry_bundle(entries.iter().map(|e| &e[..])))
+                let bundle = encode_entry_bundle(entries.iter().map(|e| &e[..]));
+                (bundle.into(), tile.is_full())
             }
-            _ => Err(VaultError::TileNotFound),
+            _ => return Err(VaultError::TileNotFound),
+        };
+        if full {
+            let mut cache = self.full_tiles.lock().expect("tile cache poisoned");
+            if cache.len() >= FULL_TILE_CACHE
+                && let Some(evict) = cache.keys().next().copied()
+            {
+                cache.remove(&evict);
+            }
+            cache.insert(path, bytes.clone());
         }
+        Ok(bytes)
     }
 
     /// A receipt for leaf `index` against the published checkpoint.

@@ -51,6 +51,12 @@ fn tiles_follow_the_spec_and_are_immutable() {
         headers["cache-control"],
         "public, max-age=31536000, immutable"
     );
+    let (_, again, cached) = app.get_bytes("/log/tile/0/000");
+    assert_eq!(
+        (cached, &again["cache-control"]),
+        (full.clone(), &headers["cache-control"]),
+        "a cached full tile is the same bytes"
+    );
     let (status, _, partial) = app.get_bytes("/log/tile/0/001.p/44");
     assert_eq!((status, partial.len()), (200, 44 * 32));
     let (status, _, narrower) = app.get_bytes("/log/tile/0/001.p/10");
