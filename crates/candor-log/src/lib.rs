@@ -7,6 +7,7 @@
 
 pub mod commitment;
 pub mod cosignature;
+pub mod directory;
 pub mod hash;
 pub mod note;
 pub mod receipt;

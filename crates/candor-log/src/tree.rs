@@ -320,6 +320,17 @@ impl Frontier {
         Ok(Frontier { size, peaks })
     }
 
+    /// A frontier from its stored parts: the size and the peaks, largest first. `None` unless
+    /// there is one peak per set bit of `size`.
+    pub fn from_parts(size: u64, peaks: Vec<Hash>) -> Option<Frontier> {
+        (peaks.len() == size.count_ones() as usize).then_some(Frontier { size, peaks })
+    }
+
+    /// The peaks, largest first: with the size, all that is needed to keep appending.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
     /// The number of leaves.
     pub fn size(&self) -> u64 {
         self.size
@@ -430,6 +441,8 @@ mod tests {
             assert_eq!(tree_hash(n, &m).unwrap(), reference_root(0, n));
             let reloaded = Frontier::load(n, &m).unwrap();
             assert_eq!(reloaded.root(), f.root());
+            let parts = Frontier::from_parts(n, f.peaks().to_vec()).unwrap();
+            assert_eq!(parts.root(), f.root());
         }
     }
 
