@@ -65,7 +65,14 @@ macro_rules! redacted_debug {
         }
     )*};
 }
-redacted_debug!(RootKey, DataKey, KeyWrappingKey, BlindIndexKey, SessionKey);
+redacted_debug!(
+    RootKey,
+    DataKey,
+    KeyWrappingKey,
+    BlindIndexKey,
+    SessionKey,
+    LabelKey
+);
 
 /// The root of the key hierarchy.
 pub struct RootKey(Zeroizing<[u8; 32]>);
@@ -119,6 +126,24 @@ impl RootKey {
     /// The key that MACs customer session tokens.
     pub fn session_key(&self) -> SessionKey {
         SessionKey(self.derive(b"session-token"))
+    }
+
+    /// The key that gives each customer their private label in the log's directory.
+    pub fn directory_label_key(&self) -> LabelKey {
+        LabelKey(self.derive(b"directory-label"))
+    }
+}
+
+/// Makes customers' directory labels: HMAC-SHA256 of the customer id, so the public directory
+/// says nothing about who is who to anyone without the root key.
+pub struct LabelKey(Zeroizing<[u8; 32]>);
+
+impl LabelKey {
+    /// The customer's 32-byte label.
+    pub fn label(&self, subject: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("any key length");
+        mac.update(subject.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 }
 

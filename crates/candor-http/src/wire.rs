@@ -200,6 +200,37 @@ pub struct HistoryResponse {
     /// Further events already committed but not yet in the published (cosigned) checkpoint;
     /// they appear here once the witnesses have cosigned it.
     pub pending_events: usize,
+    /// Proof that `events` are all the events the log attributes to this customer; absent while
+    /// the checkpoint's directory is not at hand (briefly, after a restart under witnesses).
+    pub completeness: Option<CompletenessProof>,
+}
+
+/// A subtree of the directory: how many entries it attributes, and its hash.
+#[derive(Serialize, ToSchema)]
+pub struct DirectoryNode {
+    /// Entries attributed below this node.
+    pub sum: u64,
+    /// Its hash, base64.
+    pub hash: String,
+}
+
+/// The customer's entry in the checkpoint's directory. Check it by rebuilding your tree (RFC 6962
+/// over the events' commitments, in log order), hashing the leaf
+/// `SHA-256(0x00 || label || size (u64 BE) || root)` and folding the siblings, root first, by the
+/// label's bits: `SHA-256(0x01 || left sum (u64 BE) || left || right sum || right)`. The result
+/// must be the checkpoint's `candor-directory <sum> <hash>` line, and its sum the tree size.
+#[derive(Serialize, ToSchema)]
+pub struct CompletenessProof {
+    /// Your private directory label, base64.
+    pub label: String,
+    /// How many of the log's entries are yours: exactly the events shown.
+    pub size: u64,
+    /// The root of your tree over those events' commitments, base64.
+    pub root: String,
+    /// Siblings from the directory's root down to your leaf.
+    pub proof: Vec<DirectoryNode>,
+    /// The directory root the checkpoint commits to.
+    pub directory: DirectoryNode,
 }
 
 /// An erasure's receipt: keep it to open the erasure event's commitment later.

@@ -33,12 +33,12 @@ pub async fn run(vault: Arc<Vault>, witnesses: Vec<WitnessEndpoint>, quorum: usi
         .expect("HTTP client");
     // What each witness last cosigned, as it told us; None until it answers.
     let mut known: Vec<Option<u64>> = vec![None; witnesses.len()];
-    let mut sizes = vault.committed_sizes();
+    let mut heads = vault.heads();
     loop {
         if let Err(e) = publish(&vault, &client, &witnesses, &mut known, quorum).await {
             tracing::warn!(error = %e, "checkpoint not witnessed yet");
         }
-        if sizes.changed().await.is_err() {
+        if heads.changed().await.is_err() {
             return;
         }
     }
@@ -59,16 +59,15 @@ async fn publish(
     known: &mut [Option<u64>],
     quorum: usize,
 ) -> Result<(), String> {
+    // The checkpoint and its directory, as one committed head.
+    let head = vault.heads().borrow().clone();
+    let Some(note) = head.note.clone() else {
+        return Ok(());
+    };
     let v = vault.clone();
-    let (latest, published) = blocking(move || {
-        let store = v.store();
-        let latest = store.latest_checkpoint().map_err(|e| e.to_string())?;
-        let published = store.latest_witnessed().map_err(|e| e.to_string())?;
-        Ok((latest, published))
-    })
-    .await?;
-    let Some(latest) = latest else { return Ok(()) };
-    let new = Checkpoint::open(&latest.note, vault.log_key()).map_err(|e| e.to_string())?;
+    let published =
+        blocking(move || v.store().latest_witnessed().map_err(|e| e.to_string())).await?;
+    let new = Checkpoint::open(&note, vault.log_key()).map_err(|e| e.to_string())?;
     let (old_size, old_root) = match &published {
         Some(p) => {
             let cp = Checkpoint::open(&p.note, vault.log_key()).map_err(|e| e.to_string())?;
@@ -77,6 +76,10 @@ async fn publish(
         None => (0, Hash::empty()),
     };
     if new.size <= old_size {
+        // Already cosigned (say, before a restart): customers can be shown its directory.
+        if new.size == old_size {
+            vault.record_witnessed_directory(new.size, head.directory);
+        }
         return Ok(());
     }
     if old_size > 0 {
@@ -93,12 +96,7 @@ async fn publish(
 
     let mut tasks = tokio::task::JoinSet::new();
     for (i, w) in witnesses.iter().enumerate() {
-        let (vault, client, w, note) = (
-            vault.clone(),
-            client.clone(),
-            w.clone(),
-            latest.note.clone(),
-        );
+        let (vault, client, w, note) = (vault.clone(), client.clone(), w.clone(), note.to_string());
         let start = known[i].unwrap_or(old_size).min(new.size);
         tasks.spawn(async move { (i, cosign(&vault, &client, &w, &note, start, new.size).await) });
     }
@@ -126,8 +124,10 @@ async fn publish(
     }
     let cosigned = StoredCheckpoint {
         size: new.size,
-        note: format!("{}{lines}", latest.note),
+        note: format!("{note}{lines}"),
     };
+    // The directory first: a history shown against the new checkpoint finds it at once.
+    vault.record_witnessed_directory(new.size, head.directory);
     let v = vault.clone();
     blocking(move || {
         v.store()

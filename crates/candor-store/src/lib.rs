@@ -208,13 +208,35 @@ pub enum Conflict {
     SubjectErased,
 }
 
+/// A customer's own tree, as stored: enough to keep appending and to rebuild the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectLog {
+    /// The customer's private directory label.
+    pub label: [u8; 32],
+    /// How many of the log's entries are theirs.
+    pub size: u64,
+    /// The peaks of their tree, largest first (one per set bit of `size`).
+    pub peaks: Vec<Hash>,
+}
+
+/// What one append produced, for the store to write.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The leaf's index in the log.
+    pub index: u64,
+    /// The log's new tree hashes, with their stored positions.
+    pub hashes: Vec<(u64, Hash)>,
+    /// The entry's customer's tree after the append.
+    pub subject_log: SubjectLog,
+}
+
 /// Assigns leaf positions and signs checkpoints while the store's transaction is open.
 ///
 /// Implemented by the log's single writer. If [`Store::commit`] returns an error, nothing was
 /// committed and the caller must reset the sequencer to its state before the call.
 pub trait Sequencer {
-    /// Appends a leaf; returns its index and the tree hashes to store.
-    fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>);
+    /// Appends a leaf about `subject`; returns what to store.
+    fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended;
     /// Signs a checkpoint for the current tree; called once per group that appended leaves.
     fn checkpoint(&mut self) -> StoredCheckpoint;
 }
@@ -229,8 +251,8 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 /// - Entries and tree hashes are never changed once committed, erasure included (erasure removes
 ///   event bodies, never commitments), so anything derived from them, such as a full tile, is
 ///   immutable.
-/// - When `commit` returns `Ok`, every applied request, its leaves, their tree hashes and the new
-///   checkpoint are durable together; after a crash either all of a group is there or none of it.
+/// - When `commit` returns `Ok`, every applied request, its leaves, their tree hashes, their
+///   customers' tree heads and the new checkpoint are durable together; after a crash either all of a group is there or none of it.
 /// - Reads see only committed data. Tree hashes below the latest checkpoint's size never change.
 /// - Errors: [`StoreError::Database`] for failures the caller cannot fix; per-request
 ///   [`Conflict`]s for preconditions that no longer hold.
@@ -256,6 +278,8 @@ pub trait Store: Send + Sync {
     /// Records a cosigned checkpoint, durably, if it is larger than the one recorded; returns
     /// whether it was. May run concurrently with [`Store::commit`]; the caller has checked it.
     fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
+    /// Every customer's tree head (for the directory, rebuilt at start-up, and for fsck).
+    fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError>;
     /// The entries (commitments) of leaves `leaves`, in order; every one is below a committed size.
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError>;
     /// Tree hashes by stored position (see `candor_log::stored_hash_index`).

@@ -9,8 +9,8 @@ use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    ApiKeyRow, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer, StoreError,
-    StoredCheckpoint, SubjectRecord, SubjectState, WriteRequest,
+    ApiKeyRow, Appended, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
+    StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectState, WriteRequest,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -85,6 +85,15 @@ CREATE TABLE witnessed_checkpoint (
     size INTEGER NOT NULL,
     note TEXT NOT NULL
 ) STRICT;
+"#,
+    // Each customer's own tree (by private label), whose heads make up the directory that every
+    // checkpoint commits to. Kept after erasure: the entries stay in the log, so do their counts.
+    r#"
+CREATE TABLE subject_logs (
+    label BLOB PRIMARY KEY CHECK (length(label) = 32),
+    size  INTEGER NOT NULL,
+    peaks BLOB NOT NULL
+) STRICT, WITHOUT ROWID;
 "#,
 ];
 
@@ -476,6 +485,30 @@ impl crate::Store for SqliteStore {
         Ok(changed == 1)
     }
 
+    fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError> {
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self.read("read subject logs", |c| {
+            c.prepare_cached("SELECT label, size, peaks FROM subject_logs")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })?;
+        rows.into_iter()
+            .map(|(label, size, peaks)| {
+                let corrupt = || StoreError::Corrupt("malformed subject log");
+                if peaks.len() % 32 != 0 {
+                    return Err(corrupt());
+                }
+                Ok(SubjectLog {
+                    label: label.try_into().map_err(|_| corrupt())?,
+                    size: size as u64,
+                    peaks: peaks
+                        .chunks_exact(32)
+                        .map(|c| Hash(c.try_into().expect("32 bytes")))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
         let want = (leaves.end - leaves.start) as usize;
         let blobs: Vec<Vec<u8>> = self.read("read entries", |c| {
@@ -555,7 +588,11 @@ impl crate::Store for SqliteStore {
             }
             let mut leaves = Vec::with_capacity(request.entries.len());
             for entry in &request.entries {
-                let (index, hashes) = sequencer.append(&entry.commitment);
+                let Appended {
+                    index,
+                    hashes,
+                    subject_log,
+                } = sequencer.append(&entry.subject, &entry.commitment);
                 tx.prepare_cached(
                     "INSERT INTO events (leaf_index, subject_id, commitment, sealed_body)
                      VALUES (?1, ?2, ?3, ?4)",
@@ -576,6 +613,15 @@ impl crate::Store for SqliteStore {
                     put.execute(params![idx as i64, &hash.0[..]])
                         .map_err(db("append tree hash"))?;
                 }
+                let peaks: Vec<u8> = subject_log.peaks.iter().flat_map(|h| h.0).collect();
+                tx.prepare_cached(
+                    "INSERT INTO subject_logs (label, size, peaks) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (label) DO UPDATE SET size = excluded.size, peaks = excluded.peaks",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![&subject_log.label[..], subject_log.size as i64, peaks])
+                })
+                .map_err(db("append subject log"))?;
                 leaves.push(index);
                 appended = true;
             }
@@ -603,8 +649,19 @@ mod tests {
 
     struct TestSequencer(Frontier);
     impl Sequencer for TestSequencer {
-        fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>) {
-            self.0.append(commitment)
+        fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended {
+            let (index, hashes) = self.0.append(commitment);
+            let mut label = [0u8; 32];
+            label[..subject.len()].copy_from_slice(subject.as_bytes());
+            Appended {
+                index,
+                hashes,
+                subject_log: SubjectLog {
+                    label,
+                    size: index + 1,
+                    peaks: vec![],
+                },
+            }
         }
         fn checkpoint(&mut self) -> StoredCheckpoint {
             StoredCheckpoint {

@@ -18,7 +18,10 @@ fn sequencer() -> LogSequencer {
     LogSequencer::new(
         Frontier::default(),
         NoteSigner::generate("bench.example/log").unwrap(),
+        candor_crypto::RootKey::generate().directory_label_key(),
+        Vec::new(),
     )
+    .unwrap()
 }
 
 /// A group of `n` one-event requests with distinct commitments.

@@ -20,9 +20,10 @@ use candor_core::{
     subject_access,
 };
 use candor_crypto::{
-    BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext, SessionKey, ct_eq, new_api_key,
-    parse_api_key,
+    BlindIndexKey, DataKey, KeyWrappingKey, LabelKey, RootKey, SealContext, SessionKey, ct_eq,
+    new_api_key, parse_api_key,
 };
+use candor_log::directory::{Directory, Head, NodeRef};
 use candor_log::tile::encode_entry_bundle;
 use candor_log::{
     Hash, NoteSigner, NoteVerifier, Receipt, TilePath, WitnessVerifier, commitment, leaf_hash,
@@ -33,7 +34,7 @@ use candor_store::{
 };
 use zeroize::Zeroizing;
 
-pub use writer::{LogWriter, WriterError};
+pub use writer::{LogHead, LogWriter, WriterError};
 
 /// How long a customer session token lasts.
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
@@ -269,6 +270,23 @@ pub struct History {
     /// Events already committed but not yet in the published checkpoint (awaiting the witnesses):
     /// they appear, with proofs, once it is cosigned.
     pub pending: usize,
+    /// The proof that `entries` are all the events the log attributes to this customer, when the
+    /// checkpoint's directory is at hand.
+    pub completeness: Option<Completeness>,
+}
+
+/// What lets a customer check that their history is complete: the directory that the checkpoint
+/// commits to records, under their label, a tree of exactly the events shown.
+#[derive(Debug, Clone)]
+pub struct Completeness {
+    /// The customer's private directory label.
+    pub label: [u8; 32],
+    /// Their tree's head in the directory: as many entries as shown, and the root over them.
+    pub head: Head,
+    /// The siblings from the directory's root down to their leaf.
+    pub proof: Vec<NodeRef>,
+    /// The directory root, as the checkpoint's `candor-directory` line gives it.
+    pub directory: NodeRef,
 }
 
 /// A new API key's grants.
@@ -355,6 +373,10 @@ pub struct Vault {
     // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
     // row is never stale; this saves a database read on every request.
     keys: RwLock<HashMap<String, ApiKeyRow>>,
+    // Gives customers their directory labels.
+    labels: LabelKey,
+    // The directory of the latest checkpoint the witness policy accepted, with its size.
+    witnessed_directory: RwLock<Option<(u64, Directory)>>,
     // Full tiles by path. Their bytes never change, so a cached one is never stale; bounded by
     // FULL_TILE_CACHE entries, evicting an arbitrary one when full.
     full_tiles: Mutex<HashMap<TilePath, Arc<[u8]>>>,
@@ -372,7 +394,7 @@ impl Vault {
         signer: NoteSigner,
     ) -> Result<Vault, VaultError> {
         let log_key = signer.verifier();
-        let writer = LogWriter::start(store.clone(), signer)?;
+        let writer = LogWriter::start(store.clone(), signer, root.directory_label_key())?;
         let blind = map
             .categories
             .values()
@@ -390,6 +412,8 @@ impl Vault {
             witness_policy: None,
             keys: RwLock::new(HashMap::new()),
             full_tiles: Mutex::new(HashMap::new()),
+            labels: root.directory_label_key(),
+            witnessed_directory: RwLock::new(None),
         })
     }
 
@@ -404,9 +428,47 @@ impl Vault {
         self.witness_policy.as_ref()
     }
 
-    /// Follows the committed tree size, which changes after each durable group commit.
-    pub fn committed_sizes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.writer.committed_sizes()
+    /// Follows the log's head, which changes after each durable group commit that appended.
+    pub fn heads(&self) -> tokio::sync::watch::Receiver<LogHead> {
+        self.writer.heads()
+    }
+
+    /// Remembers the directory of a checkpoint the witness policy accepted, so histories shown
+    /// against that checkpoint can prove completeness.
+    pub fn record_witnessed_directory(&self, size: u64, directory: Directory) {
+        let mut kept = self
+            .witnessed_directory
+            .write()
+            .expect("directory lock poisoned");
+        if kept.as_ref().is_none_or(|(s, _)| *s < size) {
+            *kept = Some((size, directory));
+        }
+    }
+
+    /// The checkpoint customers are shown, with its directory when this process has it (after a
+    /// restart under a witness policy, not until the next checkpoint is cosigned).
+    fn published(&self) -> Result<Option<(StoredCheckpoint, Option<Directory>)>, VaultError> {
+        if self.witness_policy.is_none() {
+            let head = self.writer.heads().borrow().clone();
+            return Ok(head.note.map(|note| {
+                let cp = StoredCheckpoint {
+                    size: head.size,
+                    note: note.to_string(),
+                };
+                (cp, Some(head.directory))
+            }));
+        }
+        let Some(cp) = self.store.latest_witnessed()? else {
+            return Ok(None);
+        };
+        let directory = self
+            .witnessed_directory
+            .read()
+            .expect("directory lock poisoned")
+            .as_ref()
+            .filter(|(size, _)| *size == cp.size)
+            .map(|(_, d)| d.clone());
+        Ok(Some((cp, directory)))
     }
 
     /// The store, for the witness client and `fsck`.
@@ -1177,7 +1239,7 @@ impl Vault {
         };
         // Events first, then the checkpoint: the checkpoint then covers every event read.
         let rows = self.store.events(subject.as_str())?;
-        let Some(cp) = self.checkpoint()? else {
+        let Some((cp, directory)) = self.published()? else {
             return Err(VaultError::SubjectNotFound);
         };
         let hashes = candor_store::StoreHashes(&*self.store);
@@ -1211,11 +1273,36 @@ impl Vault {
                 },
             });
         }
+        let completeness = match directory {
+            Some(directory) => {
+                let label = self.labels.label(subject.as_str());
+                match (directory.get(&label), directory.prove(&label)) {
+                    (Some(head), Some(proof)) => {
+                        if head.size != entries.len() as u64 {
+                            tracing::error!(
+                                subject = %subject,
+                                "the directory disagrees with the customer's stored events"
+                            );
+                            return Err(VaultError::Internal);
+                        }
+                        Some(Completeness {
+                            label,
+                            head,
+                            proof,
+                            directory: directory.root_ref(),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         Ok(History {
             checkpoint: cp.note,
             tree_size: cp.size,
             entries,
             pending,
+            completeness,
         })
     }
 

@@ -8,8 +8,15 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use candor_log::{Checkpoint, Frontier, Hash, NoteSigner};
-use candor_store::{RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, WriteRequest};
+use std::collections::{HashMap, HashSet};
+
+use candor_crypto::LabelKey;
+use candor_log::directory::{self, Directory, Head};
+use candor_log::{Checkpoint, Frontier, NoteSigner};
+use candor_store::{
+    Appended, RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, SubjectLog,
+    WriteRequest,
+};
 use tokio::sync::{oneshot, watch};
 
 /// The most requests committed in one transaction; bounds the latency of a single group.
@@ -35,36 +42,163 @@ pub enum WriterError {
     Stopped,
 }
 
-/// The log's state as the writer owns it: the tree's right edge and the key that signs each
-/// group's checkpoint. Public so benchmarks drive the store exactly as the writer does.
+/// The log as of a durable commit: what witnesses are sent and customers are shown.
+#[derive(Clone, Debug)]
+pub struct LogHead {
+    /// The tree size.
+    pub size: u64,
+    /// The signed checkpoint of that size (`None` while the log is empty).
+    pub note: Option<Arc<str>>,
+    /// The directory that checkpoint commits to.
+    pub directory: Directory,
+}
+
+/// What a failed group must put back.
+struct Undo {
+    frontier: Frontier,
+    directory: Directory,
+    note: Option<Arc<str>>,
+    // Each customer touched in the group, with their tree before it (None: new in the group).
+    subjects: Vec<([u8; 32], Option<Frontier>)>,
+}
+
+/// The log's state as the writer owns it: the tree's right edge, every customer's own tree, the
+/// directory of their heads and the key that signs each group's checkpoint. Owned by the writer
+/// thread alone. Public so benchmarks drive the store exactly as the writer does.
 pub struct LogSequencer {
-    // Owned by the writer thread alone; restored from a snapshot when a commit fails.
     frontier: Frontier,
     signer: NoteSigner,
+    labels: LabelKey,
+    subjects: HashMap<[u8; 32], Frontier>,
+    directory: Directory,
+    note: Option<Arc<str>>,
+    // Customers appended to in the current group: the directory takes each one's head once, at
+    // the checkpoint, rather than after every entry.
+    touched: HashSet<[u8; 32]>,
+    undo: Option<Undo>,
 }
 
 impl LogSequencer {
-    /// A sequencer continuing the tree whose right edge is `frontier`.
-    pub fn new(frontier: Frontier, signer: NoteSigner) -> LogSequencer {
-        LogSequencer { frontier, signer }
+    /// A sequencer continuing the tree whose right edge is `frontier`, with the customers' trees
+    /// in `subject_logs`. Fails if those trees do not account for every entry exactly once.
+    pub fn new(
+        frontier: Frontier,
+        signer: NoteSigner,
+        labels: LabelKey,
+        subject_logs: Vec<SubjectLog>,
+    ) -> Result<LogSequencer, StoreError> {
+        let mut subjects = HashMap::with_capacity(subject_logs.len());
+        let mut directory = Directory::default();
+        for log in subject_logs {
+            let tree = Frontier::from_parts(log.size, log.peaks)
+                .ok_or(StoreError::Corrupt("a customer's tree has the wrong peaks"))?;
+            let head = Head {
+                size: tree.size(),
+                root: tree.root(),
+            };
+            directory = directory.with(log.label, head);
+            subjects.insert(log.label, tree);
+        }
+        if directory.root_ref().sum != frontier.size() {
+            return Err(StoreError::Corrupt(
+                "the customers' trees do not add up to the log's size",
+            ));
+        }
+        Ok(LogSequencer {
+            frontier,
+            signer,
+            labels,
+            subjects,
+            directory,
+            note: None,
+            touched: HashSet::new(),
+            undo: None,
+        })
+    }
+
+    /// The head as of the last checkpoint.
+    pub fn head(&self) -> LogHead {
+        LogHead {
+            size: self.frontier.size(),
+            note: self.note.clone(),
+            directory: self.directory.clone(),
+        }
+    }
+
+    /// Marks the start of a group, so a failed commit can be undone.
+    pub fn begin(&mut self) {
+        self.touched.clear();
+        self.undo = Some(Undo {
+            frontier: self.frontier.clone(),
+            directory: self.directory.clone(),
+            note: self.note.clone(),
+            subjects: Vec::new(),
+        });
+    }
+
+    /// Puts everything back as it was at [`LogSequencer::begin`]: memory never runs ahead of disk.
+    pub fn rollback(&mut self) {
+        let Some(undo) = self.undo.take() else { return };
+        self.frontier = undo.frontier;
+        self.directory = undo.directory;
+        self.note = undo.note;
+        for (label, before) in undo.subjects.into_iter().rev() {
+            match before {
+                Some(tree) => self.subjects.insert(label, tree),
+                None => self.subjects.remove(&label),
+            };
+        }
+        self.touched.clear();
     }
 }
 
 impl Sequencer for LogSequencer {
-    fn append(&mut self, commitment: &[u8; 32]) -> (u64, Vec<(u64, Hash)>) {
-        self.frontier.append(commitment)
+    fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended {
+        let (index, hashes) = self.frontier.append(commitment);
+        let label = self.labels.label(subject);
+        if self.touched.insert(label)
+            && let Some(undo) = &mut self.undo
+        {
+            undo.subjects
+                .push((label, self.subjects.get(&label).cloned()));
+        }
+        let tree = self.subjects.entry(label).or_default();
+        tree.append(commitment);
+        Appended {
+            index,
+            hashes,
+            subject_log: SubjectLog {
+                label,
+                size: tree.size(),
+                peaks: tree.peaks().to_vec(),
+            },
+        }
     }
 
     fn checkpoint(&mut self) -> StoredCheckpoint {
+        for label in self.touched.drain() {
+            let tree = &self.subjects[&label];
+            let head = Head {
+                size: tree.size(),
+                root: tree.root(),
+            };
+            self.directory = self.directory.with(label, head);
+        }
         let body = Checkpoint {
             origin: self.signer.name().to_owned(),
             size: self.frontier.size(),
             root: self.frontier.root(),
         };
+        let text = format!(
+            "{}{}\n",
+            body.to_text(),
+            directory::extension_line(&self.directory.root_ref())
+        );
         let note = self
             .signer
-            .sign(&body.to_text())
+            .sign(&text)
             .expect("checkpoint text ends with a newline");
+        self.note = Some(note.as_str().into());
         StoredCheckpoint {
             size: body.size,
             note,
@@ -76,38 +210,58 @@ impl Sequencer for LogSequencer {
 #[derive(Clone)]
 pub struct LogWriter {
     queue: mpsc::Sender<Job>,
-    // The tree size after each durable commit, for whoever publishes checkpoints onward.
-    committed: watch::Receiver<u64>,
+    // The log after each durable commit, for whoever publishes checkpoints onward.
+    heads: watch::Receiver<LogHead>,
 }
 
 impl LogWriter {
-    /// Loads the tree from `store`, checks the stored checkpoint against it, and starts the writer.
-    pub fn start(store: Arc<dyn Store>, signer: NoteSigner) -> Result<LogWriter, StoreError> {
+    /// Loads the tree and the customers' trees from `store`, checks them against the stored
+    /// checkpoint, and starts the writer.
+    pub fn start(
+        store: Arc<dyn Store>,
+        signer: NoteSigner,
+        labels: LabelKey,
+    ) -> Result<LogWriter, StoreError> {
         let latest = store.latest_checkpoint()?;
         let size = latest.as_ref().map_or(0, |c| c.size);
         let frontier = Frontier::load(size, &candor_store::StoreHashes(&*store))?;
+        let verifier = signer.verifier();
+        let mut sequencer = LogSequencer::new(frontier, signer, labels, store.subject_logs()?)?;
         if let Some(cp) = &latest {
-            let opened = Checkpoint::open(&cp.note, &signer.verifier())
+            let opened = Checkpoint::open(&cp.note, &verifier)
                 .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
-            if opened.size != size || !opened.root.ct_eq(&frontier.root()) {
+            if opened.size != size || !opened.root.ct_eq(&sequencer.frontier.root()) {
                 return Err(StoreError::Corrupt(
                     "stored tree does not match its checkpoint",
                 ));
             }
+            let text = candor_log::note::signature_lines(&cp.note)
+                .map_err(|_| StoreError::Corrupt("latest checkpoint does not parse"))?
+                .text;
+            let committed = directory::from_checkpoint_text(text).map_err(|_| {
+                StoreError::Corrupt(
+                    "the latest checkpoint has no directory: this log predates schema 3",
+                )
+            })?;
+            if committed != sequencer.directory.root_ref() {
+                return Err(StoreError::Corrupt(
+                    "the customers' trees do not match the checkpoint's directory",
+                ));
+            }
+            sequencer.note = Some(cp.note.as_str().into());
         }
         let (queue, jobs) = mpsc::channel::<Job>();
-        let (sizes, committed) = watch::channel(size);
-        let sequencer = LogSequencer::new(frontier, signer);
+        let (heads_tx, heads) = watch::channel(sequencer.head());
         std::thread::Builder::new()
             .name("candor-log-writer".into())
-            .spawn(move || run(store, sequencer, jobs, sizes))
+            .spawn(move || run(store, sequencer, jobs, heads_tx))
             .expect("spawn log writer");
-        Ok(LogWriter { queue, committed })
+        Ok(LogWriter { queue, heads })
     }
 
-    /// Follows the committed tree size; it changes after each durable group commit.
-    pub fn committed_sizes(&self) -> watch::Receiver<u64> {
-        self.committed.clone()
+    /// Follows the log's head; it changes after each durable group commit that appended.
+    pub fn heads(&self) -> watch::Receiver<LogHead> {
+        self.heads.clone()
     }
 
     /// Commits `request` durably in the next group; completes once it is on disk.
@@ -124,7 +278,7 @@ fn run(
     store: Arc<dyn Store>,
     mut sequencer: LogSequencer,
     jobs: mpsc::Receiver<Job>,
-    sizes: watch::Sender<u64>,
+    heads: watch::Sender<LogHead>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -136,15 +290,17 @@ fn run(
         }
         let (requests, replies): (Vec<_>, Vec<_>) =
             group.into_iter().map(|j| (j.request, j.reply)).unzip();
-        let before = sequencer.frontier.clone();
+        sequencer.begin();
         match store.commit(&requests, &mut sequencer) {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
-                sizes.send_if_modified(|size| {
-                    let grew = *size != sequencer.frontier.size();
-                    *size = sequencer.frontier.size();
+                heads.send_if_modified(|head| {
+                    let grew = head.size != sequencer.frontier.size();
+                    if grew {
+                        *head = sequencer.head();
+                    }
                     grew
                 });
             }
@@ -155,7 +311,7 @@ fn run(
                     group = requests.len(),
                     "log commit failed"
                 );
-                sequencer.frontier = before;
+                sequencer.rollback();
                 for reply in replies {
                     let _ = reply.send(Err(WriterError::CommitFailed));
                 }
