@@ -1,11 +1,14 @@
 //! `candor fsck`: reread the whole stored log and recompute it.
 //!
 //! Every entry is hashed again and appended to a fresh tree; each tree hash that produces is
-//! compared with the stored one, the root with the latest checkpoint's, and every stored
+//! compared with the stored one, the root with the latest checkpoint's, the directory rebuilt
+//! from every customer's stored tree with the checkpoint's directory line, and every stored
 //! checkpoint's signature (and, under a witness policy, its cosignatures) is checked. The first
 //! mismatch is reported by position, so a changed byte anywhere in the log's tables is found.
 //! It reads through the [`Store`] contract, so it checks any backend.
 
+use candor_log::directory::{Directory, Head, from_checkpoint_text};
+use candor_log::note::signature_lines;
 use candor_log::{
     Checkpoint, Frontier, NoteVerifier, split_stored_hash_index, tree_hash, verify_cosignatures,
 };
@@ -114,6 +117,42 @@ pub fn fsck(
             "latest",
             cp.size,
             "root differs from the recomputed tree",
+        ));
+    }
+    // The directory: every customer's stored head, rebuilt, must be the checkpoint's, and must
+    // attribute every entry.
+    let mut directory = Directory::default();
+    for log in store.subject_logs()? {
+        let tree = Frontier::from_parts(log.size, log.peaks).ok_or_else(|| {
+            mismatch(
+                "latest",
+                cp.size,
+                "a customer's stored tree has the wrong peaks",
+            )
+        })?;
+        let head = Head {
+            size: tree.size(),
+            root: tree.root(),
+        };
+        directory = directory.with(log.label, head);
+    }
+    let text = signature_lines(&latest.note)
+        .map_err(|e| mismatch("latest", cp.size, &e.to_string()))?
+        .text;
+    let committed =
+        from_checkpoint_text(text).map_err(|e| mismatch("latest", cp.size, &e.to_string()))?;
+    if committed != directory.root_ref() {
+        return Err(mismatch(
+            "latest",
+            cp.size,
+            "directory differs from the one rebuilt from the customers' trees",
+        ));
+    }
+    if committed.sum != cp.size {
+        return Err(mismatch(
+            "latest",
+            cp.size,
+            "directory does not attribute every entry",
         ));
     }
     let mut checkpoints = 1;

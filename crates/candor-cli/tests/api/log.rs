@@ -255,28 +255,39 @@ fn fsck_finds_a_changed_byte_anywhere_in_the_log() {
     assert!(out.contains("40 entries rehashed"), "{out}");
 
     let db = rusqlite::Connection::open(home.join("candor.db")).unwrap();
+    let some_label: Vec<u8> = db
+        .query_row("SELECT label FROM subject_logs LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    use rusqlite::types::Value::{Blob, Integer};
     // Flip one bit of a commitment, of an interior tree hash, of the checkpoint's root, in turn.
     for (table, column, key, rowid, expect) in [
         (
             "events",
             "commitment",
             "leaf_index",
-            17,
+            Integer(17),
             "the entry of leaf 17",
         ),
         (
             "tree_hashes",
             "hash",
             "idx",
-            30,
+            Integer(30),
             "stored position 30 (level 4, index 0)",
         ),
-        ("checkpoint", "note", "id", 1, "latest checkpoint"),
+        ("checkpoint", "note", "id", Integer(1), "latest checkpoint"),
+        (
+            "subject_logs",
+            "peaks",
+            "label",
+            Blob(some_label),
+            "directory differs",
+        ),
     ] {
         let select = format!("SELECT {column} FROM {table} WHERE {key} = ?1");
         let update = format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1");
         let original: rusqlite::types::Value =
-            db.query_row(&select, [rowid], |r| r.get(0)).unwrap();
+            db.query_row(&select, [&rowid], |r| r.get(0)).unwrap();
         let changed = match &original {
             rusqlite::types::Value::Blob(b) => {
                 let mut b = b.clone();
@@ -293,12 +304,12 @@ fn fsck_finds_a_changed_byte_anywhere_in_the_log() {
             }
             other => panic!("unexpected {other:?}"),
         };
-        db.execute(&update, rusqlite::params![rowid, changed])
+        db.execute(&update, rusqlite::params![&rowid, changed])
             .unwrap();
         let (ok, out) = app.candor(&["fsck", "--dir", dir]);
         assert!(!ok, "fsck missed a change in {table}: {out}");
         assert!(out.contains(expect), "{table}: {out}");
-        db.execute(&update, rusqlite::params![rowid, original])
+        db.execute(&update, rusqlite::params![&rowid, original])
             .unwrap();
     }
     let (ok, out) = app.candor(&["fsck", "--dir", dir]);
@@ -624,4 +635,53 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
     assert_eq!(history.body["pending_events"], 1);
     verify_history(&history.body, &app.log_key);
+}
+
+/// A history with an event left out fails the customer's completeness check, whether the proof
+/// is left as it was or rebuilt to match the shortened list.
+#[test]
+fn a_history_missing_an_event_is_caught() {
+    let app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    collect_many(&app, &shop, "other_", 5);
+    for _ in 0..3 {
+        let r = app.send(
+            "PUT",
+            "/v1/subjects/cus_1/data",
+            Some(&shop),
+            Some(json!({ "purpose": OPS, "fields": { "user.name": "Ada" } })),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let me = app.session(&shop, "cus_1");
+    let history = app
+        .send("GET", "/v1/subjects/cus_1/history", Some(&me), None)
+        .body;
+    check_completeness(&history).unwrap();
+
+    let mut shortened = history.clone();
+    shortened["events"].as_array_mut().unwrap().remove(1);
+    assert!(
+        check_completeness(&shortened).is_err(),
+        "same proof, one event fewer"
+    );
+
+    // Rebuild the customer's head over what is left: the directory no longer agrees.
+    let left: Vec<Vec<u8>> = shortened["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| b64(&e["commitment"]))
+        .collect();
+    let mut f = candor_log::Frontier::default();
+    for c in &left {
+        f.append(c);
+    }
+    shortened["completeness"]["size"] = json!(left.len());
+    shortened["completeness"]["root"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        f.root().0
+    ));
+    let err = check_completeness(&shortened).unwrap_err();
+    assert!(err.contains("directory"), "{err}");
 }
