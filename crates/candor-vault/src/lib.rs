@@ -1237,11 +1237,13 @@ impl Vault {
             SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
             SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
         };
-        // Events first, then the checkpoint: the checkpoint then covers every event read.
-        let rows = self.store.events(subject.as_str())?;
+        // The checkpoint first, then the events: every event below its size was committed before
+        // it was published, so the events read include all that its directory counts; later ones
+        // are pending.
         let Some((cp, directory)) = self.published()? else {
             return Err(VaultError::SubjectNotFound);
         };
+        let rows = self.store.events(subject.as_str())?;
         let hashes = candor_store::StoreHashes(&*self.store);
         let mut entries = Vec::with_capacity(rows.len());
         let pending = rows.iter().filter(|r| r.leaf_index >= cp.size).count();

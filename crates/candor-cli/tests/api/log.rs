@@ -685,3 +685,31 @@ fn a_history_missing_an_event_is_caught() {
     let err = check_completeness(&shortened).unwrap_err();
     assert!(err.contains("directory"), "{err}");
 }
+
+/// Histories read while the same customer's events are being written are always complete: the
+/// directory and the events shown are taken from the same moment.
+#[test]
+fn histories_read_during_writes_stay_complete() {
+    let app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    collect_many(&app, &shop, "cus_", 1);
+    let me = app.session(&shop, "cus_0");
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for i in 0..150 {
+                let r = app.send(
+                    "PUT",
+                    "/v1/subjects/cus_0/data",
+                    Some(&shop),
+                    Some(json!({ "purpose": OPS, "fields": { "user.name": format!("N{i}") } })),
+                );
+                assert_eq!(r.status, 200);
+            }
+        });
+        while !writer.is_finished() {
+            let h = app.send("GET", "/v1/subjects/cus_0/history", Some(&me), None);
+            assert_eq!(h.status, 200, "{}", h.body);
+            check_completeness(&h.body).unwrap();
+        }
+    });
+}
