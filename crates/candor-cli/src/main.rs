@@ -82,8 +82,12 @@ enum Command {
     Verify {
         /// The log's tiles: a directory laid out as tlog-tiles, or its URL prefix
         /// (for Candor, `http://HOST/log`).
-        #[arg(long)]
-        tiles: String,
+        #[arg(long, required_unless_present = "history")]
+        tiles: Option<String>,
+        /// A customer's saved history (the JSON of `GET /v1/subjects/{id}/history`): check every
+        /// event and that they are all the log attributes to the customer.
+        #[arg(long, conflicts_with_all = ["tiles", "receipt", "state", "all_entries"])]
+        history: Option<PathBuf>,
         /// The log's public key (C2SP vkey).
         #[arg(long)]
         key: String,
@@ -229,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify {
             tiles,
+            history,
             key,
             witnesses,
             quorum,
@@ -242,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let args = verify::VerifyArgs {
                 tiles,
+                history,
                 key,
                 witnesses,
                 quorum,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use candor_log::directory::{Head, NodeRef, from_checkpoint_text, verify_membership};
 use candor_log::tile::decode_entry_bundle;
 use candor_log::{
     Checkpoint, Frontier, NoteVerifier, Receipt, Tile, TileHashReader, WitnessVerifier, commitment,
@@ -19,7 +20,9 @@ use candor_log::{
 /// What to check, as given on the command line.
 pub struct VerifyArgs {
     /// A directory laid out as tlog-tiles (`checkpoint`, `tile/…`), or its URL prefix.
-    pub tiles: String,
+    pub tiles: Option<String>,
+    /// A customer's history, as `GET /v1/subjects/{id}/history` returned it.
+    pub history: Option<PathBuf>,
     /// The log's vkey.
     pub key: String,
     /// Witness vkeys.
@@ -112,7 +115,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             trust.witnesses.len()
         );
     }
-    let source = Source::new(&args.tiles)?;
+    if let Some(history) = &args.history {
+        return check_history(history, &trust);
+    }
+    let tiles = args
+        .tiles
+        .as_deref()
+        .ok_or_else(|| anyhow!("give --tiles, or --history"))?;
+    let source = Source::new(tiles)?;
 
     let note = match &args.checkpoint {
         Some(path) => {
@@ -345,5 +355,123 @@ fn check_state(
     std::fs::write(&tmp, note)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, state)?;
+    Ok(())
+}
+
+/// Checks a customer's saved history offline: the checkpoint, every event's commitment and
+/// inclusion, and that the events are all the log attributes to the customer.
+fn check_history(path: &Path, trust: &Trust) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let h: serde_json::Value = serde_json::from_str(&text).context("the history is not JSON")?;
+    let field = |v: &serde_json::Value, name: &str| -> anyhow::Result<Vec<u8>> {
+        let s = v[name]
+            .as_str()
+            .ok_or_else(|| anyhow!("history: `{name}` is missing"))?;
+        B64.decode(s)
+            .map_err(|_| anyhow!("history: `{name}` is not base64"))
+    };
+    let hash = |bytes: Vec<u8>| {
+        candor_log::Hash::from_slice(&bytes)
+            .ok_or_else(|| anyhow!("history: a hash is not 32 bytes"))
+    };
+    let note = h["checkpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("history: no checkpoint"))?;
+    let cp = open_checked(note, trust, "checkpoint")?;
+
+    let events = h["events"]
+        .as_array()
+        .ok_or_else(|| anyhow!("history: no events"))?;
+    let mut mine = Frontier::default();
+    for e in events {
+        let index = e["leaf_index"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("history: no leaf_index"))?;
+        let nonce: [u8; 32] = field(e, "nonce")?
+            .try_into()
+            .map_err(|_| anyhow!("history: a nonce is not 32 bytes"))?;
+        let canonical = e["canonical_event"]
+            .as_str()
+            .ok_or_else(|| anyhow!("history: no canonical_event"))?;
+        let commitment = commitment::commit(&nonce, canonical.as_bytes());
+        if commitment.to_vec() != field(e, "commitment")? {
+            bail!("event {index}: the event and nonce do not open its commitment");
+        }
+        let proof = e["inclusion_proof"]
+            .as_array()
+            .ok_or_else(|| anyhow!("history: no inclusion_proof"))?
+            .iter()
+            .map(|p| {
+                hash(
+                    B64.decode(p.as_str().unwrap_or_default())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        candor_log::verify_inclusion(
+            index,
+            cp.size,
+            &candor_log::leaf_hash(&commitment),
+            &proof,
+            &cp.root.0,
+        )
+        .map_err(|e| anyhow!("event {index}: inclusion: {e}"))?;
+        mine.append(&commitment);
+    }
+    ok(
+        "events",
+        format!(
+            "all {} open their commitments and are in the tree",
+            events.len()
+        ),
+    );
+
+    let c = &h["completeness"];
+    if c.is_null() {
+        bail!("completeness: the history carries no proof (retry once the checkpoint is cosigned)");
+    }
+    let label: [u8; 32] = field(c, "label")?
+        .try_into()
+        .map_err(|_| anyhow!("completeness: the label is not 32 bytes"))?;
+    let head = Head {
+        size: mine.size(),
+        root: mine.root(),
+    };
+    let siblings = c["proof"]
+        .as_array()
+        .ok_or_else(|| anyhow!("completeness: no proof"))?
+        .iter()
+        .map(|n| {
+            Ok(NodeRef {
+                sum: n["sum"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("completeness: a node has no sum"))?,
+                hash: hash(field(n, "hash")?)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let text = candor_log::note::signature_lines(note)?.text;
+    let directory = from_checkpoint_text(text).map_err(|e| anyhow!("completeness: {e}"))?;
+    verify_membership(&label, &head, &siblings, &directory).map_err(|_| {
+        anyhow!(
+            "completeness: the checkpoint's directory does not attribute exactly these {} events to you",
+            head.size
+        )
+    })?;
+    if directory.sum != cp.size {
+        bail!(
+            "completeness: the directory attributes {} entries, the log has {}",
+            directory.sum,
+            cp.size
+        );
+    }
+    ok(
+        "completeness",
+        format!(
+            "the directory attributes exactly these {} events to you",
+            head.size
+        ),
+    );
     Ok(())
 }

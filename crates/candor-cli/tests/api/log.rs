@@ -562,6 +562,19 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     ]);
     assert!(ok, "{out}");
     assert!(out.contains("2 of 2 required"), "{out}");
+    std::fs::write(work.join("history.json"), history.body.to_string()).unwrap();
+    let (ok, out) = app.candor(&[
+        "verify",
+        "--history",
+        work.join("history.json").to_str().unwrap(),
+        "--key",
+        &app.log_key,
+        "--witness",
+        &w1.vkey,
+        "--witness",
+        &w2.vkey,
+    ]);
+    assert!(ok && out.contains("exactly these 1 events"), "{out}");
     // A policy the published checkpoint does not meet fails.
     let stranger = candor_log::WitnessSigner::generate("w3.example").unwrap();
     let (ok, out) = app.candor(&[
@@ -658,6 +671,21 @@ fn a_history_missing_an_event_is_caught() {
         .send("GET", "/v1/subjects/cus_1/history", Some(&me), None)
         .body;
     check_completeness(&history).unwrap();
+    // The customer's own tool agrees, offline.
+    let saved = app.dir.path().join("history.json");
+    let verify = |h: &serde_json::Value| {
+        std::fs::write(&saved, h.to_string()).unwrap();
+        app.candor(&[
+            "verify",
+            "--history",
+            saved.to_str().unwrap(),
+            "--key",
+            &app.log_key,
+        ])
+    };
+    let (ok, out) = verify(&history);
+    assert!(ok, "{out}");
+    assert!(out.contains("exactly these 3 events"), "{out}");
 
     let mut shortened = history.clone();
     shortened["events"].as_array_mut().unwrap().remove(1);
@@ -684,6 +712,8 @@ fn a_history_missing_an_event_is_caught() {
     ));
     let err = check_completeness(&shortened).unwrap_err();
     assert!(err.contains("directory"), "{err}");
+    let (ok, out) = verify(&shortened);
+    assert!(!ok && out.contains("FAIL  completeness"), "{out}");
 }
 
 /// Histories read while the same customer's events are being written are always complete: the
