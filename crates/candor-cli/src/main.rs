@@ -86,7 +86,8 @@ enum Command {
         tiles: Option<String>,
         /// A customer's saved history (the JSON of `GET /v1/subjects/{id}/history`): check every
         /// event and that they are all the log attributes to the customer.
-        #[arg(long, conflicts_with_all = ["tiles", "receipt", "state", "all_entries"])]
+        /// With `--state`, also check that the events shown last time are still the first ones.
+        #[arg(long, conflicts_with_all = ["tiles", "receipt", "all_entries"])]
         history: Option<PathBuf>,
         /// The log's public key (C2SP vkey).
         #[arg(long)]
@@ -112,7 +113,8 @@ enum Command {
         /// The event's commitment nonce, base64.
         #[arg(long, requires = "event")]
         nonce: Option<String>,
-        /// Keeps the last verified checkpoint, to prove the log only grew since.
+        /// Keeps the last verified checkpoint, to prove the log only grew since (with
+        /// `--history`: the customer's last verified history).
         #[arg(long)]
         state: Option<PathBuf>,
         /// Also fetch every entry bundle and rebuild the whole tree from them.

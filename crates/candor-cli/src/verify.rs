@@ -116,7 +116,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(history) = &args.history {
-        return check_history(history, &trust);
+        return check_history(history, &trust, args.state.as_deref());
     }
     let tiles = args
         .tiles
@@ -360,7 +360,7 @@ fn check_state(
 
 /// Checks a customer's saved history offline: the checkpoint, every event's commitment and
 /// inclusion, and that the events are all the log attributes to the customer.
-fn check_history(path: &Path, trust: &Trust) -> anyhow::Result<()> {
+fn check_history(path: &Path, trust: &Trust, state: Option<&Path>) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let h: serde_json::Value = serde_json::from_str(&text).context("the history is not JSON")?;
@@ -384,6 +384,9 @@ fn check_history(path: &Path, trust: &Trust) -> anyhow::Result<()> {
         .as_array()
         .ok_or_else(|| anyhow!("history: no events"))?;
     let mut mine = Frontier::default();
+    // The customer's tree after as many events as the last verified history had.
+    let earlier = state.map(read_history_state).transpose()?.flatten();
+    let mut prefix_root = None;
     for e in events {
         let index = e["leaf_index"]
             .as_u64()
@@ -418,6 +421,9 @@ fn check_history(path: &Path, trust: &Trust) -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow!("event {index}: inclusion: {e}"))?;
         mine.append(&commitment);
+        if earlier.is_some_and(|(size, _, _)| size == mine.size()) {
+            prefix_root = Some(mine.root());
+        }
     }
     ok(
         "events",
@@ -473,5 +479,63 @@ fn check_history(path: &Path, trust: &Trust) -> anyhow::Result<()> {
             head.size
         ),
     );
+    let Some(state) = state else { return Ok(()) };
+    match earlier {
+        Some((size, root, log_size)) => {
+            if cp.size < log_size {
+                bail!(
+                    "history: the log went back from size {log_size} to {}",
+                    cp.size
+                );
+            }
+            let kept = size == 0 || prefix_root.is_some_and(|r: candor_log::Hash| r.ct_eq(&root));
+            if !kept {
+                bail!(
+                    "history: the {size} events you were shown before are not all still here, in order"
+                );
+            }
+            ok(
+                "history",
+                format!("your {size} earlier events are still the first ones"),
+            );
+        }
+        None => ok(
+            "history",
+            "no history seen before; this one is now the reference",
+        ),
+    }
+    // Saved only after every check passed, and atomically.
+    let text = format!(
+        "candor-history v1\n{}\n{}\n{}\n",
+        head.size,
+        B64.encode(head.root.0),
+        cp.size
+    );
+    let tmp = state.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, state)?;
     Ok(())
+}
+
+/// The customer's tree size and root, and the log's size, from the last verified history.
+fn read_history_state(path: &Path) -> anyhow::Result<Option<(u64, candor_log::Hash, u64)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bad = || anyhow!("{} is not a history state file", path.display());
+    let mut lines = text.lines();
+    if lines.next() != Some("candor-history v1") {
+        return Err(bad());
+    }
+    let size = lines.next().and_then(|l| l.parse().ok()).ok_or_else(bad)?;
+    let root = lines
+        .next()
+        .and_then(|l| B64.decode(l).ok())
+        .and_then(|b| candor_log::Hash::from_slice(&b))
+        .ok_or_else(bad)?;
+    let log_size = lines.next().and_then(|l| l.parse().ok()).ok_or_else(bad)?;
+    Ok(Some((size, root, log_size)))
 }

@@ -714,6 +714,46 @@ fn a_history_missing_an_event_is_caught() {
     assert!(err.contains("directory"), "{err}");
     let (ok, out) = verify(&shortened);
     assert!(!ok && out.contains("FAIL  completeness"), "{out}");
+
+    // Across visits: the events shown before must still come first.
+    let state = app.dir.path().join("history.state");
+    let with_state = |h: &serde_json::Value| {
+        std::fs::write(&saved, h.to_string()).unwrap();
+        app.candor(&[
+            "verify",
+            "--history",
+            saved.to_str().unwrap(),
+            "--key",
+            &app.log_key,
+            "--state",
+            state.to_str().unwrap(),
+        ])
+    };
+    let (ok, out) = with_state(&history);
+    assert!(ok && out.contains("now the reference"), "{out}");
+    let r = app.send(
+        "PUT",
+        "/v1/subjects/cus_1/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "Ada" } })),
+    );
+    assert_eq!(r.status, 200);
+    let later = app
+        .send("GET", "/v1/subjects/cus_1/history", Some(&me), None)
+        .body;
+    let (ok, out) = with_state(&later);
+    assert!(
+        ok && out.contains("your 3 earlier events are still the first ones"),
+        "{out}"
+    );
+    // A complete history that does not extend the one seen before (here, another customer's)
+    // fails: earlier events cannot quietly leave.
+    let other = app.session(&shop, "other_2");
+    let theirs = app
+        .send("GET", "/v1/subjects/other_2/history", Some(&other), None)
+        .body;
+    let (ok, out) = with_state(&theirs);
+    assert!(!ok && out.contains("FAIL  history"), "{out}");
 }
 
 /// Histories read while the same customer's events are being written are always complete: the
