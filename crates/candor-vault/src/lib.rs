@@ -375,8 +375,9 @@ pub struct Vault {
     keys: RwLock<HashMap<String, ApiKeyRow>>,
     // Gives customers their directory labels.
     labels: LabelKey,
-    // The directory of the latest checkpoint the witness policy accepted, with its size.
-    witnessed_directory: RwLock<Option<(u64, Directory)>>,
+    // The directories of the last two checkpoints the witness policy accepted, with their sizes:
+    // the newer is recorded just before the store has its checkpoint.
+    witnessed_directory: RwLock<Vec<(u64, Directory)>>,
     // Full tiles by path. Their bytes never change, so a cached one is never stale; bounded by
     // FULL_TILE_CACHE entries, evicting an arbitrary one when full.
     full_tiles: Mutex<HashMap<TilePath, Arc<[u8]>>>,
@@ -413,7 +414,7 @@ impl Vault {
             keys: RwLock::new(HashMap::new()),
             full_tiles: Mutex::new(HashMap::new()),
             labels: root.directory_label_key(),
-            witnessed_directory: RwLock::new(None),
+            witnessed_directory: RwLock::new(Vec::new()),
         })
     }
 
@@ -440,8 +441,13 @@ impl Vault {
             .witnessed_directory
             .write()
             .expect("directory lock poisoned");
-        if kept.as_ref().is_none_or(|(s, _)| *s < size) {
-            *kept = Some((size, directory));
+        if kept.iter().any(|(s, _)| *s >= size) {
+            return;
+        }
+        // The previous one stays until the store has recorded the new checkpoint.
+        kept.push((size, directory));
+        if kept.len() > 2 {
+            kept.remove(0);
         }
     }
 
@@ -465,8 +471,8 @@ impl Vault {
             .witnessed_directory
             .read()
             .expect("directory lock poisoned")
-            .as_ref()
-            .filter(|(size, _)| *size == cp.size)
+            .iter()
+            .find(|(size, _)| *size == cp.size)
             .map(|(_, d)| d.clone());
         Ok(Some((cp, directory)))
     }
