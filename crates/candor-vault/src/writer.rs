@@ -293,9 +293,8 @@ fn run(
         sequencer.begin();
         match store.commit(&requests, &mut sequencer) {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+                // Publish the new head before answering: whoever is told their write is durable
+                // finds it in the head (a history read right after its own access shows it).
                 heads.send_if_modified(|head| {
                     let grew = head.size != sequencer.frontier.size();
                     if grew {
@@ -303,6 +302,9 @@ fn run(
                     }
                     grew
                 });
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
             }
             Err(e) => {
                 tracing::error!(
