@@ -4,7 +4,8 @@
 //! DIR/datamap.toml   the data map (kept if present before init)
 //! DIR/root.key       root key, base64, mode 0600 (absent when CANDOR_ROOT_KEY is set)
 //! DIR/log.key        the log's C2SP signer key, mode 0600
-//! DIR/candor.db      SQLite: ciphertexts, consents, log (plus -wal and -shm files)
+//! DIR/candor.db      SQLite: ciphertexts, consents, log (plus -wal and -shm files), unless
+//!                    the data lives in PostgreSQL (`--database`)
 //! ```
 
 use std::fs::OpenOptions;
@@ -17,7 +18,7 @@ use anyhow::{Context, bail};
 use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
 use candor_log::{NoteSigner, NoteVerifier, WitnessSigner};
-use candor_store::SqliteStore;
+use candor_store::{PgSettings, PgStore, SqliteStore, Store};
 use candor_vault::Vault;
 use zeroize::Zeroizing;
 
@@ -28,9 +29,33 @@ const DATABASE: &str = "candor.db";
 /// Overrides `root.key`, for deployments that inject secrets through the environment.
 const ROOT_KEY_ENV: &str = "CANDOR_ROOT_KEY";
 
-/// Has `init` already run in `dir`?
+/// Where the data lives: embedded SQLite in the home directory, or a PostgreSQL server.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `DIR/candor.db`.
+    Embedded,
+    /// A server shared by several nodes.
+    Postgres(PgSettings),
+}
+
+impl Database {
+    fn open(&self, dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Database::Embedded => Arc::new(SqliteStore::open(&dir.join(DATABASE))?),
+            // The error names the operation and the driver's cause, never the URL.
+            Database::Postgres(settings) => Arc::new(PgStore::open(settings)?),
+        })
+    }
+}
+
+/// Has `init` already run in `dir`? (The log key is made by `init` whatever the database.)
 pub fn is_initialised(dir: &Path) -> bool {
-    dir.join(DATABASE).exists()
+    dir.join(LOG_KEY).exists()
+}
+
+/// Applies pending schema migrations and returns; a newer schema is an error.
+pub fn migrate(dir: &Path, database: &Database) -> anyhow::Result<()> {
+    database.open(dir).map(drop)
 }
 
 /// What `init` made.
@@ -115,7 +140,7 @@ fn data_map(dir: &Path) -> anyhow::Result<DataMap> {
 }
 
 /// Creates a Candor home in `dir`.
-pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<Created> {
+pub fn init(dir: &Path, origin: Option<&str>, database: &Database) -> anyhow::Result<Created> {
     if is_initialised(dir) {
         bail!("{} is already a Candor home", dir.display());
     }
@@ -148,7 +173,7 @@ pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<Created> {
     let log_public_key = signer.verifier().to_vkey();
     write_secret(&dir.join(LOG_KEY), &signer.to_skey())?;
 
-    let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
+    let store = database.open(dir)?;
     let vault = Vault::open(store, map, &root, signer)
         .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
     let admin = tokio::runtime::Builder::new_current_thread()
@@ -165,7 +190,7 @@ pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<Created> {
 }
 
 /// Opens the vault of an initialised home.
-pub fn open(dir: &Path) -> anyhow::Result<Vault> {
+pub fn open(dir: &Path, database: &Database) -> anyhow::Result<Vault> {
     if !is_initialised(dir) {
         bail!(
             "{} is not a Candor home; run `candor init --dir {}` first",
@@ -177,19 +202,19 @@ pub fn open(dir: &Path) -> anyhow::Result<Vault> {
     let root = root_key(dir)?;
     let skey = read_secret(&dir.join(LOG_KEY))?;
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
-    let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
+    let store = database.open(dir)?;
     Vault::open(store, map, &root, signer).map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
 }
 
 /// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses
 /// this, because the vault itself refuses to start on a tree that disagrees with its checkpoint.
-pub fn open_log(dir: &Path) -> anyhow::Result<(Arc<SqliteStore>, NoteVerifier)> {
+pub fn open_log(dir: &Path, database: &Database) -> anyhow::Result<(Arc<dyn Store>, NoteVerifier)> {
     if !is_initialised(dir) {
         bail!("{} is not a Candor home", dir.display());
     }
     let skey = read_secret(&dir.join(LOG_KEY))?;
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
-    let store = Arc::new(SqliteStore::open(&dir.join(DATABASE))?);
+    let store = database.open(dir)?;
     Ok((store, signer.verifier()))
 }
 

@@ -1,4 +1,4 @@
-//! The `candor` command: `init`, `serve`, `check`, `verify` and `fsck`. It wires the crates
+//! The `candor` command: `init`, `serve`, `migrate`, `check`, `verify`, `fsck` and `witness`. It wires the crates
 //! together and does nothing else.
 
 mod home;
@@ -23,6 +23,42 @@ struct Cli {
     command: Command,
 }
 
+/// Where the data lives; without `--database`, embedded SQLite in the home directory.
+#[derive(clap::Args, Clone)]
+struct DatabaseArgs {
+    /// A PostgreSQL (or CockroachDB, YugabyteDB) URL, `postgres://user:password@host/db`, for
+    /// several Candor nodes sharing one database.
+    #[arg(long, env = "CANDOR_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// PostgreSQL reader connections per node (the writer has one more).
+    #[arg(long, default_value_t = 16)]
+    db_pool_size: usize,
+    /// PostgreSQL statement timeout, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    db_statement_timeout_ms: u64,
+    /// How long to keep retrying the first PostgreSQL connection, in seconds.
+    #[arg(long, default_value_t = 30)]
+    db_connect_retry_secs: u64,
+    /// A PostgreSQL schema to keep Candor's tables in (created if missing).
+    #[arg(long)]
+    db_schema: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn database(&self) -> home::Database {
+        match &self.database {
+            None => home::Database::Embedded,
+            Some(url) => home::Database::Postgres(candor_store::PgSettings {
+                url: url.clone(),
+                pool_size: self.db_pool_size,
+                statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
+                connect_retry: std::time::Duration::from_secs(self.db_connect_retry_secs),
+                schema: self.db_schema.clone(),
+            }),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a Candor home: sample data map, root key, log signing key, database and admin key.
@@ -36,6 +72,16 @@ enum Command {
         /// Print what was created as JSON (includes the admin key: keep it safe).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Apply pending database migrations and exit (serve also applies them at start-up).
+    Migrate {
+        /// The Candor home (its `candor.db` unless `--database` is given).
+        #[arg(long, default_value = "candor-data")]
+        dir: PathBuf,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
     /// Serve the API.
     Serve {
@@ -55,6 +101,8 @@ enum Command {
         /// How many witnesses must cosign (default: all).
         #[arg(long)]
         witness_quorum: Option<usize>,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
     /// Run a C2SP tlog-witness for other parties' logs: cosign each checkpoint that extends the
     /// last one cosigned, refuse anything else.
@@ -126,6 +174,8 @@ enum Command {
         /// The Candor home.
         #[arg(long, default_value = "candor-data")]
         dir: PathBuf,
+        #[command(flatten)]
+        db: DatabaseArgs,
     },
 }
 
@@ -149,8 +199,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Init { dir, origin, json } => {
-            let created = home::init(&dir, origin.as_deref())?;
+        Command::Init {
+            dir,
+            origin,
+            json,
+            db,
+        } => {
+            let created = home::init(&dir, origin.as_deref(), &db.database())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&created.to_json())?);
             } else {
@@ -164,9 +219,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init,
             witnesses,
             witness_quorum,
+            db,
         } => {
+            let database = db.database();
             if init && !home::is_initialised(&dir) {
-                home::init(&dir, None)?.print_human();
+                home::init(&dir, None, &database)?.print_human();
             }
             let witnesses = witnesses
                 .iter()
@@ -179,7 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     witnesses.len()
                 );
             }
-            serve(dir, listen, witnesses, quorum)?;
+            serve(dir, &database, listen, witnesses, quorum)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Witness {
@@ -272,8 +329,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             })
         }
-        Command::Fsck { dir } => {
-            let (store, log_key) = home::open_log(&dir)?;
+        Command::Migrate { dir, db } => {
+            home::migrate(&dir, &db.database())?;
+            println!("the database schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fsck { dir, db } => {
+            let (store, log_key) = home::open_log(&dir, &db.database())?;
             Ok(match candor_vault::fsck::fsck(&*store, &log_key, None) {
                 Ok(r) => {
                     println!(
@@ -305,11 +367,12 @@ fn parse_witness(spec: &str) -> anyhow::Result<candor_http::witnessing::WitnessE
 
 fn serve(
     dir: PathBuf,
+    database: &home::Database,
     listen: SocketAddr,
     witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
     quorum: usize,
 ) -> anyhow::Result<()> {
-    let mut vault = home::open(&dir)?;
+    let mut vault = home::open(&dir, database)?;
     if !witnesses.is_empty() {
         vault = vault.with_witness_policy(candor_vault::WitnessPolicy {
             witnesses: witnesses.iter().map(|w| w.key.clone()).collect(),

@@ -7,8 +7,12 @@
 //! durable in one transaction together with the log leaves they carry and the new checkpoint.
 //! That single fsync per group is what lets many concurrent requests share the cost of durability.
 
+#[cfg(test)]
+mod contract_tests;
+mod pg;
 mod sqlite;
 
+pub use pg::{PgSettings, PgStore};
 pub use sqlite::SqliteStore;
 
 use candor_log::Hash;
@@ -23,7 +27,7 @@ pub enum StoreError {
         operation: &'static str,
         /// The driver's error.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The database was written by a newer Candor.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
@@ -53,6 +57,19 @@ pub enum SubjectState {
         /// Unix seconds.
         at: i64,
     },
+}
+
+/// A `subjects` row as both backends read it: the wrapped key and when erased.
+type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>)>;
+
+/// A customer's state from their `subjects` row.
+fn subject_state(row: SubjectRow) -> Result<SubjectState, StoreError> {
+    Ok(match row {
+        None => SubjectState::Unknown,
+        Some((_, Some(at))) => SubjectState::Erased { at },
+        Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
+        Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
+    })
 }
 
 /// A customer as one access sees them.

@@ -49,6 +49,11 @@ impl TestApp {
 
     /// `candor init --json` only; set `serve_args`, then `start`.
     pub fn init() -> TestApp {
+        TestApp::init_with(&[])
+    }
+
+    /// `candor init --json` with extra arguments (the database), which `serve` is given too.
+    pub fn init_with(extra: &[String]) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(BIN)
             .args([
@@ -59,6 +64,7 @@ impl TestApp {
                 "--dir",
             ])
             .arg(dir.path().join("home"))
+            .args(extra)
             .env_remove("CANDOR_ROOT_KEY")
             .output()
             .unwrap();
@@ -75,7 +81,7 @@ impl TestApp {
             dir,
             client: reqwest::blocking::Client::new(),
             child: None,
-            serve_args: Vec::new(),
+            serve_args: extra.to_vec(),
             log: Arc::new(Mutex::new(String::new())),
         }
     }

@@ -4,5 +4,6 @@
 mod errors;
 mod helpers;
 mod log;
+mod postgres;
 mod security;
 mod story;

@@ -1,0 +1,349 @@
+//! The storage contract as tests, written once against [`Store`] and run on every backend:
+//! SQLite always, PostgreSQL when `CANDOR_TEST_POSTGRES` names a server (`.ci/run` sets it).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candor_log::{Frontier, Hash};
+
+use crate::{
+    ApiKeyRow, Appended, Conflict, ConsentRow, LogEntry, Mutation, PgSettings, PgStore, Sequencer,
+    SqliteStore, Store, StoreError, StoredCheckpoint, SubjectLog, SubjectState, WriteRequest,
+};
+
+pub struct TestSequencer(pub Frontier);
+
+impl Sequencer for TestSequencer {
+    fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended {
+        let (index, hashes) = self.0.append(commitment);
+        let mut label = [0u8; 32];
+        label[..subject.len()].copy_from_slice(subject.as_bytes());
+        Appended {
+            index,
+            hashes,
+            subject_log: SubjectLog {
+                label,
+                size: index + 1,
+                peaks: vec![Hash([index as u8; 32])],
+            },
+        }
+    }
+    fn checkpoint(&mut self) -> StoredCheckpoint {
+        StoredCheckpoint {
+            size: self.0.size(),
+            note: format!("test\n{}\n", self.0.size()),
+        }
+    }
+}
+
+pub fn create(subject: &str) -> WriteRequest {
+    WriteRequest {
+        mutations: vec![Mutation::CreateSubject {
+            subject: subject.into(),
+            wrapped_key: vec![1, 2, 3],
+            at: 1,
+        }],
+        ..Default::default()
+    }
+}
+
+pub fn event(subject: &str, byte: u8) -> WriteRequest {
+    WriteRequest {
+        requires_active: Some(subject.into()),
+        mutations: vec![],
+        entries: vec![LogEntry {
+            subject: subject.into(),
+            commitment: [byte; 32],
+            sealed_body: Some(vec![byte]),
+        }],
+    }
+}
+
+fn erase(subject: &str, at: i64) -> WriteRequest {
+    WriteRequest {
+        requires_active: Some(subject.into()),
+        mutations: vec![Mutation::Erase {
+            subject: subject.into(),
+            at,
+        }],
+        entries: vec![],
+    }
+}
+
+/// The contract's tests, each a function of a fresh, empty store.
+pub fn a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone(store: &dyn Store) {
+    let mut seq = TestSequencer(Frontier::default());
+    store.commit(&[create("a")], &mut seq).unwrap();
+    assert_eq!(
+        store.latest_checkpoint().unwrap(),
+        None,
+        "no leaves, no checkpoint"
+    );
+
+    let outcomes = store
+        .commit(&[event("a", 1), event("ghost", 2), event("a", 3)], &mut seq)
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Ok(vec![0]), Err(Conflict::SubjectUnknown), Ok(vec![1])]
+    );
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 2);
+    let events = store.events("a").unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.leaf_index).collect::<Vec<_>>(),
+        [0, 1]
+    );
+
+    let reader = crate::StoreHashes(store);
+    assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
+    assert_eq!(store.entries(0..2).unwrap(), vec![[1; 32], [3; 32]]);
+    // One batched read answers in the order asked, repeats included.
+    let each: Vec<Hash> = [2, 0, 1]
+        .iter()
+        .map(|&i| store.read_hashes(&[i]).unwrap()[0])
+        .collect();
+    assert_eq!(
+        store.read_hashes(&[2, 0, 1, 0]).unwrap(),
+        [each.clone(), vec![each[1]]].concat()
+    );
+    assert!(matches!(
+        store.read_hashes(&[0, 3]),
+        Err(StoreError::Corrupt("missing tree hash"))
+    ));
+    assert!(matches!(
+        store.entries(1..3),
+        Err(StoreError::Corrupt("missing log entries"))
+    ));
+
+    store.commit(&[erase("a", 9)], &mut seq).unwrap();
+    assert_eq!(store.subject("a").unwrap(), SubjectState::Erased { at: 9 });
+    assert!(store.events("a").unwrap().is_empty());
+    let late = store.commit(&[event("a", 4)], &mut seq).unwrap();
+    assert_eq!(late, vec![Err(Conflict::SubjectErased)]);
+    assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
+}
+
+pub fn an_erasure_earlier_in_a_group_stops_a_later_request(store: &dyn Store) {
+    let mut seq = TestSequencer(Frontier::default());
+    store.commit(&[create("b")], &mut seq).unwrap();
+    let outcomes = store
+        .commit(&[event("b", 1), erase("b", 5), event("b", 2)], &mut seq)
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Ok(vec![0]), Ok(vec![]), Err(Conflict::SubjectErased)]
+    );
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 1);
+}
+
+pub fn customer_records_round_trip(store: &dyn Store) {
+    let mut seq = TestSequencer(Frontier::default());
+    let consent = |purpose: &str, action: &str, at| ConsentRow {
+        purpose: purpose.into(),
+        recipient: None,
+        action: action.into(),
+        at,
+        expires_at: Some(at + 100),
+        channel: "web".into(),
+        notice_version: "v1".into(),
+    };
+    let key = ApiKeyRow {
+        id: "k1".into(),
+        secret_hash: [9; 32],
+        role: "service".into(),
+        name: "shop".into(),
+        purposes: vec!["p1".into(), "p2".into()],
+        recipient: Some("r".into()),
+        can_mint_sessions: true,
+        can_erase: false,
+        created_at: 3,
+    };
+    let request = WriteRequest {
+        requires_active: None,
+        mutations: vec![
+            Mutation::CreateSubject {
+                subject: "c".into(),
+                wrapped_key: vec![7; 40],
+                at: 2,
+            },
+            Mutation::PutField {
+                subject: "c".into(),
+                category: "user.name".into(),
+                sealed: vec![1, 2],
+            },
+            Mutation::PutField {
+                subject: "c".into(),
+                category: "user.name".into(),
+                sealed: vec![3, 4],
+            },
+            Mutation::PutBlindIndex {
+                subject: "c".into(),
+                category: "user.contact.email".into(),
+                digest: vec![5; 8],
+            },
+            Mutation::AddConsent {
+                subject: "c".into(),
+                row: consent("p1", "grant", 10),
+            },
+            Mutation::AddConsent {
+                subject: "c".into(),
+                row: consent("p1", "withdraw", 10),
+            },
+            Mutation::InsertApiKey(key.clone()),
+        ],
+        entries: vec![],
+    };
+    store.commit(&[request], &mut seq).unwrap();
+    let record = store.subject_record("c").unwrap();
+    assert_eq!(
+        record.state,
+        SubjectState::Active {
+            wrapped_key: vec![7; 40]
+        }
+    );
+    assert_eq!(record.fields, vec![("user.name".into(), vec![3, 4])]);
+    assert_eq!(
+        record.consents,
+        vec![consent("p1", "grant", 10), consent("p1", "withdraw", 10)],
+        "in the order recorded, even at the same second"
+    );
+    assert_eq!(store.consents("c").unwrap(), record.consents);
+    assert_eq!(
+        store
+            .blind_index_matches("user.contact.email", &[5; 8])
+            .unwrap(),
+        vec!["c".to_owned()]
+    );
+    assert!(
+        store
+            .blind_index_matches("user.contact.email", &[6; 8])
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.api_key("k1").unwrap(), Some(key));
+    assert_eq!(store.api_key("k2").unwrap(), None);
+    assert_eq!(store.subject("nobody").unwrap(), SubjectState::Unknown);
+}
+
+pub fn customer_trees_keep_their_last_state(store: &dyn Store) {
+    let mut seq = TestSequencer(Frontier::default());
+    store
+        .commit(&[create("a"), create("bb")], &mut seq)
+        .unwrap();
+    store
+        .commit(&[event("a", 1), event("bb", 2), event("a", 3)], &mut seq)
+        .unwrap();
+    let mut logs = store.subject_logs().unwrap();
+    logs.sort_by_key(|l| l.label);
+    assert_eq!(
+        logs.iter()
+            .map(|l| (l.label[0], l.size))
+            .collect::<Vec<_>>(),
+        vec![(b'a', 3), (b'b', 2)],
+        "one row per customer, the last append's"
+    );
+    assert_eq!(logs[0].peaks, vec![Hash([2; 32])]);
+}
+
+pub fn only_a_larger_witnessed_checkpoint_replaces_the_recorded_one(store: &dyn Store) {
+    assert_eq!(store.latest_witnessed().unwrap(), None);
+    let cp = |size: u64| StoredCheckpoint {
+        size,
+        note: format!("n{size}"),
+    };
+    assert!(store.record_witnessed(&cp(5)).unwrap());
+    assert!(!store.record_witnessed(&cp(3)).unwrap());
+    assert!(!store.record_witnessed(&cp(5)).unwrap());
+    assert!(store.record_witnessed(&cp(9)).unwrap());
+    assert_eq!(store.latest_witnessed().unwrap(), Some(cp(9)));
+}
+
+/// A fresh PostgreSQL schema for one test, dropped afterwards; `None` (and a note) when no server
+/// is configured.
+pub struct PgFixture {
+    pub store: PgStore,
+    settings: PgSettings,
+}
+
+static NEXT_SCHEMA: AtomicUsize = AtomicUsize::new(0);
+
+impl PgFixture {
+    pub fn new(test: &str) -> Option<PgFixture> {
+        let Ok(url) = std::env::var("CANDOR_TEST_POSTGRES") else {
+            eprintln!("SKIPPED {test} on PostgreSQL: CANDOR_TEST_POSTGRES is not set");
+            return None;
+        };
+        let mut settings = PgSettings::new(url);
+        settings.pool_size = 2;
+        settings.connect_retry = std::time::Duration::from_secs(5);
+        settings.schema = Some(format!(
+            "candor_test_{}_{}",
+            std::process::id(),
+            NEXT_SCHEMA.fetch_add(1, Ordering::SeqCst)
+        ));
+        let store = PgStore::open(&settings)
+            .unwrap_or_else(|e| panic!("CANDOR_TEST_POSTGRES is set but unusable: {e:?}"));
+        Some(PgFixture { store, settings })
+    }
+}
+
+impl Drop for PgFixture {
+    fn drop(&mut self) {
+        if let (Ok(mut c), Some(schema)) = (
+            postgres::Client::connect(&self.settings.url, postgres::NoTls),
+            &self.settings.schema,
+        ) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+        }
+    }
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[test]
+                fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = crate::SqliteStore::open(&dir.path().join("c.db")).unwrap();
+                    super::$name(&store);
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(pg) = super::PgFixture::new(stringify!($name)) {
+                        super::$name(&pg.store);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone,
+    an_erasure_earlier_in_a_group_stops_a_later_request,
+    customer_records_round_trip,
+    customer_trees_keep_their_last_state,
+    only_a_larger_witnessed_checkpoint_replaces_the_recorded_one,
+);
+
+#[test]
+fn postgres_refuses_a_newer_schema() {
+    let Some(pg) = PgFixture::new("postgres_refuses_a_newer_schema") else {
+        return;
+    };
+    let schema = pg.settings.schema.clone().unwrap();
+    let mut c = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "UPDATE {schema}.candor_schema SET version = 99 WHERE id = 1"
+    ))
+    .unwrap();
+    assert!(matches!(
+        PgStore::open(&pg.settings),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+    let _ = SqliteStore::open;
+}

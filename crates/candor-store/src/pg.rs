@@ -1,0 +1,813 @@
+//! The PostgreSQL backend, for a business that outgrows one machine.
+//!
+//! The SQL keeps to what PostgreSQL, CockroachDB and YugabyteDB all accept: no advisory locks, no
+//! `LOCK TABLE`, no triggers or stored procedures; upserts are `INSERT … ON CONFLICT`, batches are
+//! `UNNEST` of arrays, and the schema version row is serialised with `SELECT … FOR UPDATE`.
+//!
+//! The synchronous `postgres` client drives a runtime of its own, which may not run inside the
+//! server's. So every connection lives on a thread of its own and is handed closures over a
+//! channel; callers block on the answer as they would on SQLite's file IO. One connection is the
+//! writer's; the rest are a pool of readers.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use candor_log::Hash;
+use postgres::{Client, NoTls};
+
+use crate::{
+    ApiKeyRow, Appended, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
+    StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
+    WriteRequest, subject_state,
+};
+
+/// Schema migrations, applied in order; `candor_schema.version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE subjects (
+    id          TEXT PRIMARY KEY,
+    wrapped_key BYTEA,
+    created_at  BIGINT NOT NULL,
+    erased_at   BIGINT
+);
+CREATE TABLE fields (
+    subject_id TEXT NOT NULL REFERENCES subjects (id),
+    category   TEXT NOT NULL,
+    sealed     BYTEA NOT NULL,
+    PRIMARY KEY (subject_id, category)
+);
+CREATE TABLE blind_index (
+    category   TEXT NOT NULL,
+    digest     BYTEA NOT NULL,
+    subject_id TEXT NOT NULL REFERENCES subjects (id),
+    PRIMARY KEY (category, subject_id)
+);
+CREATE INDEX blind_index_lookup ON blind_index (category, digest);
+CREATE TABLE consents (
+    seq            BIGSERIAL PRIMARY KEY,
+    subject_id     TEXT NOT NULL REFERENCES subjects (id),
+    purpose        TEXT NOT NULL,
+    recipient      TEXT,
+    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
+    at             BIGINT NOT NULL,
+    expires_at     BIGINT,
+    channel        TEXT NOT NULL,
+    notice_version TEXT NOT NULL
+);
+CREATE INDEX consents_by_subject ON consents (subject_id, seq);
+CREATE TABLE events (
+    leaf_index  BIGINT PRIMARY KEY,
+    subject_id  TEXT,
+    commitment  BYTEA NOT NULL CHECK (length(commitment) = 32),
+    sealed_body BYTEA
+);
+CREATE INDEX events_by_subject ON events (subject_id, leaf_index);
+CREATE TABLE tree_hashes (
+    idx  BIGINT PRIMARY KEY,
+    hash BYTEA NOT NULL CHECK (length(hash) = 32)
+);
+CREATE TABLE checkpoint (
+    id   INT PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE api_keys (
+    id                TEXT PRIMARY KEY,
+    secret_hash       BYTEA NOT NULL,
+    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
+    name              TEXT NOT NULL,
+    purposes          TEXT NOT NULL,
+    recipient         TEXT,
+    can_mint_sessions BOOLEAN NOT NULL,
+    can_erase         BOOLEAN NOT NULL,
+    created_at        BIGINT NOT NULL
+);
+CREATE TABLE witnessed_checkpoint (
+    id   INT PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE subject_logs (
+    label BYTEA PRIMARY KEY CHECK (length(label) = 32),
+    size  BIGINT NOT NULL,
+    peaks BYTEA NOT NULL
+);
+"#];
+
+/// How to reach PostgreSQL. `Debug` never shows the URL, which may carry a password.
+#[derive(Clone)]
+pub struct PgSettings {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Reader connections (the writer has one more of its own).
+    pub pool_size: usize,
+    /// Any statement running longer is cancelled by the server.
+    pub statement_timeout: Duration,
+    /// How long to keep retrying the first connection (the database may still be starting).
+    pub connect_retry: Duration,
+    /// A schema to use instead of `public` (created if missing); tests use one each.
+    pub schema: Option<String>,
+}
+
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("url", &"[redacted]")
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("connect_retry", &self.connect_retry)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl PgSettings {
+    /// Defaults for `url`: 16 readers, 10 s statement timeout, 30 s connect retry.
+    pub fn new(url: impl Into<String>) -> PgSettings {
+        PgSettings {
+            url: url.into(),
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(10),
+            connect_retry: Duration::from_secs(30),
+            schema: None,
+        }
+    }
+}
+
+fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |source| StoreError::Database {
+        operation,
+        source: Box::new(source),
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// A connection on its own thread.
+struct Conn {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Conn {
+    fn open(settings: &PgSettings) -> Result<Conn, StoreError> {
+        let settings = settings.clone();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("candor-postgres".into())
+            .spawn(move || {
+                let mut client = match connect(&settings) {
+                    Ok(c) => {
+                        let _ = ready_tx.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in queue {
+                    job(&mut client);
+                }
+            })
+            .expect("spawn a database thread");
+        ready
+            .recv()
+            .map_err(|_| StoreError::Corrupt("database thread died"))??;
+        Ok(Conn { jobs })
+    }
+
+    /// Runs `f` on this connection and waits for its answer.
+    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> R + Send + 'static) -> R {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }))
+            .expect("the database thread outlives its connection handle");
+        rx.recv().expect("the database thread answers every job")
+    }
+}
+
+fn connect(settings: &PgSettings) -> Result<Client, StoreError> {
+    let mut config: postgres::Config = settings.url.parse().map_err(db("parse database URL"))?;
+    let mut options = format!(
+        "-c statement_timeout={}",
+        settings.statement_timeout.as_millis()
+    );
+    if let Some(schema) = &settings.schema {
+        options.push_str(&format!(" -c search_path={schema}"));
+    }
+    config.options(&options);
+    config.connect_timeout(Duration::from_secs(5));
+    let deadline = Instant::now() + settings.connect_retry;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match config.connect(NoTls) {
+            Ok(client) => return Ok(client),
+            Err(e) if Instant::now() < deadline => {
+                // The cause names the host, never the password.
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(db("connect")(e)),
+        }
+    }
+}
+
+/// PostgreSQL-backed [`crate::Store`].
+pub struct PgStore {
+    writer: Mutex<Conn>,
+    // Idle readers; a reader waits on `returned` when all are busy.
+    readers: Mutex<Vec<Conn>>,
+    returned: Condvar,
+}
+
+impl PgStore {
+    /// Connects (retrying for `connect_retry`), applies pending migrations and opens the pool.
+    /// Refuses a database whose schema is newer than this build.
+    pub fn open(settings: &PgSettings) -> Result<PgStore, StoreError> {
+        if let Some(schema) = &settings.schema {
+            if schema.is_empty()
+                || !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(StoreError::Corrupt("schema names are [a-z0-9_]+"));
+            }
+            let bootstrap = PgSettings {
+                schema: None,
+                ..settings.clone()
+            };
+            let name = schema.clone();
+            Conn::open(&bootstrap)?
+                .call(move |c| c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}")))
+                .map_err(db("create schema"))?;
+        }
+        let writer = Conn::open(settings)?;
+        writer.call(migrate)?;
+        let readers = (0..settings.pool_size.max(1))
+            .map(|_| Conn::open(settings))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PgStore {
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+            returned: Condvar::new(),
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = {
+            let mut idle = self.readers.lock().expect("reader pool poisoned");
+            loop {
+                if let Some(c) = idle.pop() {
+                    break c;
+                }
+                idle = self.returned.wait(idle).expect("reader pool poisoned");
+            }
+        };
+        let out = conn.call(f).map_err(db(operation));
+        self.readers
+            .lock()
+            .expect("reader pool poisoned")
+            .push(conn);
+        self.returned.notify_one();
+        out
+    }
+}
+
+fn migrate(c: &mut Client) -> Result<(), StoreError> {
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS candor_schema (
+             id INT PRIMARY KEY CHECK (id = 1),
+             version BIGINT NOT NULL
+         );
+         INSERT INTO candor_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
+    )
+    .map_err(db("migrate"))?;
+    let supported = MIGRATIONS.len() as i64;
+    loop {
+        // The row lock serialises nodes that start together: each migration runs once.
+        let mut tx = c.transaction().map_err(db("migrate"))?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT version FROM candor_schema WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .map_err(db("read schema version"))?
+            .get(0);
+        if current > supported {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported,
+            });
+        }
+        let Some(sql) = MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
+        tx.batch_execute(sql).map_err(db("migrate"))?;
+        tx.execute(
+            "UPDATE candor_schema SET version = $1 WHERE id = 1",
+            &[&(current + 1)],
+        )
+        .map_err(db("migrate"))?;
+        tx.commit().map_err(db("migrate"))?;
+    }
+}
+
+fn subject_row(
+    c: &mut impl postgres::GenericClient,
+    subject: &str,
+) -> Result<SubjectRow, postgres::Error> {
+    Ok(c.query_opt(
+        "SELECT wrapped_key, erased_at FROM subjects WHERE id = $1",
+        &[&subject],
+    )?
+    .map(|r| (r.get(0), r.get(1))))
+}
+
+fn consent_rows(
+    c: &mut impl postgres::GenericClient,
+    subject: &str,
+) -> Result<Vec<ConsentRow>, postgres::Error> {
+    Ok(c.query(
+        "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
+         FROM consents WHERE subject_id = $1 ORDER BY seq",
+        &[&subject],
+    )?
+    .iter()
+    .map(|r| ConsentRow {
+        purpose: r.get(0),
+        recipient: r.get(1),
+        action: r.get(2),
+        at: r.get(3),
+        expires_at: r.get(4),
+        channel: r.get(5),
+        notice_version: r.get(6),
+    })
+    .collect())
+}
+
+fn checkpoint_row(
+    c: &mut Client,
+    table: &str,
+) -> Result<Option<StoredCheckpoint>, postgres::Error> {
+    Ok(
+        c.query_opt(&format!("SELECT size, note FROM {table} WHERE id = 1"), &[])?
+            .map(|r| StoredCheckpoint {
+                size: r.get::<_, i64>(0) as u64,
+                note: r.get(1),
+            }),
+    )
+}
+
+fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Checks a request's precondition and, if it holds, applies its mutations, inside `tx`.
+fn apply_request(
+    tx: &mut impl postgres::GenericClient,
+    request: &WriteRequest,
+) -> Result<Result<(), Conflict>, postgres::Error> {
+    if let Some(subject) = &request.requires_active {
+        let erased: Option<Option<i64>> = tx
+            .query_opt("SELECT erased_at FROM subjects WHERE id = $1", &[subject])?
+            .map(|r| r.get(0));
+        match erased {
+            None => return Ok(Err(Conflict::SubjectUnknown)),
+            Some(Some(_)) => return Ok(Err(Conflict::SubjectErased)),
+            Some(None) => {}
+        }
+    }
+    for m in &request.mutations {
+        match m {
+            Mutation::CreateSubject {
+                subject,
+                wrapped_key,
+                at,
+            } => {
+                tx.execute(
+                    "INSERT INTO subjects (id, wrapped_key, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[subject, wrapped_key, at],
+                )?;
+            }
+            Mutation::PutField {
+                subject,
+                category,
+                sealed,
+            } => {
+                tx.execute(
+                    "INSERT INTO fields (subject_id, category, sealed) VALUES ($1, $2, $3)
+                     ON CONFLICT (subject_id, category) DO UPDATE SET sealed = excluded.sealed",
+                    &[subject, category, sealed],
+                )?;
+            }
+            Mutation::PutBlindIndex {
+                subject,
+                category,
+                digest,
+            } => {
+                tx.execute(
+                    "INSERT INTO blind_index (category, digest, subject_id) VALUES ($1, $2, $3)
+                     ON CONFLICT (category, subject_id) DO UPDATE SET digest = excluded.digest",
+                    &[category, digest, subject],
+                )?;
+            }
+            Mutation::AddConsent { subject, row } => {
+                tx.execute(
+                    "INSERT INTO consents (subject_id, purpose, recipient, action, at,
+                       expires_at, channel, notice_version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        subject,
+                        &row.purpose,
+                        &row.recipient,
+                        &row.action,
+                        &row.at,
+                        &row.expires_at,
+                        &row.channel,
+                        &row.notice_version,
+                    ],
+                )?;
+            }
+            Mutation::Erase { subject, at } => {
+                tx.execute("DELETE FROM fields WHERE subject_id = $1", &[subject])?;
+                tx.execute("DELETE FROM blind_index WHERE subject_id = $1", &[subject])?;
+                tx.execute("DELETE FROM consents WHERE subject_id = $1", &[subject])?;
+                tx.execute(
+                    "UPDATE events SET sealed_body = NULL, subject_id = NULL WHERE subject_id = $1",
+                    &[subject],
+                )?;
+                tx.execute(
+                    "UPDATE subjects SET wrapped_key = NULL, erased_at = $2 WHERE id = $1",
+                    &[subject, at],
+                )?;
+            }
+            Mutation::InsertApiKey(k) => {
+                tx.execute(
+                    "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
+                       can_mint_sessions, can_erase, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &k.id,
+                        &&k.secret_hash[..],
+                        &k.role,
+                        &k.name,
+                        &k.purposes.join("\n"),
+                        &k.recipient,
+                        &k.can_mint_sessions,
+                        &k.can_erase,
+                        &k.created_at,
+                    ],
+                )?;
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// What a group appends, gathered on the writer's thread and written in one round of batches.
+#[derive(Default)]
+struct Batch {
+    leaf_index: Vec<i64>,
+    subject_id: Vec<Option<String>>,
+    commitment: Vec<Vec<u8>>,
+    sealed_body: Vec<Option<Vec<u8>>>,
+    hash_idx: Vec<i64>,
+    hash: Vec<Vec<u8>>,
+    // The last state of each customer's tree in the group (an upsert may touch a row once).
+    subject_logs: HashMap<[u8; 32], SubjectLog>,
+    checkpoint: Option<StoredCheckpoint>,
+}
+
+fn write_batch(tx: &mut impl postgres::GenericClient, b: &Batch) -> Result<(), postgres::Error> {
+    if !b.leaf_index.is_empty() {
+        tx.execute(
+            "INSERT INTO events (leaf_index, subject_id, commitment, sealed_body)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BYTEA[], $4::BYTEA[])",
+            &[&b.leaf_index, &b.subject_id, &b.commitment, &b.sealed_body],
+        )?;
+        tx.execute(
+            "INSERT INTO tree_hashes (idx, hash) SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
+            &[&b.hash_idx, &b.hash],
+        )?;
+        let (mut labels, mut sizes, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+        for log in b.subject_logs.values() {
+            labels.push(log.label.to_vec());
+            sizes.push(log.size as i64);
+            peaks.push(log.peaks.iter().flat_map(|h| h.0).collect::<Vec<u8>>());
+        }
+        tx.execute(
+            "INSERT INTO subject_logs (label, size, peaks)
+             SELECT * FROM UNNEST($1::BYTEA[], $2::BIGINT[], $3::BYTEA[])
+             ON CONFLICT (label) DO UPDATE SET size = excluded.size, peaks = excluded.peaks",
+            &[&labels, &sizes, &peaks],
+        )?;
+    }
+    if let Some(cp) = &b.checkpoint {
+        tx.execute(
+            "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note",
+            &[&(cp.size as i64), &cp.note],
+        )?;
+    }
+    Ok(())
+}
+
+impl crate::Store for PgStore {
+    fn subject(&self, subject: &str) -> Result<SubjectState, StoreError> {
+        let subject = subject.to_owned();
+        subject_state(self.read("read subject", move |c| subject_row(c, &subject))?)
+    }
+
+    fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError> {
+        let subject = subject.to_owned();
+        let (row, consents, fields) = self.read("read subject record", move |c| {
+            // One snapshot for the three reads, as SQLite's single read transaction gives.
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let row = subject_row(&mut tx, &subject)?;
+            let consents = consent_rows(&mut tx, &subject)?;
+            let fields: Vec<(String, Vec<u8>)> = tx
+                .query(
+                    "SELECT category, sealed FROM fields WHERE subject_id = $1",
+                    &[&subject],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            tx.commit()?;
+            Ok((row, consents, fields))
+        })?;
+        Ok(SubjectRecord {
+            state: subject_state(row)?,
+            consents,
+            fields,
+        })
+    }
+
+    fn blind_index_matches(
+        &self,
+        category: &str,
+        digest: &[u8],
+    ) -> Result<Vec<String>, StoreError> {
+        let (category, digest) = (category.to_owned(), digest.to_vec());
+        self.read("read blind index", move |c| {
+            Ok(c.query(
+                "SELECT subject_id FROM blind_index WHERE category = $1 AND digest = $2
+                 ORDER BY subject_id",
+                &[&category, &digest],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+    }
+
+    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError> {
+        let subject = subject.to_owned();
+        self.read("read consents", move |c| consent_rows(c, &subject))
+    }
+
+    fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
+        let subject = subject.to_owned();
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = self.read("read events", move |c| {
+            Ok(c.query(
+                "SELECT leaf_index, commitment, sealed_body FROM events
+                 WHERE subject_id = $1 AND sealed_body IS NOT NULL ORDER BY leaf_index",
+                &[&subject],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+        })?;
+        rows.into_iter()
+            .map(|(index, commitment, sealed_body)| {
+                Ok(EventRow {
+                    leaf_index: index as u64,
+                    commitment: hash32(&commitment, "commitment is not 32 bytes")?,
+                    sealed_body,
+                })
+            })
+            .collect()
+    }
+
+    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let id = id.to_owned();
+        let row = self.read("read api key", move |c| {
+            Ok(c.query_opt(
+                "SELECT id, secret_hash, role, name, purposes, recipient, can_mint_sessions,
+                   can_erase, created_at FROM api_keys WHERE id = $1",
+                &[&id],
+            )?
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, Vec<u8>>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, String>(4),
+                    r.get::<_, Option<String>>(5),
+                    r.get::<_, bool>(6),
+                    r.get::<_, bool>(7),
+                    r.get::<_, i64>(8),
+                )
+            }))
+        })?;
+        let Some((id, hash, role, name, purposes, recipient, can_mint_sessions, can_erase, at)) =
+            row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ApiKeyRow {
+            id,
+            secret_hash: hash32(&hash, "secret hash is not 32 bytes")?,
+            role,
+            name,
+            purposes: purposes
+                .split('\n')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            recipient,
+            can_mint_sessions,
+            can_erase,
+            created_at: at,
+        }))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read("read checkpoint", |c| checkpoint_row(c, "checkpoint"))
+    }
+
+    fn latest_witnessed(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read("read witnessed checkpoint", |c| {
+            checkpoint_row(c, "witnessed_checkpoint")
+        })
+    }
+
+    fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError> {
+        let (size, note) = (checkpoint.size as i64, checkpoint.note.clone());
+        let changed = self
+            .writer
+            .lock()
+            .expect("writer poisoned")
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO witnessed_checkpoint (id, size, note) VALUES (1, $1, $2)
+                     ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note
+                     WHERE excluded.size > witnessed_checkpoint.size",
+                    &[&size, &note],
+                )
+            })
+            .map_err(db("record witnessed checkpoint"))?;
+        Ok(changed == 1)
+    }
+
+    fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError> {
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self.read("read subject logs", |c| {
+            Ok(c.query("SELECT label, size, peaks FROM subject_logs", &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
+        })?;
+        rows.into_iter()
+            .map(|(label, size, peaks)| {
+                if peaks.len() % 32 != 0 {
+                    return Err(StoreError::Corrupt("malformed subject log"));
+                }
+                Ok(SubjectLog {
+                    label: hash32(&label, "malformed subject log")?,
+                    size: size as u64,
+                    peaks: peaks
+                        .chunks_exact(32)
+                        .map(|c| Hash(c.try_into().expect("32 bytes")))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
+        let want = (leaves.end - leaves.start) as usize;
+        let (from, to) = (leaves.start as i64, leaves.end as i64);
+        let blobs: Vec<Vec<u8>> = self.read("read entries", move |c| {
+            Ok(c.query(
+                "SELECT commitment FROM events WHERE leaf_index >= $1 AND leaf_index < $2
+                 ORDER BY leaf_index",
+                &[&from, &to],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })?;
+        if blobs.len() != want {
+            return Err(StoreError::Corrupt("missing log entries"));
+        }
+        blobs
+            .iter()
+            .map(|b| hash32(b, "commitment is not 32 bytes"))
+            .collect()
+    }
+
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let wanted: Vec<i64> = indexes.iter().map(|&i| i as i64).collect();
+        let found: HashMap<u64, Vec<u8>> = self.read("read tree hashes", move |c| {
+            Ok(c.query(
+                "SELECT idx, hash FROM tree_hashes WHERE idx = ANY($1)",
+                &[&wanted],
+            )?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+            .collect())
+        })?;
+        indexes
+            .iter()
+            .map(|i| {
+                let blob = found
+                    .get(i)
+                    .ok_or(StoreError::Corrupt("missing tree hash"))?;
+                Hash::from_slice(blob).ok_or(StoreError::Corrupt("tree hash is not 32 bytes"))
+            })
+            .collect()
+    }
+
+    fn commit(
+        &self,
+        requests: &[WriteRequest],
+        sequencer: &mut dyn Sequencer,
+    ) -> Result<Vec<RequestOutcome>, StoreError> {
+        let writer = self.writer.lock().expect("writer poisoned");
+        // Round trip one: begin, then each request's precondition and mutations, in order, so an
+        // erasure earlier in the group is seen by a later request's precondition.
+        let owned = requests.to_vec();
+        // The transaction spans both round trips, so it is driven by hand on the session.
+        let checks = writer.call(
+            move |c| -> Result<Vec<Result<(), Conflict>>, postgres::Error> {
+                c.batch_execute("BEGIN")?;
+                owned.iter().map(|r| apply_request(c, r)).collect()
+            },
+        );
+        let checks = match checks {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writer.call(|c| c.batch_execute("ROLLBACK"));
+                return Err(db("apply mutations")(e));
+            }
+        };
+        // Sequencing happens here, on the writer's thread, between the two round trips.
+        let mut batch = Batch::default();
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for (request, check) in requests.iter().zip(checks) {
+            if let Err(conflict) = check {
+                outcomes.push(Err(conflict));
+                continue;
+            }
+            let mut leaves = Vec::with_capacity(request.entries.len());
+            for entry in &request.entries {
+                let Appended {
+                    index,
+                    hashes,
+                    subject_log,
+                } = sequencer.append(&entry.subject, &entry.commitment);
+                batch.leaf_index.push(index as i64);
+                batch
+                    .subject_id
+                    .push(entry.sealed_body.as_ref().map(|_| entry.subject.clone()));
+                batch.commitment.push(entry.commitment.to_vec());
+                batch.sealed_body.push(entry.sealed_body.clone());
+                for (idx, hash) in hashes {
+                    batch.hash_idx.push(idx as i64);
+                    batch.hash.push(hash.0.to_vec());
+                }
+                batch.subject_logs.insert(subject_log.label, subject_log);
+                leaves.push(index);
+            }
+            outcomes.push(Ok(leaves));
+        }
+        if !batch.leaf_index.is_empty() {
+            batch.checkpoint = Some(sequencer.checkpoint());
+        }
+        // Round trip two: the batched appends, the checkpoint, and the commit.
+        let written = writer.call(move |c| -> Result<(), postgres::Error> {
+            write_batch(c, &batch)?;
+            c.batch_execute("COMMIT")
+        });
+        if let Err(e) = written {
+            let _ = writer.call(|c| c.batch_execute("ROLLBACK"));
+            return Err(db("commit")(e));
+        }
+        Ok(outcomes)
+    }
+}
