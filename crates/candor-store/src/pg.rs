@@ -15,7 +15,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use candor_log::Hash;
-use postgres::{Client, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
 
 use crate::{
     ApiKeyRow, Appended, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
@@ -142,7 +143,56 @@ fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+/// A connection with the statements it has prepared: each is parsed and planned once per
+/// connection instead of on every call.
+struct Session {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Session {
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.execute(&statement, params)
+    }
+
+    fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.client.batch_execute(sql)
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
 
 /// A connection on its own thread.
 struct Conn {
@@ -157,10 +207,13 @@ impl Conn {
         std::thread::Builder::new()
             .name("candor-postgres".into())
             .spawn(move || {
-                let mut client = match connect(&settings) {
-                    Ok(c) => {
+                let mut session = match connect(&settings) {
+                    Ok(client) => {
                         let _ = ready_tx.send(Ok(()));
-                        c
+                        Session {
+                            client,
+                            statements: HashMap::new(),
+                        }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -168,7 +221,7 @@ impl Conn {
                     }
                 };
                 for job in queue {
-                    job(&mut client);
+                    job(&mut session);
                 }
             })
             .expect("spawn a database thread");
@@ -179,7 +232,7 @@ impl Conn {
     }
 
     /// Runs `f` on this connection and waits for its answer.
-    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> R + Send + 'static) -> R {
+    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Session) -> R + Send + 'static) -> R {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
             .send(Box::new(move |c| {
@@ -247,7 +300,7 @@ impl PgStore {
                 .map_err(db("create schema"))?;
         }
         let writer = Conn::open(settings)?;
-        writer.call(migrate)?;
+        writer.call(|s| migrate(&mut s.client))?;
         let readers = (0..settings.pool_size.max(1))
             .map(|_| Conn::open(settings))
             .collect::<Result<Vec<_>, _>>()?;
@@ -261,7 +314,7 @@ impl PgStore {
     fn read<T: Send + 'static>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+        f: impl FnOnce(&mut Session) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = {
             let mut idle = self.readers.lock().expect("reader pool poisoned");
@@ -321,10 +374,7 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
     }
 }
 
-fn subject_row(
-    c: &mut impl postgres::GenericClient,
-    subject: &str,
-) -> Result<SubjectRow, postgres::Error> {
+fn subject_row(c: &mut Session, subject: &str) -> Result<SubjectRow, postgres::Error> {
     Ok(c.query_opt(
         "SELECT wrapped_key, erased_at FROM subjects WHERE id = $1",
         &[&subject],
@@ -332,10 +382,7 @@ fn subject_row(
     .map(|r| (r.get(0), r.get(1))))
 }
 
-fn consent_rows(
-    c: &mut impl postgres::GenericClient,
-    subject: &str,
-) -> Result<Vec<ConsentRow>, postgres::Error> {
+fn consent_rows(c: &mut Session, subject: &str) -> Result<Vec<ConsentRow>, postgres::Error> {
     Ok(c.query(
         "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
          FROM consents WHERE subject_id = $1 ORDER BY seq",
@@ -355,38 +402,70 @@ fn consent_rows(
 }
 
 fn checkpoint_row(
-    c: &mut Client,
-    table: &str,
+    c: &mut Session,
+    sql: &'static str,
 ) -> Result<Option<StoredCheckpoint>, postgres::Error> {
-    Ok(
-        c.query_opt(&format!("SELECT size, note FROM {table} WHERE id = 1"), &[])?
-            .map(|r| StoredCheckpoint {
-                size: r.get::<_, i64>(0) as u64,
-                note: r.get(1),
-            }),
-    )
+    Ok(c.query_opt(sql, &[])?.map(|r| StoredCheckpoint {
+        size: r.get::<_, i64>(0) as u64,
+        note: r.get(1),
+    }))
 }
 
 fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| StoreError::Corrupt(what))
 }
 
-/// Checks a request's precondition and, if it holds, applies its mutations, inside `tx`.
+/// Where each customer a group names stands: absent, or present with when erased (if ever).
+type Standing = HashMap<String, Option<Option<i64>>>;
+
+/// Reads, in one query, where every customer the group names stands.
+fn standing(tx: &mut Session, requests: &[WriteRequest]) -> Result<Standing, postgres::Error> {
+    let mut named: Vec<String> = Vec::new();
+    for r in requests {
+        named.extend(r.requires_active.iter().cloned());
+        for m in &r.mutations {
+            if let Mutation::CreateSubject { subject, .. } | Mutation::Erase { subject, .. } = m {
+                named.push(subject.clone());
+            }
+        }
+    }
+    let mut known: Standing = named.iter().map(|s| (s.clone(), None)).collect();
+    for row in tx.query(
+        "SELECT id, erased_at FROM subjects WHERE id = ANY($1)",
+        &[&named],
+    )? {
+        known.insert(row.get(0), Some(row.get(1)));
+    }
+    Ok(known)
+}
+
+/// Checks a request's precondition against `standing` and, if it holds, applies its mutations,
+/// inside `tx`, keeping `standing` up to date for the requests after it in the group.
 fn apply_request(
-    tx: &mut impl postgres::GenericClient,
+    tx: &mut Session,
     request: &WriteRequest,
+    standing: &mut Standing,
 ) -> Result<Result<(), Conflict>, postgres::Error> {
     if let Some(subject) = &request.requires_active {
-        let erased: Option<Option<i64>> = tx
-            .query_opt("SELECT erased_at FROM subjects WHERE id = $1", &[subject])?
-            .map(|r| r.get(0));
-        match erased {
+        match standing.get(subject).cloned().flatten() {
             None => return Ok(Err(Conflict::SubjectUnknown)),
             Some(Some(_)) => return Ok(Err(Conflict::SubjectErased)),
             Some(None) => {}
         }
     }
     for m in &request.mutations {
+        match m {
+            Mutation::CreateSubject { subject, .. } => {
+                standing
+                    .entry(subject.clone())
+                    .or_default()
+                    .get_or_insert(None);
+            }
+            Mutation::Erase { subject, at } => {
+                standing.insert(subject.clone(), Some(Some(*at)));
+            }
+            _ => {}
+        }
         match m {
             Mutation::CreateSubject {
                 subject,
@@ -488,7 +567,7 @@ struct Batch {
     checkpoint: Option<StoredCheckpoint>,
 }
 
-fn write_batch(tx: &mut impl postgres::GenericClient, b: &Batch) -> Result<(), postgres::Error> {
+fn write_batch(tx: &mut Session, b: &Batch) -> Result<(), postgres::Error> {
     if !b.leaf_index.is_empty() {
         tx.execute(
             "INSERT INTO events (leaf_index, subject_id, commitment, sealed_body)
@@ -530,25 +609,47 @@ impl crate::Store for PgStore {
 
     fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError> {
         let subject = subject.to_owned();
+        // One statement is one snapshot, and one round trip instead of a transaction's five.
         let (row, consents, fields) = self.read("read subject record", move |c| {
-            // One snapshot for the three reads, as SQLite's single read transaction gives.
-            let mut tx = c
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let row = subject_row(&mut tx, &subject)?;
-            let consents = consent_rows(&mut tx, &subject)?;
-            let fields: Vec<(String, Vec<u8>)> = tx
-                .query(
-                    "SELECT category, sealed FROM fields WHERE subject_id = $1",
-                    &[&subject],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
+            let Some(r) = c.query_opt(
+                "SELECT wrapped_key, erased_at,
+                   ARRAY(SELECT purpose FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT recipient FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT action FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT at FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT expires_at FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT channel FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT notice_version FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT category FROM fields WHERE subject_id = $1 ORDER BY category),
+                   ARRAY(SELECT sealed FROM fields WHERE subject_id = $1 ORDER BY category)
+                 FROM subjects WHERE id = $1",
+                &[&subject],
+            )?
+            else {
+                return Ok((None, Vec::new(), Vec::new()));
+            };
+            let purposes: Vec<String> = r.get(2);
+            let recipients: Vec<Option<String>> = r.get(3);
+            let actions: Vec<String> = r.get(4);
+            let ats: Vec<i64> = r.get(5);
+            let expiries: Vec<Option<i64>> = r.get(6);
+            let channels: Vec<String> = r.get(7);
+            let notices: Vec<String> = r.get(8);
+            let consents = (0..purposes.len())
+                .map(|i| ConsentRow {
+                    purpose: purposes[i].clone(),
+                    recipient: recipients[i].clone(),
+                    action: actions[i].clone(),
+                    at: ats[i],
+                    expires_at: expiries[i],
+                    channel: channels[i].clone(),
+                    notice_version: notices[i].clone(),
+                })
                 .collect();
-            tx.commit()?;
-            Ok((row, consents, fields))
+            let categories: Vec<String> = r.get(9);
+            let sealed: Vec<Vec<u8>> = r.get(10);
+            let fields = categories.into_iter().zip(sealed).collect();
+            Ok((Some((r.get(0), r.get(1))), consents, fields))
         })?;
         Ok(SubjectRecord {
             state: subject_state(row)?,
@@ -648,12 +749,17 @@ impl crate::Store for PgStore {
     }
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.read("read checkpoint", |c| checkpoint_row(c, "checkpoint"))
+        self.read("read checkpoint", |c| {
+            checkpoint_row(c, "SELECT size, note FROM checkpoint WHERE id = 1")
+        })
     }
 
     fn latest_witnessed(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.read("read witnessed checkpoint", |c| {
-            checkpoint_row(c, "witnessed_checkpoint")
+            checkpoint_row(
+                c,
+                "SELECT size, note FROM witnessed_checkpoint WHERE id = 1",
+            )
         })
     }
 
@@ -756,7 +862,11 @@ impl crate::Store for PgStore {
         let checks = writer.call(
             move |c| -> Result<Vec<Result<(), Conflict>>, postgres::Error> {
                 c.batch_execute("BEGIN")?;
-                owned.iter().map(|r| apply_request(c, r)).collect()
+                let mut known = standing(c, &owned)?;
+                owned
+                    .iter()
+                    .map(|r| apply_request(c, r, &mut known))
+                    .collect()
             },
         );
         let checks = match checks {
