@@ -10,6 +10,7 @@
 #[cfg(test)]
 mod contract_tests;
 mod pg;
+mod rows;
 mod sqlite;
 
 pub use pg::{PgSettings, PgStore};

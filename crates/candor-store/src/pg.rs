@@ -693,15 +693,7 @@ impl crate::Store for PgStore {
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
         })?;
-        rows.into_iter()
-            .map(|(index, commitment, sealed_body)| {
-                Ok(EventRow {
-                    leaf_index: index as u64,
-                    commitment: hash32(&commitment, "commitment is not 32 bytes")?,
-                    sealed_body,
-                })
-            })
-            .collect()
+        rows.into_iter().map(crate::rows::event_row).collect()
     }
 
     fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
@@ -788,21 +780,7 @@ impl crate::Store for PgStore {
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect())
         })?;
-        rows.into_iter()
-            .map(|(label, size, peaks)| {
-                if peaks.len() % 32 != 0 {
-                    return Err(StoreError::Corrupt("malformed subject log"));
-                }
-                Ok(SubjectLog {
-                    label: hash32(&label, "malformed subject log")?,
-                    size: size as u64,
-                    peaks: peaks
-                        .chunks_exact(32)
-                        .map(|c| Hash(c.try_into().expect("32 bytes")))
-                        .collect(),
-                })
-            })
-            .collect()
+        rows.into_iter().map(crate::rows::subject_log).collect()
     }
 
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -818,13 +796,7 @@ impl crate::Store for PgStore {
             .map(|r| r.get(0))
             .collect())
         })?;
-        if blobs.len() != want {
-            return Err(StoreError::Corrupt("missing log entries"));
-        }
-        blobs
-            .iter()
-            .map(|b| hash32(b, "commitment is not 32 bytes"))
-            .collect()
+        crate::rows::commitments(blobs, want)
     }
 
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
@@ -838,15 +810,7 @@ impl crate::Store for PgStore {
             .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
             .collect())
         })?;
-        indexes
-            .iter()
-            .map(|i| {
-                let blob = found
-                    .get(i)
-                    .ok_or(StoreError::Corrupt("missing tree hash"))?;
-                Hash::from_slice(blob).ok_or(StoreError::Corrupt("tree hash is not 32 bytes"))
-            })
-            .collect()
+        crate::rows::hashes_in_order(indexes, &found)
     }
 
     fn commit(
