@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Tile serving over HTTP: GETs of full C2SP hash tiles from Candor (read from SQLite on each
-# request) against a baseline axum server answering with the same 8 KiB, in the same run with the
+# Tile serving over HTTP: GETs of full C2SP hash tiles from Candor (from SQLite on first request,
+# then from memory) against a baseline axum server answering with the same 8 KiB, in the same run with the
 # same load generator. Prints both throughputs and their ratio.
 #
 #   bench/tiles.sh [SECONDS] [CONNECTIONS]
@@ -11,28 +11,11 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-64}
 
-if ! command -v wrk >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
-cargo build --release -q -p candor-cli
-cargo build --release -q -p candor-http --example baseline_server
-
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+. bench/common.sh
 
 port_candor=18183
 port_base=18184
-./target/release/candor init --json --dir "$work/home" >"$work/init.json"
-admin=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["admin_key"])' "$work/init.json")
-CANDOR_LOG=warn ./target/release/candor serve --dir "$work/home" --listen 127.0.0.1:$port_candor &
-pids+=($!)
-until curl -sf localhost:$port_candor/healthz >/dev/null; do sleep 0.1; done
-token=$(curl -sf -XPOST localhost:$port_candor/v1/keys -H "Authorization: Bearer $admin" \
-  -H 'content-type: application/json' \
-  -d '{"name":"load","purposes":["essential.service.operations"]}' |
-  python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
+start_candor home $port_candor
 
 # Grow the log: new customers as fast as the server takes them.
 CANDOR_TOKEN=$token wrk -t2 -c64 -d"${secs}s" -s bench/collect.lua "http://127.0.0.1:$port_candor" >/dev/null
