@@ -347,3 +347,43 @@ fn postgres_refuses_a_newer_schema() {
     ));
     let _ = SqliteStore::open;
 }
+
+#[test]
+fn postgres_reconnects_after_the_server_drops_its_connections() {
+    let Some(pg) = PgFixture::new("postgres_reconnects") else {
+        return;
+    };
+    let store = &pg.store;
+    let mut seq = TestSequencer(Frontier::default());
+    store.commit(&[create("a")], &mut seq).unwrap();
+
+    let name = format!("candor/{}", pg.settings.schema.as_deref().unwrap());
+    let mut admin = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
+    let dropped: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+             WHERE application_name = $1) AS t",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(dropped, 3, "two readers and the writer");
+
+    // Each connection fails the call that finds it dropped, at most, then is replaced.
+    let mut failures = 0;
+    for _ in 0..3 {
+        match store.subject("a") {
+            Ok(state) => assert!(matches!(state, SubjectState::Active { .. })),
+            Err(_) => failures += 1,
+        }
+    }
+    assert!(failures <= 2, "{failures} failed reads");
+    assert!(store.subject("a").is_ok());
+    // The writer loses at most the group that found its connection gone, never half of one.
+    let first = store.commit(&[event("a", 1)], &mut seq);
+    if first.is_err() {
+        store.commit(&[event("a", 1)], &mut seq).unwrap();
+    }
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 1);
+    assert_eq!(store.events("a").unwrap().len(), 1);
+}

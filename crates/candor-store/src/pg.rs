@@ -148,9 +148,37 @@ fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
 struct Session {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    // Inside a transaction that spans calls (the writer's group commit): a lost connection must
+    // then fail the group, never be replaced silently mid-transaction.
+    in_transaction: bool,
 }
 
 impl Session {
+    fn new(client: Client) -> Session {
+        Session {
+            client,
+            statements: HashMap::new(),
+            in_transaction: false,
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), postgres::Error> {
+        self.client.batch_execute("BEGIN")?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), postgres::Error> {
+        let done = self.client.batch_execute("COMMIT");
+        self.in_transaction = false;
+        done
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.client.batch_execute("ROLLBACK");
+        self.in_transaction = false;
+    }
+
     fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
@@ -210,10 +238,7 @@ impl Conn {
                 let mut session = match connect(&settings) {
                     Ok(client) => {
                         let _ = ready_tx.send(Ok(()));
-                        Session {
-                            client,
-                            statements: HashMap::new(),
-                        }
+                        Session::new(client)
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -221,6 +246,14 @@ impl Conn {
                     }
                 };
                 for job in queue {
+                    // A connection the server dropped (a restart, a failover) is replaced before
+                    // the next job, unless a transaction was open on it: that one must fail.
+                    if session.client.is_closed() && !session.in_transaction {
+                        match connect(&settings) {
+                            Ok(client) => session = Session::new(client),
+                            Err(e) => tracing::warn!(error = %e, "reconnecting failed"),
+                        }
+                    }
                     job(&mut session);
                 }
             })
@@ -253,6 +286,11 @@ fn connect(settings: &PgSettings) -> Result<Client, StoreError> {
         options.push_str(&format!(" -c search_path={schema}"));
     }
     config.options(&options);
+    // Lets operators (and the reconnect test) tell Candor's connections apart.
+    config.application_name(&match &settings.schema {
+        Some(schema) => format!("candor/{schema}"),
+        None => "candor".to_owned(),
+    });
     config.connect_timeout(Duration::from_secs(5));
     let deadline = Instant::now() + settings.connect_retry;
     let mut pause = Duration::from_millis(100);
@@ -825,7 +863,7 @@ impl crate::Store for PgStore {
         // The transaction spans both round trips, so it is driven by hand on the session.
         let checks = writer.call(
             move |c| -> Result<Vec<Result<(), Conflict>>, postgres::Error> {
-                c.batch_execute("BEGIN")?;
+                c.begin()?;
                 let mut known = standing(c, &owned)?;
                 owned
                     .iter()
@@ -836,7 +874,7 @@ impl crate::Store for PgStore {
         let checks = match checks {
             Ok(c) => c,
             Err(e) => {
-                let _ = writer.call(|c| c.batch_execute("ROLLBACK"));
+                writer.call(|c| c.rollback());
                 return Err(db("apply mutations")(e));
             }
         };
@@ -876,10 +914,10 @@ impl crate::Store for PgStore {
         // Round trip two: the batched appends, the checkpoint, and the commit.
         let written = writer.call(move |c| -> Result<(), postgres::Error> {
             write_batch(c, &batch)?;
-            c.batch_execute("COMMIT")
+            c.commit()
         });
         if let Err(e) = written {
-            let _ = writer.call(|c| c.batch_execute("ROLLBACK"));
+            writer.call(|c| c.rollback());
             return Err(db("commit")(e));
         }
         Ok(outcomes)
