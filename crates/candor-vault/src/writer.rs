@@ -87,23 +87,7 @@ impl LogSequencer {
         labels: LabelKey,
         subject_logs: Vec<SubjectLog>,
     ) -> Result<LogSequencer, StoreError> {
-        let mut subjects = HashMap::with_capacity(subject_logs.len());
-        let mut directory = Directory::default();
-        for log in subject_logs {
-            let tree = Frontier::from_parts(log.size, log.peaks)
-                .ok_or(StoreError::Corrupt("a customer's tree has the wrong peaks"))?;
-            let head = Head {
-                size: tree.size(),
-                root: tree.root(),
-            };
-            directory = directory.with(log.label, head);
-            subjects.insert(log.label, tree);
-        }
-        if directory.root_ref().sum != frontier.size() {
-            return Err(StoreError::Corrupt(
-                "the customers' trees do not add up to the log's size",
-            ));
-        }
+        let (subjects, directory) = customers(subject_logs, frontier.size())?;
         Ok(LogSequencer {
             frontier,
             signer,
@@ -114,6 +98,44 @@ impl LogSequencer {
             touched: HashSet::new(),
             undo: None,
         })
+    }
+
+    /// Rebuilds the log's state from `store` and checks it against the latest checkpoint: at
+    /// start-up, and after a commit whose outcome is unknown (a lost answer to `COMMIT`).
+    pub fn reload(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+        let latest = store.latest_checkpoint()?;
+        let size = latest.as_ref().map_or(0, |c| c.size);
+        let frontier = Frontier::load(size, &candor_store::StoreHashes(store))?;
+        let (subjects, directory) = customers(store.subject_logs()?, size)?;
+        if let Some(cp) = &latest {
+            let opened = Checkpoint::open(&cp.note, &self.signer.verifier())
+                .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
+            if opened.size != size || !opened.root.ct_eq(&frontier.root()) {
+                return Err(StoreError::Corrupt(
+                    "stored tree does not match its checkpoint",
+                ));
+            }
+            let text = candor_log::note::signature_lines(&cp.note)
+                .map_err(|_| StoreError::Corrupt("latest checkpoint does not parse"))?
+                .text;
+            let committed = directory::from_checkpoint_text(text).map_err(|_| {
+                StoreError::Corrupt(
+                    "the latest checkpoint has no directory: this log predates schema 3",
+                )
+            })?;
+            if committed != directory.root_ref() {
+                return Err(StoreError::Corrupt(
+                    "the customers' trees do not match the checkpoint's directory",
+                ));
+            }
+        }
+        self.frontier = frontier;
+        self.subjects = subjects;
+        self.directory = directory;
+        self.note = latest.map(|cp| cp.note.as_str().into());
+        self.touched.clear();
+        self.undo = None;
+        Ok(())
     }
 
     /// The head as of the last checkpoint.
@@ -206,6 +228,32 @@ impl Sequencer for LogSequencer {
     }
 }
 
+/// Every customer's tree and the directory of their heads, from their stored rows; they must
+/// account for each of the log's `size` entries exactly once.
+fn customers(
+    subject_logs: Vec<SubjectLog>,
+    size: u64,
+) -> Result<(HashMap<[u8; 32], Frontier>, Directory), StoreError> {
+    let mut subjects = HashMap::with_capacity(subject_logs.len());
+    let mut directory = Directory::default();
+    for log in subject_logs {
+        let tree = Frontier::from_parts(log.size, log.peaks)
+            .ok_or(StoreError::Corrupt("a customer's tree has the wrong peaks"))?;
+        let head = Head {
+            size: tree.size(),
+            root: tree.root(),
+        };
+        directory = directory.with(log.label, head);
+        subjects.insert(log.label, tree);
+    }
+    if directory.root_ref().sum != size {
+        return Err(StoreError::Corrupt(
+            "the customers' trees do not add up to the log's size",
+        ));
+    }
+    Ok((subjects, directory))
+}
+
 /// A handle for submitting writes; cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
@@ -222,34 +270,8 @@ impl LogWriter {
         signer: NoteSigner,
         labels: LabelKey,
     ) -> Result<LogWriter, StoreError> {
-        let latest = store.latest_checkpoint()?;
-        let size = latest.as_ref().map_or(0, |c| c.size);
-        let frontier = Frontier::load(size, &candor_store::StoreHashes(&*store))?;
-        let verifier = signer.verifier();
-        let mut sequencer = LogSequencer::new(frontier, signer, labels, store.subject_logs()?)?;
-        if let Some(cp) = &latest {
-            let opened = Checkpoint::open(&cp.note, &verifier)
-                .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
-            if opened.size != size || !opened.root.ct_eq(&sequencer.frontier.root()) {
-                return Err(StoreError::Corrupt(
-                    "stored tree does not match its checkpoint",
-                ));
-            }
-            let text = candor_log::note::signature_lines(&cp.note)
-                .map_err(|_| StoreError::Corrupt("latest checkpoint does not parse"))?
-                .text;
-            let committed = directory::from_checkpoint_text(text).map_err(|_| {
-                StoreError::Corrupt(
-                    "the latest checkpoint has no directory: this log predates schema 3",
-                )
-            })?;
-            if committed != sequencer.directory.root_ref() {
-                return Err(StoreError::Corrupt(
-                    "the customers' trees do not match the checkpoint's directory",
-                ));
-            }
-            sequencer.note = Some(cp.note.as_str().into());
-        }
+        let mut sequencer = LogSequencer::new(Frontier::default(), signer, labels, Vec::new())?;
+        sequencer.reload(&*store)?;
         let (queue, jobs) = mpsc::channel::<Job>();
         let (heads_tx, heads) = watch::channel(sequencer.head());
         std::thread::Builder::new()
@@ -314,10 +336,144 @@ fn run(
                     "log commit failed"
                 );
                 sequencer.rollback();
+                // The group may have landed all the same (the answer to COMMIT was lost): if the
+                // store moved, follow it, or every later group would reuse its leaf indexes.
+                let moved = store
+                    .latest_checkpoint()
+                    .map(|cp| cp.map_or(0, |c| c.size) != sequencer.frontier.size());
+                if matches!(moved, Ok(true)) {
+                    match sequencer.reload(&*store) {
+                        Ok(()) => tracing::warn!(
+                            size = sequencer.frontier.size(),
+                            "the failed group had committed; reloaded the log from the store"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "reloading the log failed"),
+                    }
+                }
                 for reply in replies {
                     let _ = reply.send(Err(WriterError::CommitFailed));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use candor_store::{
+        ApiKeyRow, ConsentRow, EventRow, LogEntry, Mutation, SqliteStore, SubjectRecord,
+        SubjectState,
+    };
+
+    use super::*;
+
+    /// Delegates to SQLite, but can report a commit as failed after it landed, as a database
+    /// whose answer to `COMMIT` was lost does.
+    struct LostAnswer {
+        inner: SqliteStore,
+        lose_next: AtomicBool,
+    }
+
+    impl Store for LostAnswer {
+        fn subject(&self, s: &str) -> Result<SubjectState, StoreError> {
+            self.inner.subject(s)
+        }
+        fn subject_record(&self, s: &str) -> Result<SubjectRecord, StoreError> {
+            self.inner.subject_record(s)
+        }
+        fn blind_index_matches(&self, c: &str, d: &[u8]) -> Result<Vec<String>, StoreError> {
+            self.inner.blind_index_matches(c, d)
+        }
+        fn consents(&self, s: &str) -> Result<Vec<ConsentRow>, StoreError> {
+            self.inner.consents(s)
+        }
+        fn events(&self, s: &str) -> Result<Vec<EventRow>, StoreError> {
+            self.inner.events(s)
+        }
+        fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+            self.inner.api_key(id)
+        }
+        fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+            self.inner.latest_checkpoint()
+        }
+        fn latest_witnessed(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+            self.inner.latest_witnessed()
+        }
+        fn record_witnessed(&self, c: &StoredCheckpoint) -> Result<bool, StoreError> {
+            self.inner.record_witnessed(c)
+        }
+        fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError> {
+            self.inner.subject_logs()
+        }
+        fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
+            self.inner.entries(leaves)
+        }
+        fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<candor_log::Hash>, StoreError> {
+            self.inner.read_hashes(indexes)
+        }
+        fn commit(
+            &self,
+            requests: &[WriteRequest],
+            sequencer: &mut dyn Sequencer,
+        ) -> Result<Vec<RequestOutcome>, StoreError> {
+            let outcome = self.inner.commit(requests, sequencer)?;
+            if self.lose_next.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Corrupt(
+                    "injected: committed, but the answer was lost",
+                ));
+            }
+            Ok(outcome)
+        }
+    }
+
+    fn event(subject: &str, byte: u8) -> WriteRequest {
+        WriteRequest {
+            requires_active: Some(subject.into()),
+            mutations: vec![],
+            entries: vec![LogEntry {
+                subject: subject.into(),
+                commitment: [byte; 32],
+                sealed_body: Some(vec![byte]),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_group_that_landed_despite_an_error_is_followed_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LostAnswer {
+            inner: SqliteStore::open(&dir.path().join("c.db")).unwrap(),
+            lose_next: AtomicBool::new(false),
+        });
+        let signer = NoteSigner::generate("test.example/log").unwrap();
+        let verifier = signer.verifier();
+        let labels = candor_crypto::RootKey::generate().directory_label_key();
+        let writer = LogWriter::start(store.clone(), signer, labels).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let submit = |r| runtime.block_on(writer.submit(r));
+
+        let create = WriteRequest {
+            mutations: vec![Mutation::CreateSubject {
+                subject: "a".into(),
+                wrapped_key: vec![1],
+                at: 1,
+            }],
+            ..Default::default()
+        };
+        submit(create).unwrap().unwrap();
+        assert_eq!(submit(event("a", 1)).unwrap(), Ok(vec![0]));
+        store.lose_next.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            submit(event("a", 2)),
+            Err(WriterError::CommitFailed)
+        ));
+        // The lost group is in the store; the next one goes after it instead of colliding.
+        assert_eq!(submit(event("a", 3)).unwrap(), Ok(vec![2]));
+        assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 3);
+        crate::fsck::fsck(&*store, &verifier, None).unwrap();
     }
 }
