@@ -34,7 +34,7 @@ const ROOT_KEY_ENV: &str = "CANDOR_ROOT_KEY";
 pub enum Database {
     /// `DIR/candor.db`.
     Embedded,
-    /// A server shared by several nodes.
+    /// A PostgreSQL server (one Candor node per database until the sequencer lease exists).
     Postgres(PgSettings),
 }
 

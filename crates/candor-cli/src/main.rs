@@ -26,8 +26,8 @@ struct Cli {
 /// Where the data lives; without `--database`, embedded SQLite in the home directory.
 #[derive(clap::Args, Clone)]
 struct DatabaseArgs {
-    /// A PostgreSQL (or CockroachDB, YugabyteDB) URL, `postgres://user:password@host/db`, for
-    /// several Candor nodes sharing one database.
+    /// A PostgreSQL (or CockroachDB, YugabyteDB) URL, `postgres://user:password@host/db`, to keep
+    /// the data there instead of in embedded SQLite (one Candor node per database for now).
     #[arg(long, env = "CANDOR_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// PostgreSQL reader connections per node (the writer has one more).

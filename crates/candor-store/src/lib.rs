@@ -1,7 +1,10 @@
-//! Candor's persistence: the [`Store`] contract and its embedded SQLite backend.
+//! Candor's persistence: the [`Store`] contract and its two backends, embedded SQLite (the
+//! default) and PostgreSQL (for a business that outgrows one machine; the SQL also suits
+//! CockroachDB and YugabyteDB). Both pass the same contract tests.
 //!
 //! The store holds only ciphertexts, blind-index digests, opaque ids, consent metadata, log
-//! commitments, tree hashes and the latest signed checkpoint. It never sees a key or a plaintext value.
+//! commitments, tree hashes, customers' tree heads and the latest signed checkpoints. It never
+//! sees a key or a plaintext value.
 //!
 //! Writes go through [`Store::commit`], which takes a whole group of requests and makes them
 //! durable in one transaction together with the log leaves they carry and the new checkpoint.
