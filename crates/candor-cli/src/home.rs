@@ -13,13 +13,14 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
 use candor_log::{NoteSigner, NoteVerifier, WitnessSigner};
 use candor_store::{PgSettings, PgStore, SqliteStore, Store};
-use candor_vault::Vault;
+use candor_vault::{SequencerClaim, Vault};
 use zeroize::Zeroizing;
 
 const DATA_MAP: &str = "datamap.toml";
@@ -34,16 +35,35 @@ const ROOT_KEY_ENV: &str = "CANDOR_ROOT_KEY";
 pub enum Database {
     /// `DIR/candor.db`.
     Embedded,
-    /// A PostgreSQL server (one Candor node per database until the sequencer lease exists).
-    Postgres(PgSettings),
+    /// A PostgreSQL server, and how long this node's claim to sequence the log lasts unrenewed.
+    Postgres(PgSettings, Duration),
 }
 
 impl Database {
+    /// This process's claim to sequence the log: unique per process, and on PostgreSQL lapsing
+    /// when unrenewed (on SQLite an operating-system lock, released when the process ends).
+    fn claim(&self) -> SequencerClaim {
+        let nonce: String = candor_log::commitment::fresh_nonce()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let ttl = match self {
+            // An operating-system lock: it never lapses while its process lives, so the lifetime
+            // only bounds how long a second process waits before it gives up.
+            Database::Embedded => Duration::from_secs(1),
+            Database::Postgres(_, ttl) => *ttl,
+        };
+        SequencerClaim {
+            holder: format!("pid {} ({nonce})", std::process::id()),
+            ttl,
+        }
+    }
+
     fn open(&self, dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
             Database::Embedded => Arc::new(SqliteStore::open(&dir.join(DATABASE))?),
             // The error names the operation and the driver's cause, never the URL.
-            Database::Postgres(settings) => Arc::new(PgStore::open(settings)?),
+            Database::Postgres(settings, _) => Arc::new(PgStore::open(settings)?),
         })
     }
 }
@@ -174,12 +194,16 @@ pub fn init(dir: &Path, origin: Option<&str>, database: &Database) -> anyhow::Re
     write_secret(&dir.join(LOG_KEY), &signer.to_skey())?;
 
     let store = database.open(dir)?;
-    let vault = Vault::open(store, map, &root, signer)
+    let vault = Vault::open(store, map, &root, signer, &database.claim())
         .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
     let admin = tokio::runtime::Builder::new_current_thread()
         .build()?
         .block_on(vault.create_admin_key(now()))
         .map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
+    // `serve` may start right after: it must not wait for this process's claim to lapse.
+    vault
+        .release_sequencer()
+        .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
     Ok(Created {
         dir: dir.display().to_string(),
         origin,
@@ -203,7 +227,8 @@ pub fn open(dir: &Path, database: &Database) -> anyhow::Result<Vault> {
     let skey = read_secret(&dir.join(LOG_KEY))?;
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
     let store = database.open(dir)?;
-    Vault::open(store, map, &root, signer).map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+    Vault::open(store, map, &root, signer, &database.claim())
+        .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
 }
 
 /// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses

@@ -42,19 +42,28 @@ struct DatabaseArgs {
     /// A PostgreSQL schema to keep Candor's tables in (created if missing).
     #[arg(long)]
     db_schema: Option<String>,
+    /// On PostgreSQL, how long this node's claim to sequence the log lasts unrenewed, in
+    /// milliseconds: after a crash, the next node starts within this.
+    #[arg(long, default_value_t = 10_000)]
+    sequencer_lease_ms: u64,
 }
 
 impl DatabaseArgs {
     fn database(&self) -> home::Database {
         match &self.database {
             None => home::Database::Embedded,
-            Some(url) => home::Database::Postgres(candor_store::PgSettings {
-                url: url.clone(),
-                pool_size: self.db_pool_size,
-                statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
-                connect_retry: std::time::Duration::from_secs(self.db_connect_retry_secs),
-                schema: self.db_schema.clone(),
-            }),
+            Some(url) => home::Database::Postgres(
+                candor_store::PgSettings {
+                    url: url.clone(),
+                    pool_size: self.db_pool_size,
+                    statement_timeout: std::time::Duration::from_millis(
+                        self.db_statement_timeout_ms,
+                    ),
+                    connect_retry: std::time::Duration::from_secs(self.db_connect_retry_secs),
+                    schema: self.db_schema.clone(),
+                },
+                std::time::Duration::from_millis(self.sequencer_lease_ms),
+            ),
         }
     }
 }
@@ -397,7 +406,11 @@ fn serve(
             origin = vault.log_key().name(),
             "candor is serving"
         );
-        candor_http::serve(listener, vault, shutdown_signal()).await?;
+        candor_http::serve(listener, vault.clone(), shutdown_signal()).await?;
+        // Drained: no more writes. The next node need not wait for the claim to lapse.
+        vault
+            .release_sequencer()
+            .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
         anyhow::Ok(())
     })
 }

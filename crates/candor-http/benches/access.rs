@@ -59,7 +59,11 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
     let map = DataMap::parse(SAMPLE_DATA_MAP).unwrap();
     let signer = NoteSigner::generate("bench.candor.example/log").unwrap();
-    let vault = Arc::new(Vault::open(store, map, &RootKey::generate(), signer).unwrap());
+    let claim = candor_vault::SequencerClaim {
+        holder: "bench".into(),
+        ttl: std::time::Duration::from_secs(10),
+    };
+    let vault = Arc::new(Vault::open(store, map, &RootKey::generate(), signer, &claim).unwrap());
     let token = rt.block_on(async {
         let admin = vault.create_admin_key(now()).await.unwrap();
         let admin = vault.authenticate(&admin.token, now()).unwrap();

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use candor_log::{Frontier, Hash};
 
 use crate::{
-    ApiKeyRow, Appended, Conflict, ConsentRow, LogEntry, Mutation, PgSettings, PgStore, Sequencer,
-    SqliteStore, Store, StoreError, StoredCheckpoint, SubjectLog, SubjectState, WriteRequest,
+    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, LogEntry, Mutation, PgSettings, PgStore,
+    Sequencer, SqliteStore, Store, StoreError, StoredCheckpoint, SubjectLog, SubjectState,
+    WriteRequest,
 };
 
 pub struct TestSequencer(pub Frontier);
@@ -33,6 +34,75 @@ impl Sequencer for TestSequencer {
             note: format!("test\n{}\n", self.0.size()),
         }
     }
+}
+
+/// A test sequencer committing under a sequencer claim's token.
+struct Under<'a>(&'a mut TestSequencer, u64);
+
+impl Sequencer for Under<'_> {
+    fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended {
+        self.0.append(subject, commitment)
+    }
+    fn checkpoint(&mut self) -> StoredCheckpoint {
+        self.0.checkpoint()
+    }
+    fn fencing_token(&self) -> Option<u64> {
+        Some(self.1)
+    }
+}
+
+/// Two stores on one database, as two processes see it: one sequences at a time, and a
+/// superseded claim's commits are refused.
+fn one_sequencer_at_a_time(first: &dyn Store, second: &dyn Store) {
+    let ttl = std::time::Duration::from_secs(60);
+    let Claim::Granted { token: t1 } = first.claim_sequencer("first", ttl).unwrap() else {
+        panic!("an unclaimed log is granted");
+    };
+    assert_eq!(
+        first.claim_sequencer("first", ttl).unwrap(),
+        Claim::Granted { token: t1 },
+        "renewing keeps the token"
+    );
+    assert!(matches!(
+        second.claim_sequencer("second", ttl).unwrap(),
+        Claim::HeldBy { .. }
+    ));
+    let mut seq = TestSequencer(Frontier::default());
+    first
+        .commit(&[create("a")], &mut Under(&mut seq, t1))
+        .unwrap();
+
+    first.release_sequencer(t1).unwrap();
+    let Claim::Granted { token: t2 } = second.claim_sequencer("second", ttl).unwrap() else {
+        panic!("a released claim is granted to the next");
+    };
+    assert!(matches!(
+        first.commit(&[event("a", 1)], &mut Under(&mut seq, t1)),
+        Err(StoreError::Fenced)
+    ));
+    let mut seq = TestSequencer(Frontier::default());
+    second
+        .commit(&[event("a", 1)], &mut Under(&mut seq, t2))
+        .unwrap();
+    assert_eq!(first.latest_checkpoint().unwrap().unwrap().size, 1);
+}
+
+#[test]
+fn sqlite_one_sequencer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    one_sequencer_at_a_time(&first, &second);
+}
+
+#[test]
+fn postgres_one_sequencer_at_a_time() {
+    let Some(pg) = PgFixture::new("postgres_one_sequencer_at_a_time") else {
+        return;
+    };
+    let second = PgStore::open(&pg.settings).unwrap();
+    one_sequencer_at_a_time(&pg.store, &second);
 }
 
 pub fn create(subject: &str) -> WriteRequest {

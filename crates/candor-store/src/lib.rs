@@ -44,6 +44,15 @@ pub enum StoreError {
     /// Stored data failed a consistency check on load.
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// Another process holds the right to sequence this log.
+    #[error("another Candor process sequences this log ({holder})")]
+    SequencerBusy {
+        /// Who holds it.
+        holder: String,
+    },
+    /// This process's right to sequence the log was taken over: its commits are refused.
+    #[error("another Candor process took over sequencing this log")]
+    Fenced,
 }
 
 /// Where a customer stands.
@@ -251,6 +260,21 @@ pub struct Appended {
     pub subject_log: SubjectLog,
 }
 
+/// The outcome of claiming the right to sequence the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This holder sequences; its commits carry the token, which fences every earlier holder.
+    Granted {
+        /// The fencing token.
+        token: u64,
+    },
+    /// Another holder's claim is in force.
+    HeldBy {
+        /// Who holds it.
+        holder: String,
+    },
+}
+
 /// Assigns leaf positions and signs checkpoints while the store's transaction is open.
 ///
 /// Implemented by the log's single writer. If [`Store::commit`] returns an error, nothing was
@@ -260,6 +284,10 @@ pub trait Sequencer {
     fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended;
     /// Signs a checkpoint for the current tree; called once per group that appended leaves.
     fn checkpoint(&mut self) -> StoredCheckpoint;
+    /// The token of the sequencer claim this commit is made under, if any.
+    fn fencing_token(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The outcome of one request: the leaf indexes of its entries, or why it was skipped.
@@ -269,6 +297,9 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 ///
 /// - Every method may be called concurrently from many threads, except that [`Store::commit`] is
 ///   only ever called by one writer at a time (the log has a single sequencer).
+/// - Exactly one process sequences a log: it first wins [`Store::claim_sequencer`], and commits
+///   carrying a token that is no longer current fail with [`StoreError::Fenced`], whatever else
+///   they hold, so a deposed sequencer can never add to the log.
 /// - Entries and tree hashes are never changed once committed, erasure included (erasure removes
 ///   event bodies, never commitments), so anything derived from them, such as a full tile, is
 ///   immutable.
@@ -303,6 +334,12 @@ pub trait Store: Send + Sync {
     fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError>;
     /// The entries (commitments) of leaves `leaves`, in order; every one is below a committed size.
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Claims, or renews, the right to sequence the log for `holder`. A claim lapses `ttl` after
+    /// its last renewal where the backend is shared over a network (PostgreSQL); on one machine
+    /// (SQLite) it lasts until the process releases it or dies.
+    fn claim_sequencer(&self, holder: &str, ttl: std::time::Duration) -> Result<Claim, StoreError>;
+    /// Gives the claim up, so the next sequencer need not wait for it to lapse.
+    fn release_sequencer(&self, token: u64) -> Result<(), StoreError>;
     /// Tree hashes by stored position (see `candor_log::stored_hash_index`).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
     /// Applies `requests` in order in one durable transaction, with their log leaves and one

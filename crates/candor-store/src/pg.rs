@@ -19,13 +19,14 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
 use crate::{
-    ApiKeyRow, Appended, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
-    StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
+    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome,
+    Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
     WriteRequest, subject_state,
 };
 
 /// Schema migrations, applied in order; `candor_schema.version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE subjects (
     id          TEXT PRIMARY KEY,
     wrapped_key BYTEA,
@@ -94,7 +95,19 @@ CREATE TABLE subject_logs (
     size  BIGINT NOT NULL,
     peaks BYTEA NOT NULL
 );
-"#];
+"#,
+    // The right to sequence the log: one holder at a time, in database time so nodes' clocks do
+    // not matter; the token grows with every change of holder and fences the ones before.
+    r#"
+CREATE TABLE sequencer_lease (
+    id         INT PRIMARY KEY CHECK (id = 1),
+    holder     TEXT NOT NULL,
+    token      BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    ttl_ms     BIGINT NOT NULL
+);
+"#,
+];
 
 /// How to reach PostgreSQL. `Debug` never shows the URL, which may carry a password.
 #[derive(Clone)]
@@ -639,7 +652,59 @@ fn write_batch(tx: &mut Session, b: &Batch) -> Result<(), postgres::Error> {
     Ok(())
 }
 
+// Lease times are the database's clock in milliseconds (CockroachDB and YugabyteDB accept the
+// expression too), so the nodes' own clocks never matter.
+const RENEW_LEASE: &str = "UPDATE sequencer_lease
+     SET expires_at = (extract(epoch from clock_timestamp()) * 1000)::BIGINT + ttl_ms
+     WHERE id = 1 AND token = $1";
+
+const CLAIM_LEASE: &str = "INSERT INTO sequencer_lease (id, holder, token, expires_at, ttl_ms)
+     VALUES (1, $1, 1, (extract(epoch from clock_timestamp()) * 1000)::BIGINT + $2, $2)
+     ON CONFLICT (id) DO UPDATE SET
+       token = CASE WHEN sequencer_lease.holder = excluded.holder
+                    THEN sequencer_lease.token ELSE sequencer_lease.token + 1 END,
+       holder = excluded.holder,
+       expires_at = excluded.expires_at,
+       ttl_ms = excluded.ttl_ms
+     WHERE sequencer_lease.holder = excluded.holder
+        OR sequencer_lease.expires_at < (extract(epoch from clock_timestamp()) * 1000)::BIGINT
+     RETURNING token";
+
 impl crate::Store for PgStore {
+    fn claim_sequencer(&self, holder: &str, ttl: Duration) -> Result<Claim, StoreError> {
+        let (holder, ttl) = (holder.to_owned(), ttl.as_millis() as i64);
+        self.writer
+            .lock()
+            .expect("writer poisoned")
+            .call(move |c| {
+                if let Some(row) = c.query_opt(CLAIM_LEASE, &[&holder, &ttl])? {
+                    return Ok(Claim::Granted {
+                        token: row.get::<_, i64>(0) as u64,
+                    });
+                }
+                let holder: String = c
+                    .query_opt("SELECT holder FROM sequencer_lease WHERE id = 1", &[])?
+                    .map_or_else(String::new, |r| r.get(0));
+                Ok(Claim::HeldBy { holder })
+            })
+            .map_err(db("claim the sequencer lease"))
+    }
+
+    fn release_sequencer(&self, token: u64) -> Result<(), StoreError> {
+        let token = token as i64;
+        self.writer
+            .lock()
+            .expect("writer poisoned")
+            .call(move |c| {
+                c.execute(
+                    "UPDATE sequencer_lease SET expires_at = 0 WHERE id = 1 AND token = $1",
+                    &[&token],
+                )
+            })
+            .map(drop)
+            .map_err(db("release the sequencer lease"))
+    }
+
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError> {
         let subject = subject.to_owned();
         subject_state(self.read("read subject", move |c| subject_row(c, &subject))?)
@@ -861,18 +926,30 @@ impl crate::Store for PgStore {
         // erasure earlier in the group is seen by a later request's precondition.
         let owned = requests.to_vec();
         // The transaction spans both round trips, so it is driven by hand on the session.
-        let checks = writer.call(
-            move |c| -> Result<Vec<Result<(), Conflict>>, postgres::Error> {
-                c.begin()?;
-                let mut known = standing(c, &owned)?;
-                owned
-                    .iter()
-                    .map(|r| apply_request(c, r, &mut known))
-                    .collect()
-            },
-        );
+        let token = sequencer.fencing_token().map(|t| t as i64);
+        type Checks = Option<Vec<Result<(), Conflict>>>;
+        let checks = writer.call(move |c| -> Result<Checks, postgres::Error> {
+            c.begin()?;
+            // The fence, and the lease's renewal: the row is locked until this commit ends, so a
+            // takeover either happened before (and this group is refused) or waits for it.
+            if let Some(token) = token
+                && c.execute(RENEW_LEASE, &[&token])? == 0
+            {
+                return Ok(None);
+            }
+            let mut known = standing(c, &owned)?;
+            owned
+                .iter()
+                .map(|r| apply_request(c, r, &mut known))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        });
         let checks = match checks {
-            Ok(c) => c,
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                writer.call(|c| c.rollback());
+                return Err(StoreError::Fenced);
+            }
             Err(e) => {
                 writer.call(|c| c.rollback());
                 return Err(db("apply mutations")(e));

@@ -9,8 +9,8 @@ use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    ApiKeyRow, Appended, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome, Sequencer,
-    StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
+    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome,
+    Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
     WriteRequest, subject_state,
 };
 
@@ -107,6 +107,9 @@ pub struct SqliteStore {
     // Idle read connections; a reader takes one, or opens a new one when none is idle.
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
+    // The claim to sequence the log: an exclusive lock on `<db>.lock`, which the operating system
+    // releases if the process dies, so a restart after a crash never waits.
+    claim: Mutex<Option<std::fs::File>>,
 }
 
 fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -160,6 +163,7 @@ impl SqliteStore {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: path.to_owned(),
+            claim: Mutex::new(None),
         })
     }
 
@@ -468,6 +472,47 @@ impl crate::Store for SqliteStore {
         Ok(changed == 1)
     }
 
+    fn claim_sequencer(
+        &self,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
+        let mut claim = self.claim.lock().expect("claim poisoned");
+        if claim.is_some() {
+            return Ok(Claim::Granted { token: 1 });
+        }
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Database {
+                operation: "open the sequencer lock",
+                source: Box::new(e),
+            })?;
+        match file.try_lock() {
+            Ok(()) => {
+                *claim = Some(file);
+                Ok(Claim::Granted { token: 1 })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Claim::HeldBy {
+                holder: "another process on this machine".into(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Database {
+                operation: "take the sequencer lock",
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    fn release_sequencer(&self, _token: u64) -> Result<(), StoreError> {
+        // Closing the file releases the lock.
+        self.claim.lock().expect("claim poisoned").take();
+        Ok(())
+    }
+
     fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError> {
         let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self.read("read subject logs", |c| {
             c.prepare_cached("SELECT label, size, peaks FROM subject_logs")?
@@ -516,6 +561,13 @@ impl crate::Store for SqliteStore {
         sequencer: &mut dyn Sequencer,
     ) -> Result<Vec<RequestOutcome>, StoreError> {
         let mut conn = self.writer.lock().expect("writer poisoned");
+        // On one machine the file lock is the fence: a commit under a claim this store no longer
+        // holds is refused.
+        if sequencer.fencing_token().is_some()
+            && self.claim.lock().expect("claim poisoned").is_none()
+        {
+            return Err(StoreError::Fenced);
+        }
         // IMMEDIATE takes the write lock up front, under the busy timeout. A deferred transaction that
         // reads first (the preconditions) and then writes gets SQLITE_BUSY at once, with no waiting,
         // if a reader opening the WAL holds the write lock for that instant.

@@ -34,7 +34,7 @@ use candor_store::{
 };
 use zeroize::Zeroizing;
 
-pub use writer::{LogHead, LogWriter, WriterError};
+pub use writer::{LogHead, LogWriter, SequencerClaim, WriterError};
 
 /// How long a customer session token lasts.
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
@@ -388,14 +388,16 @@ const FULL_TILE_CACHE: usize = 4096;
 
 impl Vault {
     /// Opens the vault over `store` with the data map, the root key and the log's signing key.
+    /// It claims the right to sequence the log first (see [`LogWriter::start`]).
     pub fn open(
         store: Arc<dyn Store>,
         map: DataMap,
         root: &RootKey,
         signer: NoteSigner,
+        claim: &SequencerClaim,
     ) -> Result<Vault, VaultError> {
         let log_key = signer.verifier();
-        let writer = LogWriter::start(store.clone(), signer, root.directory_label_key())?;
+        let writer = LogWriter::start(store.clone(), signer, root.directory_label_key(), claim)?;
         let blind = map
             .categories
             .values()
@@ -416,6 +418,12 @@ impl Vault {
             labels: root.directory_label_key(),
             witnessed_directory: RwLock::new(Vec::new()),
         })
+    }
+
+    /// Gives up the claim to sequence the log, so the next process need not wait for it to lapse.
+    /// Call it once no more writes will come (on shutdown).
+    pub fn release_sequencer(&self) -> Result<(), VaultError> {
+        Ok(self.store.release_sequencer(self.writer.token())?)
     }
 
     /// Shows customers only checkpoints that `policy` accepted.

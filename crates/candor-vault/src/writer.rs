@@ -14,7 +14,7 @@ use candor_crypto::LabelKey;
 use candor_log::directory::{self, Directory, Head};
 use candor_log::{Checkpoint, Frontier, NoteSigner};
 use candor_store::{
-    Appended, RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, SubjectLog,
+    Appended, Claim, RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, SubjectLog,
     WriteRequest,
 };
 use tokio::sync::{oneshot, watch};
@@ -76,6 +76,8 @@ pub struct LogSequencer {
     // the checkpoint, rather than after every entry.
     touched: HashSet<[u8; 32]>,
     undo: Option<Undo>,
+    // The claim this sequencer commits under; the store refuses commits once it is superseded.
+    token: Option<u64>,
 }
 
 impl LogSequencer {
@@ -97,6 +99,7 @@ impl LogSequencer {
             note: None,
             touched: HashSet::new(),
             undo: None,
+            token: None,
         })
     }
 
@@ -197,6 +200,10 @@ impl Sequencer for LogSequencer {
         }
     }
 
+    fn fencing_token(&self) -> Option<u64> {
+        self.token
+    }
+
     fn checkpoint(&mut self) -> StoredCheckpoint {
         for label in self.touched.drain() {
             let tree = &self.subjects[&label];
@@ -254,10 +261,39 @@ fn customers(
     Ok((subjects, directory))
 }
 
+/// Who this process is when it claims the right to sequence the log, and for how long a claim
+/// lasts without renewal (where the store is shared over a network).
+#[derive(Debug, Clone)]
+pub struct SequencerClaim {
+    /// This process's name in the claim, unique among the nodes.
+    pub holder: String,
+    /// How long a claim lasts unrenewed; the writer renews it at a third of that when idle.
+    pub ttl: std::time::Duration,
+}
+
+fn claim_within(store: &dyn Store, claim: &SequencerClaim) -> Result<u64, StoreError> {
+    let deadline = std::time::Instant::now() + claim.ttl + std::time::Duration::from_secs(1);
+    loop {
+        match store.claim_sequencer(&claim.holder, claim.ttl)? {
+            Claim::Granted { token } => return Ok(token),
+            Claim::HeldBy { holder } if std::time::Instant::now() < deadline => {
+                tracing::info!(%holder, "waiting for the sequencer claim to lapse");
+                // Waiting out a claim's lifetime is the protocol, not a stand-in for a signal.
+                std::thread::sleep((claim.ttl / 4).clamp(
+                    std::time::Duration::from_millis(50),
+                    std::time::Duration::from_millis(500),
+                ));
+            }
+            Claim::HeldBy { holder } => return Err(StoreError::SequencerBusy { holder }),
+        }
+    }
+}
+
 /// A handle for submitting writes; cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
     queue: mpsc::Sender<Job>,
+    token: u64,
     // The log after each durable commit, for whoever publishes checkpoints onward.
     heads: watch::Receiver<LogHead>,
 }
@@ -265,20 +301,37 @@ pub struct LogWriter {
 impl LogWriter {
     /// Loads the tree and the customers' trees from `store`, checks them against the stored
     /// checkpoint, and starts the writer.
+    ///
+    /// It first claims the right to sequence the log, waiting up to the claim's lifetime and a
+    /// second more for a holder that stopped renewing (a crashed node) to lapse, and refuses to
+    /// start if another holder still renews it.
     pub fn start(
         store: Arc<dyn Store>,
         signer: NoteSigner,
         labels: LabelKey,
+        claim: &SequencerClaim,
     ) -> Result<LogWriter, StoreError> {
+        let token = claim_within(&*store, claim)?;
         let mut sequencer = LogSequencer::new(Frontier::default(), signer, labels, Vec::new())?;
         sequencer.reload(&*store)?;
+        sequencer.token = Some(token);
         let (queue, jobs) = mpsc::channel::<Job>();
         let (heads_tx, heads) = watch::channel(sequencer.head());
+        let claim = claim.clone();
         std::thread::Builder::new()
             .name("candor-log-writer".into())
-            .spawn(move || run(store, sequencer, jobs, heads_tx))
+            .spawn(move || run(store, sequencer, jobs, heads_tx, claim))
             .expect("spawn log writer");
-        Ok(LogWriter { queue, heads })
+        Ok(LogWriter {
+            queue,
+            heads,
+            token,
+        })
+    }
+
+    /// The fencing token this writer commits under.
+    pub fn token(&self) -> u64 {
+        self.token
     }
 
     /// Follows the log's head; it changes after each durable group commit that appended.
@@ -301,8 +354,24 @@ fn run(
     mut sequencer: LogSequencer,
     jobs: mpsc::Receiver<Job>,
     heads: watch::Sender<LogHead>,
+    claim: SequencerClaim,
 ) {
-    while let Ok(first) = jobs.recv() {
+    loop {
+        // Every commit renews the claim; an idle writer renews it at a third of its lifetime.
+        let first = match jobs.recv_timeout(claim.ttl / 3) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                match store.claim_sequencer(&claim.holder, claim.ttl) {
+                    Ok(Claim::Granted { token }) if Some(token) == sequencer.token => {}
+                    Ok(other) => {
+                        tracing::error!(?other, "lost the claim to sequence the log");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing the sequencer claim failed"),
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -413,6 +482,16 @@ mod tests {
         fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<candor_log::Hash>, StoreError> {
             self.inner.read_hashes(indexes)
         }
+        fn claim_sequencer(
+            &self,
+            holder: &str,
+            ttl: std::time::Duration,
+        ) -> Result<Claim, StoreError> {
+            self.inner.claim_sequencer(holder, ttl)
+        }
+        fn release_sequencer(&self, token: u64) -> Result<(), StoreError> {
+            self.inner.release_sequencer(token)
+        }
         fn commit(
             &self,
             requests: &[WriteRequest],
@@ -450,7 +529,11 @@ mod tests {
         let signer = NoteSigner::generate("test.example/log").unwrap();
         let verifier = signer.verifier();
         let labels = candor_crypto::RootKey::generate().directory_label_key();
-        let writer = LogWriter::start(store.clone(), signer, labels).unwrap();
+        let claim = SequencerClaim {
+            holder: "test".into(),
+            ttl: std::time::Duration::from_secs(10),
+        };
+        let writer = LogWriter::start(store.clone(), signer, labels, &claim).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -35,6 +35,9 @@ impl Schema {
             self.url.clone(),
             "--db-schema".into(),
             self.name.clone(),
+            // A SIGKILLed server's claim must lapse before the restart can sequence.
+            "--sequencer-lease-ms".into(),
+            "1000".into(),
         ]
     }
 }

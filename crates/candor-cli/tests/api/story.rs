@@ -402,3 +402,23 @@ fn acknowledged_writes_survive_sigkill() {
     );
     assert_eq!(read.body["data"]["user.name"], "N7");
 }
+
+#[test]
+fn a_second_server_on_the_same_home_refuses_to_sequence() {
+    let app = TestApp::spawn();
+    let home = app.home();
+    let (ok, out) = app.candor(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        home.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("another Candor process sequences this log"),
+        "{out}"
+    );
+    // The first still serves.
+    assert_eq!(app.send("GET", "/healthz", None, None).status, 200);
+}
