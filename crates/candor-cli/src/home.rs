@@ -35,7 +35,7 @@ const ROOT_KEY_ENV: &str = "CANDOR_ROOT_KEY";
 pub enum Database {
     /// `DIR/candor.db`.
     Embedded,
-    /// A PostgreSQL server, and how long this node's claim to sequence the log lasts unrenewed.
+    /// A PostgreSQL server, and how long this node's claim to sequence its log lasts unrenewed.
     Postgres(PgSettings, Duration),
 }
 

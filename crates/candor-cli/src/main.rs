@@ -27,7 +27,7 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct DatabaseArgs {
     /// A PostgreSQL (or CockroachDB, YugabyteDB) URL, `postgres://user:password@host/db`, to keep
-    /// the data there instead of in embedded SQLite (one Candor node per database for now).
+    /// the data there instead of in embedded SQLite (one node sequences it at a time).
     #[arg(long, env = "CANDOR_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// PostgreSQL reader connections per node (the writer has one more).
