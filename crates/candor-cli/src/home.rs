@@ -6,6 +6,7 @@
 //! DIR/log.key        the log's C2SP signer key, mode 0600
 //! DIR/candor.db      SQLite: ciphertexts, consents, log (plus -wal and -shm files), unless
 //!                    the data lives in PostgreSQL (`--database`)
+//! DIR/candor.db.lock held (an OS lock) by the one process that sequences the SQLite log
 //! ```
 
 use std::fs::OpenOptions;
