@@ -314,6 +314,47 @@ pub fn customer_trees_keep_their_last_state(store: &dyn Store) {
     assert_eq!(logs[0].peaks, vec![Hash([2; 32])]);
 }
 
+pub fn a_follower_reads_only_the_trees_that_grew_since_its_checkpoint(store: &dyn Store) {
+    assert_eq!(store.log_since(0).unwrap(), None, "an empty log");
+    let mut seq = TestSequencer(Frontier::default());
+    store
+        .commit(&[create("a"), create("bb"), create("ccc")], &mut seq)
+        .unwrap();
+    store
+        .commit(&[event("a", 1), event("bb", 2)], &mut seq)
+        .unwrap();
+    let first = store.log_since(0).unwrap().unwrap();
+    assert_eq!(
+        first.checkpoint,
+        store.latest_checkpoint().unwrap().unwrap()
+    );
+    let labels = |update: &crate::LogUpdate| {
+        let mut l: Vec<(u8, u64)> = update
+            .subject_logs
+            .iter()
+            .map(|l| (l.label[0], l.size))
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(labels(&first), vec![(b'a', 1), (b'b', 2)]);
+
+    store
+        .commit(&[event("ccc", 3), event("a", 4)], &mut seq)
+        .unwrap();
+    let next = store.log_since(first.checkpoint.size).unwrap().unwrap();
+    assert_eq!(next.checkpoint.size, 4);
+    assert_eq!(
+        labels(&next),
+        vec![(b'a', 4), (b'c', 3)],
+        "only the trees that grew at or after leaf 2, as of the checkpoint"
+    );
+    assert!(
+        store.log_since(4).unwrap().unwrap().subject_logs.is_empty(),
+        "nothing grew since the latest checkpoint"
+    );
+}
+
 pub fn only_a_larger_witnessed_checkpoint_replaces_the_recorded_one(store: &dyn Store) {
     assert_eq!(store.latest_witnessed().unwrap(), None);
     let cp = |size: u64| StoredCheckpoint {
@@ -397,6 +438,7 @@ on_every_backend!(
     an_erasure_earlier_in_a_group_stops_a_later_request,
     customer_records_round_trip,
     customer_trees_keep_their_last_state,
+    a_follower_reads_only_the_trees_that_grew_since_its_checkpoint,
     only_a_larger_witnessed_checkpoint_replaces_the_recorded_one,
 );
 

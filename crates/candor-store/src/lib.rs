@@ -53,6 +53,14 @@ pub enum StoreError {
     /// This process's right to sequence the log was taken over: its commits are refused.
     #[error("another Candor process took over sequencing this log")]
     Fenced,
+    /// The database aborted the transaction to keep it serializable (SQLSTATE 40001, or a
+    /// deadlock); nothing of it was applied, and running it again may succeed. Distributed SQL
+    /// engines (CockroachDB) raise this under contention as a matter of course.
+    #[error("the database aborted {operation} under contention; it may be retried")]
+    Contention {
+        /// What the store was doing.
+        operation: &'static str,
+    },
 }
 
 /// Where a customer stands.
@@ -249,6 +257,16 @@ pub struct SubjectLog {
     pub peaks: Vec<Hash>,
 }
 
+/// What a node that does not sequence the log reads to follow it: the latest checkpoint and the
+/// trees of the customers whose trees grew since the checkpoint it knew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogUpdate {
+    /// The latest signed checkpoint.
+    pub checkpoint: StoredCheckpoint,
+    /// Each customer's tree that grew at or after the leaf asked about, as of `checkpoint`.
+    pub subject_logs: Vec<SubjectLog>,
+}
+
 /// What one append produced, for the store to write.
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -332,6 +350,10 @@ pub trait Store: Send + Sync {
     fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
     /// Every customer's tree head (for the directory, rebuilt at start-up, and for fsck).
     fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError>;
+    /// The latest checkpoint and the tree of every customer that gained an entry at or after leaf
+    /// `from`, read as one snapshot (the trees are exactly those the checkpoint's directory
+    /// commits to); `None` while the log is empty.
+    fn log_since(&self, from: u64) -> Result<Option<LogUpdate>, StoreError>;
     /// The entries (commitments) of leaves `leaves`, in order; every one is below a committed size.
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError>;
     /// Claims, or renews, the right to sequence the log for `holder`. A claim lapses `ttl` after

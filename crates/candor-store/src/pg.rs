@@ -11,17 +11,18 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use candor_log::Hash;
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
 use crate::{
-    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome,
-    Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
-    WriteRequest, subject_state,
+    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, LogUpdate, Mutation,
+    RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow,
+    SubjectState, WriteRequest, subject_state,
 };
 
 /// Schema migrations, applied in order; `candor_schema.version` records how many ran.
@@ -107,6 +108,12 @@ CREATE TABLE sequencer_lease (
     ttl_ms     BIGINT NOT NULL
 );
 "#,
+    // The leaf that last grew each customer's tree, so nodes that follow the log read only the
+    // trees that changed since the checkpoint they know.
+    r#"
+ALTER TABLE subject_logs ADD COLUMN last_leaf BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
+"#,
 ];
 
 /// How to reach PostgreSQL. `Debug` never shows the URL, which may carry a password.
@@ -150,11 +157,24 @@ impl PgSettings {
 }
 
 fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
-    move |source| StoreError::Database {
-        operation,
-        source: Box::new(source),
+    move |source| {
+        // Aborted to stay serializable, or chosen as a deadlock's victim: safe to run again.
+        let retryable = source.code().is_some_and(|code| {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        });
+        if retryable {
+            StoreError::Contention { operation }
+        } else {
+            StoreError::Database {
+                operation,
+                source: Box::new(source),
+            }
+        }
     }
 }
+
+/// How often a read the database aborted under contention is run again before giving up.
+const READ_ATTEMPTS: usize = 3;
 
 /// A connection with the statements it has prepared: each is parsed and planned once per
 /// connection instead of on every call.
@@ -362,7 +382,24 @@ impl PgStore {
         })
     }
 
+    /// Runs the read `f` on an idle reader, again if the database aborted it under contention.
     fn read<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        f: impl Fn(&mut Session) -> Result<T, postgres::Error> + Send + Sync + 'static,
+    ) -> Result<T, StoreError> {
+        let f = Arc::new(f);
+        let mut attempt = 1;
+        loop {
+            let f = f.clone();
+            match self.read_once(operation, move |c| f(c)) {
+                Err(StoreError::Contention { .. }) if attempt < READ_ATTEMPTS => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    fn read_once<T: Send + 'static>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&mut Session) -> Result<T, postgres::Error> + Send + 'static,
@@ -613,8 +650,9 @@ struct Batch {
     sealed_body: Vec<Option<Vec<u8>>>,
     hash_idx: Vec<i64>,
     hash: Vec<Vec<u8>>,
-    // The last state of each customer's tree in the group (an upsert may touch a row once).
-    subject_logs: HashMap<[u8; 32], SubjectLog>,
+    // The last state of each customer's tree in the group (an upsert may touch a row once),
+    // with the leaf that grew it last.
+    subject_logs: HashMap<[u8; 32], (u64, SubjectLog)>,
     checkpoint: Option<StoredCheckpoint>,
 }
 
@@ -629,17 +667,20 @@ fn write_batch(tx: &mut Session, b: &Batch) -> Result<(), postgres::Error> {
             "INSERT INTO tree_hashes (idx, hash) SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
             &[&b.hash_idx, &b.hash],
         )?;
-        let (mut labels, mut sizes, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
-        for log in b.subject_logs.values() {
+        let (mut labels, mut sizes, mut peaks, mut last_leaves) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (last_leaf, log) in b.subject_logs.values() {
             labels.push(log.label.to_vec());
             sizes.push(log.size as i64);
             peaks.push(log.peaks.iter().flat_map(|h| h.0).collect::<Vec<u8>>());
+            last_leaves.push(*last_leaf as i64);
         }
         tx.execute(
-            "INSERT INTO subject_logs (label, size, peaks)
-             SELECT * FROM UNNEST($1::BYTEA[], $2::BIGINT[], $3::BYTEA[])
-             ON CONFLICT (label) DO UPDATE SET size = excluded.size, peaks = excluded.peaks",
-            &[&labels, &sizes, &peaks],
+            "INSERT INTO subject_logs (label, size, peaks, last_leaf)
+             SELECT * FROM UNNEST($1::BYTEA[], $2::BIGINT[], $3::BYTEA[], $4::BIGINT[])
+             ON CONFLICT (label) DO UPDATE
+             SET size = excluded.size, peaks = excluded.peaks, last_leaf = excluded.last_leaf",
+            &[&labels, &sizes, &peaks, &last_leaves],
         )?;
     }
     if let Some(cp) = &b.checkpoint {
@@ -886,6 +927,42 @@ impl crate::Store for PgStore {
         rows.into_iter().map(crate::rows::subject_log).collect()
     }
 
+    fn log_since(&self, from: u64) -> Result<Option<LogUpdate>, StoreError> {
+        let from = from as i64;
+        // One statement is one snapshot: the trees are those the checkpoint commits to.
+        type Read = Option<(StoredCheckpoint, Vec<Vec<u8>>, Vec<i64>, Vec<Vec<u8>>)>;
+        let read: Read = self.read("read the log since a checkpoint", move |c| {
+            Ok(c.query_opt(
+                "SELECT size, note,
+                   ARRAY(SELECT l.label FROM subject_logs l WHERE l.last_leaf >= $1 ORDER BY l.label),
+                   ARRAY(SELECT l.size FROM subject_logs l WHERE l.last_leaf >= $1 ORDER BY l.label),
+                   ARRAY(SELECT l.peaks FROM subject_logs l WHERE l.last_leaf >= $1 ORDER BY l.label)
+                 FROM checkpoint WHERE id = 1",
+                &[&from],
+            )?
+            .map(|r| {
+                let checkpoint = StoredCheckpoint {
+                    size: r.get::<_, i64>(0) as u64,
+                    note: r.get(1),
+                };
+                (checkpoint, r.get(2), r.get(3), r.get(4))
+            }))
+        })?;
+        read.map(|(checkpoint, labels, sizes, peaks)| {
+            let subject_logs = labels
+                .into_iter()
+                .zip(sizes)
+                .zip(peaks)
+                .map(|((label, size), peaks)| crate::rows::subject_log((label, size, peaks)))
+                .collect::<Result<_, _>>()?;
+            Ok(LogUpdate {
+                checkpoint,
+                subject_logs,
+            })
+        })
+        .transpose()
+    }
+
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
         let want = (leaves.end - leaves.start) as usize;
         let (from, to) = (leaves.start as i64, leaves.end as i64);
@@ -980,7 +1057,9 @@ impl crate::Store for PgStore {
                     batch.hash_idx.push(idx as i64);
                     batch.hash.push(hash.0.to_vec());
                 }
-                batch.subject_logs.insert(subject_log.label, subject_log);
+                batch
+                    .subject_logs
+                    .insert(subject_log.label, (index, subject_log));
                 leaves.push(index);
             }
             outcomes.push(Ok(leaves));
@@ -998,5 +1077,51 @@ impl crate::Store for PgStore {
             return Err(db("commit")(e));
         }
         Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::contract_tests::PgFixture;
+
+    #[test]
+    fn postgres_reports_serialization_failures_as_contention() {
+        let Some(pg) = PgFixture::new("postgres_contention") else {
+            return;
+        };
+        // A real 40001 from the server, as CockroachDB raises under contention.
+        let raised = pg.store.read("raise a serialization failure", |c| {
+            c.batch_execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$",
+            )
+        });
+        assert!(
+            matches!(raised, Err(StoreError::Contention { .. })),
+            "{raised:?}"
+        );
+        // A read the server aborts once is run again.
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counted = attempts.clone();
+        let second_time = pg.store.read("abort once", move |c| {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                c.batch_execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = 'serialization_failure'; END $$",
+                )?;
+            }
+            Ok(c.query_opt("SELECT 7::BIGINT", &[])?.map(|r| r.get::<_, i64>(0)))
+        });
+        assert_eq!(second_time.unwrap(), Some(7));
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        // Other failures stay database errors, which nobody retries.
+        let other = pg.store.read("select from nowhere", |c| {
+            c.batch_execute("SELECT * FROM nowhere")
+        });
+        assert!(
+            matches!(other, Err(StoreError::Database { .. })),
+            "{other:?}"
+        );
     }
 }

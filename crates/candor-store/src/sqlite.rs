@@ -9,9 +9,9 @@ use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, Mutation, RequestOutcome,
-    Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow, SubjectState,
-    WriteRequest, subject_state,
+    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, LogUpdate, Mutation,
+    RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow,
+    SubjectState, WriteRequest, subject_state,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -95,6 +95,12 @@ CREATE TABLE subject_logs (
     size  INTEGER NOT NULL,
     peaks BLOB NOT NULL
 ) STRICT, WITHOUT ROWID;
+"#,
+    // The leaf that last grew each customer's tree, so nodes that follow the log read only the
+    // trees that changed since the checkpoint they know.
+    r#"
+ALTER TABLE subject_logs ADD COLUMN last_leaf INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
 "#,
 ];
 
@@ -522,6 +528,36 @@ impl crate::Store for SqliteStore {
         rows.into_iter().map(crate::rows::subject_log).collect()
     }
 
+    fn log_since(&self, from: u64) -> Result<Option<LogUpdate>, StoreError> {
+        let read = self.read("read the log since a checkpoint", |c| {
+            // A read transaction is one snapshot of the WAL: the trees match the checkpoint.
+            let tx = c.unchecked_transaction()?;
+            let Some(checkpoint) =
+                checkpoint_row(&tx, "SELECT size, note FROM checkpoint WHERE id = 1")?
+            else {
+                return Ok(None);
+            };
+            let rows = tx
+                .prepare_cached(
+                    "SELECT label, size, peaks FROM subject_logs WHERE last_leaf >= ?1",
+                )?
+                .query_map([from as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<(Vec<u8>, i64, Vec<u8>)>>>()?;
+            tx.finish()?;
+            Ok(Some((checkpoint, rows)))
+        })?;
+        read.map(|(checkpoint, rows)| {
+            Ok(LogUpdate {
+                checkpoint,
+                subject_logs: rows
+                    .into_iter()
+                    .map(crate::rows::subject_log)
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .transpose()
+    }
+
     fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
         let want = (leaves.end - leaves.start) as usize;
         let blobs: Vec<Vec<u8>> = self.read("read entries", |c| {
@@ -618,11 +654,17 @@ impl crate::Store for SqliteStore {
                 }
                 let peaks: Vec<u8> = subject_log.peaks.iter().flat_map(|h| h.0).collect();
                 tx.prepare_cached(
-                    "INSERT INTO subject_logs (label, size, peaks) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (label) DO UPDATE SET size = excluded.size, peaks = excluded.peaks",
+                    "INSERT INTO subject_logs (label, size, peaks, last_leaf) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (label) DO UPDATE
+                     SET size = excluded.size, peaks = excluded.peaks, last_leaf = excluded.last_leaf",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![&subject_log.label[..], subject_log.size as i64, peaks])
+                    s.execute(params![
+                        &subject_log.label[..],
+                        subject_log.size as i64,
+                        peaks,
+                        index as i64
+                    ])
                 })
                 .map_err(db("append subject log"))?;
                 leaves.push(index);
