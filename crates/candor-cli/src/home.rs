@@ -44,6 +44,13 @@ impl Database {
     /// This process's claim to sequence the log: unique per process, and on PostgreSQL lapsing
     /// when unrenewed (on SQLite an operating-system lock, released when the process ends).
     fn claim(&self) -> SequencerClaim {
+        self.claim_as(&format!("pid {}", std::process::id()))
+    }
+
+    /// The claim of a process known as `name` (in a cluster, the URL its peers reach it at,
+    /// which they read from the claim); a random suffix keeps two processes apart even if
+    /// they were given one name.
+    fn claim_as(&self, name: &str) -> SequencerClaim {
         let nonce: String = candor_log::commitment::fresh_nonce()[..4]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -55,7 +62,7 @@ impl Database {
             Database::Postgres(_, ttl) => *ttl,
         };
         SequencerClaim {
-            holder: format!("pid {} ({nonce})", std::process::id()),
+            holder: format!("{name} ({nonce})"),
             ttl,
         }
     }
@@ -214,8 +221,10 @@ pub fn init(dir: &Path, origin: Option<&str>, database: &Database) -> anyhow::Re
     })
 }
 
-/// Opens the vault of an initialised home.
-pub fn open(dir: &Path, database: &Database) -> anyhow::Result<Vault> {
+/// Opens the vault of an initialised home. With `advertise` (the URL its peers reach this
+/// process at), it is one node of a cluster on a shared database: it sequences the log if no
+/// other node does, and otherwise hands its writes to the one that does.
+pub fn open(dir: &Path, database: &Database, advertise: Option<&str>) -> anyhow::Result<Vault> {
     if !is_initialised(dir) {
         bail!(
             "{} is not a Candor home; run `candor init --dir {}` first",
@@ -228,8 +237,15 @@ pub fn open(dir: &Path, database: &Database) -> anyhow::Result<Vault> {
     let skey = read_secret(&dir.join(LOG_KEY))?;
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
     let store = database.open(dir)?;
-    Vault::open(store, map, &root, signer, &database.claim())
-        .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+    match advertise {
+        None => Vault::open(store, map, &root, signer, &database.claim()),
+        Some(url) => {
+            let forwarder = Arc::new(candor_http::cluster::HttpForwarder::new(root.node_key()));
+            let claim = database.claim_as(url);
+            Vault::open_in_cluster(store, map, &root, signer, &claim, forwarder)
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
 }
 
 /// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses

@@ -43,8 +43,8 @@ struct DatabaseArgs {
     #[arg(long)]
     db_schema: Option<String>,
     /// On PostgreSQL, how long this node's claim to sequence the log lasts unrenewed, in
-    /// milliseconds: after a crash, the next node starts within this.
-    #[arg(long, default_value_t = 10_000)]
+    /// milliseconds: after a crash, the next node takes over within about this.
+    #[arg(long, default_value_t = 3_000)]
     sequencer_lease_ms: u64,
 }
 
@@ -110,6 +110,11 @@ enum Command {
         /// How many witnesses must cosign (default: all).
         #[arg(long)]
         witness_quorum: Option<usize>,
+        /// Join a cluster of nodes sharing one PostgreSQL database; this is the URL the other
+        /// nodes reach this one at (`http://10.0.0.5:8080`). One node sequences the log and the
+        /// others hand their writes to it; if it dies, another takes over within the lease.
+        #[arg(long, requires = "database", value_name = "URL")]
+        advertise_url: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -228,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init,
             witnesses,
             witness_quorum,
+            advertise_url,
             db,
         } => {
             let database = db.database();
@@ -245,7 +251,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     witnesses.len()
                 );
             }
-            serve(dir, &database, listen, witnesses, quorum)?;
+            if let Some(url) = &advertise_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                anyhow::bail!("--advertise-url must be an http:// or https:// URL");
+            }
+            serve(
+                dir,
+                &database,
+                listen,
+                advertise_url.as_deref(),
+                witnesses,
+                quorum,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Witness {
@@ -378,10 +396,11 @@ fn serve(
     dir: PathBuf,
     database: &home::Database,
     listen: SocketAddr,
+    advertise: Option<&str>,
     witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
     quorum: usize,
 ) -> anyhow::Result<()> {
-    let mut vault = home::open(&dir, database)?;
+    let mut vault = home::open(&dir, database, advertise)?;
     if !witnesses.is_empty() {
         vault = vault.with_witness_policy(candor_vault::WitnessPolicy {
             witnesses: witnesses.iter().map(|w| w.key.clone()).collect(),

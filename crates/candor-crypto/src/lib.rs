@@ -71,7 +71,8 @@ redacted_debug!(
     KeyWrappingKey,
     BlindIndexKey,
     SessionKey,
-    LabelKey
+    LabelKey,
+    NodeKey
 );
 
 /// The root of the key hierarchy.
@@ -132,10 +133,62 @@ impl RootKey {
     pub fn directory_label_key(&self) -> LabelKey {
         LabelKey(self.derive(b"directory-label"))
     }
+
+    /// The key Candor's nodes authenticate their requests to each other with.
+    pub fn node_key(&self) -> NodeKey {
+        NodeKey(self.derive(b"node-to-node"))
+    }
+}
+
+/// Authenticates requests between Candor's own nodes (a node handing a write to the node that
+/// sequences the log). Only holders of the root key can derive it, and they can read the vault
+/// anyway, so it admits exactly the processes already trusted with everything.
+pub struct NodeKey(Zeroizing<[u8; 32]>);
+
+impl NodeKey {
+    /// The tag over a request made at `at` (Unix seconds) with a fresh `nonce` and `body`.
+    pub fn tag(&self, at: i64, nonce: &[u8; 16], body: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("any key length");
+        mac.update(b"candor.node.v1\0");
+        mac.update(&at.to_be_bytes());
+        mac.update(nonce);
+        mac.update(body);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the tag of that request, compared in constant time.
+    pub fn verify(&self, at: i64, nonce: &[u8; 16], body: &[u8], tag: &[u8]) -> bool {
+        bool::from(self.tag(at, nonce, body).ct_eq(tag))
+    }
+
+    /// The `Candor-Node-Auth` header value for sending `body` at `at`:
+    /// `<at>.<base64url nonce>.<base64url tag>`, with a fresh random nonce.
+    pub fn authorize(&self, at: i64, body: &[u8]) -> String {
+        let nonce = random::<16>();
+        let tag = self.tag(at, &nonce, body);
+        format!(
+            "{at}.{}.{}",
+            URL_SAFE_NO_PAD.encode(nonce),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+}
+
+/// A `Candor-Node-Auth` header value split into its time, nonce and tag (not yet verified).
+pub fn parse_node_authorization(value: &str) -> Option<(i64, [u8; 16], Vec<u8>)> {
+    let mut parts = value.split('.');
+    let (Some(at), Some(nonce), Some(tag), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let nonce = URL_SAFE_NO_PAD.decode(nonce).ok()?.try_into().ok()?;
+    Some((at.parse().ok()?, nonce, URL_SAFE_NO_PAD.decode(tag).ok()?))
 }
 
 /// Makes customers' directory labels: HMAC-SHA256 of the customer id, so the public directory
-/// says nothing about who is who to anyone without the root key.
+/// says nothing about who is who to anyone without the root key. Each clone zeroises on drop.
+#[derive(Clone)]
 pub struct LabelKey(Zeroizing<[u8; 32]>);
 
 impl LabelKey {
@@ -497,6 +550,27 @@ mod tests {
                 .is_err()
         );
         assert!(RootKey::generate().session_key().verify(&token, 0).is_err());
+    }
+
+    #[test]
+    fn node_tags_bind_time_nonce_and_body() {
+        let root = RootKey::generate();
+        let key = root.node_key();
+        let tag = key.tag(100, &[1; 16], b"body");
+        assert!(key.verify(100, &[1; 16], b"body", &tag));
+        assert!(!key.verify(101, &[1; 16], b"body", &tag));
+        assert!(!key.verify(100, &[2; 16], b"body", &tag));
+        assert!(!key.verify(100, &[1; 16], b"bodY", &tag));
+        assert!(!key.verify(100, &[1; 16], b"body", &tag[..31]));
+        assert!(!RootKey::generate().node_key().verify(100, &[1; 16], b"body", &tag));
+
+        let header = key.authorize(100, b"body");
+        let (at, nonce, tag) = parse_node_authorization(&header).unwrap();
+        assert_eq!(at, 100);
+        assert!(key.verify(at, &nonce, b"body", &tag));
+        assert_ne!(header, key.authorize(100, b"body"), "a fresh nonce each time");
+        assert!(parse_node_authorization("100.AAAA.AAAA").is_none(), "short nonce");
+        assert!(parse_node_authorization(&format!("{header}.x")).is_none());
     }
 
     #[test]

@@ -6,10 +6,14 @@
 //! microseconds) run inline, which costs less than a hand-off to another thread. Only history, whose
 //! cost grows with the customer's events, runs on the blocking pool.
 //!
+//! `POST /internal/v1/log/commit` is how the nodes of a cluster hand writes to the one that
+//! sequences the log; it takes the node key, not a bearer token (see [`cluster`]).
+//!
 //! `GET /log/checkpoint`, `/log/consistency`, `/log/tile/…`, `/log/receipt/…`, `/healthz` and
 //! `/openapi.json` are deliberately public: they hold no personal data (tiles carry only hashes
 //! and salted commitments), and auditors must fetch them without an account.
 
+pub mod cluster;
 mod error;
 mod routes;
 pub mod wire;
@@ -51,6 +55,7 @@ pub fn app(vault: Arc<Vault>) -> Router {
         .route("/log/consistency", get(routes::consistency))
         .route("/log/tile/{*path}", get(routes::tile))
         .route("/log/receipt/{index}", get(routes::receipt))
+        .route(cluster::COMMIT_PATH, post(cluster::commit))
         .route("/healthz", get(routes::health))
         .route("/openapi.json", get(routes::openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -491,10 +491,12 @@ pub async fn consistency(
 /// Liveness and the log's size (public).
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 pub async fn health(State(vault): State<Arc<Vault>>) -> Result<Json<Health>, ApiError> {
+    let sequencer = vault.is_sequencer();
     let tree_size = latest_checkpoint(vault).await?.map_or(0, |(s, _)| s);
     Ok(Json(Health {
         status: "ok",
         tree_size,
+        sequencer,
     }))
 }
 

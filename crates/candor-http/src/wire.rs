@@ -292,6 +292,8 @@ pub struct Health {
     pub status: &'static str,
     /// Current log size.
     pub tree_size: u64,
+    /// Whether this node sequences the log (in a cluster, exactly one does).
+    pub sequencer: bool,
 }
 
 /// `GET /log/consistency` query.

@@ -184,7 +184,8 @@ impl NoteVerifier {
     }
 }
 
-/// A note signer. The private key is zeroised on drop and never printed.
+/// A note signer. The private key is zeroised on drop (each clone's too) and never printed.
+#[derive(Clone)]
 pub struct NoteSigner {
     name: String,
     id: [u8; 4],

@@ -105,7 +105,7 @@ pub struct SubjectRecord {
 }
 
 /// A stored consent record (metadata only; the customer id is the row's key).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConsentRow {
     /// The purpose id.
     pub purpose: String,
@@ -135,7 +135,7 @@ pub struct EventRow {
 }
 
 /// An API key as stored: the hash of its secret, never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiKeyRow {
     /// Public id.
     pub id: String,
@@ -167,7 +167,7 @@ pub struct StoredCheckpoint {
 }
 
 /// One change inside a write request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Mutation {
     /// Creates the customer with this wrapped key unless they already exist.
     CreateSubject {
@@ -215,7 +215,7 @@ pub enum Mutation {
 }
 
 /// A log leaf to append, with the customer's sealed copy of the event.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LogEntry {
     /// The customer the event is about.
     pub subject: String,
@@ -227,7 +227,7 @@ pub struct LogEntry {
 }
 
 /// A unit of work that succeeds or fails as a whole.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct WriteRequest {
     /// If set, the request applies only while this customer exists and is not erased.
     pub requires_active: Option<String>,
@@ -238,7 +238,7 @@ pub struct WriteRequest {
 }
 
 /// Why one request of a group was not applied (the rest of the group still commits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Conflict {
     /// `requires_active` named a customer who does not exist.
     SubjectUnknown,

@@ -9,6 +9,7 @@
 //! This crate knows nothing of HTTP or JSON wire formats; it returns domain values.
 
 pub mod fsck;
+pub mod sequencing;
 pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -20,7 +21,7 @@ use candor_core::{
     subject_access,
 };
 use candor_crypto::{
-    BlindIndexKey, DataKey, KeyWrappingKey, LabelKey, RootKey, SealContext, SessionKey, ct_eq,
+    BlindIndexKey, DataKey, KeyWrappingKey, LabelKey, NodeKey, RootKey, SealContext, SessionKey, ct_eq,
     new_api_key, parse_api_key,
 };
 use candor_log::directory::{Directory, Head, NodeRef};
@@ -34,6 +35,7 @@ use candor_store::{
 };
 use zeroize::Zeroizing;
 
+pub use sequencing::{Forwarder, Sequencing};
 pub use writer::{LogHead, LogWriter, SequencerClaim, WriterError};
 
 /// How long a customer session token lasts.
@@ -88,6 +90,12 @@ pub enum VaultError {
     /// The tile or entry bundle is not (yet) in the log.
     #[error("no such tile in the log's current tree")]
     TileNotFound,
+    /// No node sequences the log just now (one is taking over); nothing was written.
+    #[error("the log is changing sequencer; nothing was written, try again")]
+    LogUnavailable,
+    /// A write was handed to this node, which does not sequence the log (any more).
+    #[error("this node does not sequence the log")]
+    NotSequencer,
     /// Something failed inside Candor; the cause went to the operator's log.
     #[error("internal error")]
     Internal,
@@ -109,6 +117,8 @@ impl VaultError {
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
             VaultError::TileNotFound => "tile_not_found",
+            VaultError::LogUnavailable => "log_unavailable",
+            VaultError::NotSequencer => "not_sequencer",
             VaultError::Internal => "internal",
         }
     }
@@ -124,7 +134,12 @@ impl From<StoreError> for VaultError {
 impl From<WriterError> for VaultError {
     fn from(e: WriterError) -> VaultError {
         tracing::error!(error = %e, "log write failure");
-        VaultError::Internal
+        match e {
+            WriterError::NotSequencer => VaultError::NotSequencer,
+            // Nothing was written, and the client may simply try again.
+            e if e.never_committed() => VaultError::LogUnavailable,
+            _ => VaultError::Internal,
+        }
     }
 }
 
@@ -366,7 +381,7 @@ pub struct Vault {
     sessions: SessionKey,
     // One blind-index key per category declared `lookup = true`.
     blind: BTreeMap<String, BlindIndexKey>,
-    writer: LogWriter,
+    sequencing: Arc<Sequencing>,
     log_key: NoteVerifier,
     // With a policy, customers see only checkpoints it accepted; without, the latest one.
     witness_policy: Option<WitnessPolicy>,
@@ -378,17 +393,52 @@ pub struct Vault {
     // The directories of the last two checkpoints the witness policy accepted, with their sizes:
     // the newer is recorded just before the store has its checkpoint.
     witnessed_directory: RwLock<Vec<(u64, Directory)>>,
+    // Authenticates the requests this node and its peers send each other.
+    nodes: NodeKey,
+    // The nonces of peers' requests accepted lately, so none is replayed.
+    node_nonces: Mutex<RecentNonces>,
     // Full tiles by path. Their bytes never change, so a cached one is never stale; bounded by
     // FULL_TILE_CACHE entries, evicting an arbitrary one when full.
     full_tiles: Mutex<HashMap<TilePath, Arc<[u8]>>>,
+}
+
+/// How far a peer's request time may be from this node's clock.
+pub const NODE_REQUEST_WINDOW_SECS: i64 = 30;
+
+/// Nonces accepted within the last two windows, in the order accepted: a request that is
+/// accepted at `now` carries a time within a window of it, so a replay of it is refused by
+/// time from a window after that, and by its nonce until then.
+#[derive(Default)]
+struct RecentNonces {
+    order: std::collections::VecDeque<(i64, [u8; 16])>,
+    seen: std::collections::HashSet<[u8; 16]>,
+}
+
+impl RecentNonces {
+    /// Remembers `nonce`; false if it was seen already.
+    fn accept(&mut self, nonce: [u8; 16], now: i64) -> bool {
+        while let Some(&(when, old)) = self.order.front() {
+            if now - when <= 2 * NODE_REQUEST_WINDOW_SECS {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&old);
+        }
+        if !self.seen.insert(nonce) {
+            return false;
+        }
+        self.order.push_back((now, nonce));
+        true
+    }
 }
 
 /// How many full tiles (8 KiB each, a little more for entry bundles) stay in memory.
 const FULL_TILE_CACHE: usize = 4096;
 
 impl Vault {
-    /// Opens the vault over `store` with the data map, the root key and the log's signing key.
-    /// It claims the right to sequence the log first (see [`LogWriter::start`]).
+    /// Opens the vault over `store` with the data map, the root key and the log's signing key,
+    /// as the only node: it claims the right to sequence the log first (see
+    /// [`Sequencing::alone`]).
     pub fn open(
         store: Arc<dyn Store>,
         map: DataMap,
@@ -397,33 +447,108 @@ impl Vault {
         claim: &SequencerClaim,
     ) -> Result<Vault, VaultError> {
         let log_key = signer.verifier();
-        let writer = LogWriter::start(store.clone(), signer, root.directory_label_key(), claim)?;
+        let labels = root.directory_label_key();
+        let sequencing = Sequencing::alone(store.clone(), signer, labels, claim)?;
+        Ok(Vault::with_sequencing(
+            store,
+            map,
+            root,
+            log_key,
+            Arc::new(sequencing),
+        ))
+    }
+
+    /// Opens the vault as one node of a cluster sharing `store`: it sequences the log if it
+    /// wins the claim, and otherwise hands its writes to the node that did with `forwarder`
+    /// (see [`Sequencing::in_cluster`]).
+    pub fn open_in_cluster(
+        store: Arc<dyn Store>,
+        map: DataMap,
+        root: &RootKey,
+        signer: NoteSigner,
+        claim: &SequencerClaim,
+        forwarder: Arc<dyn Forwarder>,
+    ) -> Result<Vault, VaultError> {
+        let log_key = signer.verifier();
+        let labels = root.directory_label_key();
+        let sequencing = Sequencing::in_cluster(store.clone(), signer, labels, claim, forwarder)?;
+        Ok(Vault::with_sequencing(
+            store, map, root, log_key, sequencing,
+        ))
+    }
+
+    fn with_sequencing(
+        store: Arc<dyn Store>,
+        map: DataMap,
+        root: &RootKey,
+        log_key: NoteVerifier,
+        sequencing: Arc<Sequencing>,
+    ) -> Vault {
         let blind = map
             .categories
             .values()
             .filter(|c| c.lookup)
             .map(|c| (c.key.clone(), root.blind_index_key(&c.key)))
             .collect();
-        Ok(Vault {
+        Vault {
             store,
             map,
             kek: root.key_wrapping_key(),
             sessions: root.session_key(),
             blind,
-            writer,
+            sequencing,
             log_key,
             witness_policy: None,
             keys: RwLock::new(HashMap::new()),
             full_tiles: Mutex::new(HashMap::new()),
             labels: root.directory_label_key(),
             witnessed_directory: RwLock::new(Vec::new()),
-        })
+            nodes: root.node_key(),
+            node_nonces: Mutex::new(RecentNonces::default()),
+        }
     }
 
-    /// Gives up the claim to sequence the log, so the next process need not wait for it to lapse.
-    /// Call it once no more writes will come (on shutdown).
+    /// Checks a request from a peer node by its `Candor-Node-Auth` header: the tag under the
+    /// node key, the time within [`NODE_REQUEST_WINDOW_SECS`] of `now`, and a nonce not seen
+    /// before.
+    pub fn authenticate_node(&self, header: &str, body: &[u8], now: i64) -> Result<(), VaultError> {
+        let Some((at, nonce, tag)) = candor_crypto::parse_node_authorization(header) else {
+            return Err(VaultError::Unauthenticated);
+        };
+        if !self.nodes.verify(at, &nonce, body, &tag) || (now - at).abs() > NODE_REQUEST_WINDOW_SECS
+        {
+            return Err(VaultError::Unauthenticated);
+        }
+        let fresh = self
+            .node_nonces
+            .lock()
+            .expect("nonces poisoned")
+            .accept(nonce, now);
+        if !fresh {
+            tracing::warn!("a peer's request was replayed; refused");
+            return Err(VaultError::Unauthenticated);
+        }
+        Ok(())
+    }
+
+    /// Gives up the claim to sequence the log, if this node holds it, so the next process need
+    /// not wait for it to lapse. Call it once no more writes will come (on shutdown).
     pub fn release_sequencer(&self) -> Result<(), VaultError> {
-        Ok(self.store.release_sequencer(self.writer.token())?)
+        Ok(self.sequencing.release()?)
+    }
+
+    /// Whether this node sequences the log now.
+    pub fn is_sequencer(&self) -> bool {
+        self.sequencing.is_sequencer()
+    }
+
+    /// Commits a write another node handed over, if this node sequences the log; never hands
+    /// it on again. The caller has authenticated the other node.
+    pub async fn commit_forwarded(
+        &self,
+        request: WriteRequest,
+    ) -> Result<candor_store::RequestOutcome, WriterError> {
+        self.sequencing.submit_here(request).await
     }
 
     /// Shows customers only checkpoints that `policy` accepted.
@@ -439,7 +564,7 @@ impl Vault {
 
     /// Follows the log's head, which changes after each durable group commit that appended.
     pub fn heads(&self) -> tokio::sync::watch::Receiver<LogHead> {
-        self.writer.heads()
+        self.sequencing.heads()
     }
 
     /// Remembers the directory of a checkpoint the witness policy accepted, so histories shown
@@ -463,7 +588,7 @@ impl Vault {
     /// restart under a witness policy, not until the next checkpoint is cosigned).
     fn published(&self) -> Result<Option<(StoredCheckpoint, Option<Directory>)>, VaultError> {
         if self.witness_policy.is_none() {
-            let head = self.writer.heads().borrow().clone();
+            let head = self.sequencing.head()?;
             return Ok(head.note.map(|note| {
                 let cp = StoredCheckpoint {
                     size: head.size,
@@ -636,7 +761,7 @@ impl Vault {
     }
 
     async fn submit(&self, request: WriteRequest) -> Result<Vec<u64>, VaultError> {
-        match self.writer.submit(request).await? {
+        match self.sequencing.submit(request).await? {
             Ok(leaves) => Ok(leaves),
             Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
             Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),

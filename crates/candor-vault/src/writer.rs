@@ -22,6 +22,9 @@ use tokio::sync::{oneshot, watch};
 /// The most requests committed in one transaction; bounds the latency of a single group.
 const MAX_GROUP: usize = 1024;
 
+/// How often a group the database aborted under contention is run again before it fails.
+const COMMIT_ATTEMPTS: usize = 5;
+
 struct Job {
     request: WriteRequest,
     // A oneshot, so callers await the commit on the async runtime instead of parking a thread.
@@ -37,9 +40,30 @@ pub enum WriterError {
     /// The group this write was in failed to commit; nothing of it is durable.
     #[error("the write could not be committed")]
     CommitFailed,
-    /// The writer thread is gone (shutting down, or it panicked).
+    /// The writer thread is gone (shutting down, deposed as sequencer, or it panicked); the
+    /// write was never committed.
     #[error("the log writer has stopped")]
     Stopped,
+    /// The node that sequences the log could not be reached; the write was never sent.
+    #[error("the node that sequences the log could not be reached")]
+    SequencerUnreachable,
+    /// The node the write was sent to no longer sequences the log; it did not commit it.
+    #[error("the node asked no longer sequences the log")]
+    NotSequencer,
+}
+
+impl WriterError {
+    /// Whether the write certainly did not commit, so handing it to the log's (new) sequencer
+    /// cannot duplicate it. A failed commit is not: its answer may have been lost.
+    pub fn never_committed(&self) -> bool {
+        matches!(
+            self,
+            WriterError::Stopped
+                | WriterError::SequencerUnreachable
+                | WriterError::NotSequencer
+                | WriterError::Store(StoreError::Fenced)
+        )
+    }
 }
 
 /// The log as of a durable commit: what witnesses are sent and customers are shown.
@@ -51,6 +75,17 @@ pub struct LogHead {
     pub note: Option<Arc<str>>,
     /// The directory that checkpoint commits to.
     pub directory: Directory,
+}
+
+impl LogHead {
+    /// The head of an empty log.
+    pub fn empty() -> LogHead {
+        LogHead {
+            size: 0,
+            note: None,
+            directory: Directory::default(),
+        }
+    }
 }
 
 /// What a failed group must put back.
@@ -294,8 +329,8 @@ fn claim_within(store: &dyn Store, claim: &SequencerClaim) -> Result<u64, StoreE
 pub struct LogWriter {
     queue: mpsc::Sender<Job>,
     token: u64,
-    // The log after each durable commit, for whoever publishes checkpoints onward.
-    heads: watch::Receiver<LogHead>,
+    // Set when the writer thread has ended: it lost its claim, or the vault is shutting down.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LogWriter {
@@ -310,23 +345,48 @@ impl LogWriter {
         signer: NoteSigner,
         labels: LabelKey,
         claim: &SequencerClaim,
+        heads: Arc<watch::Sender<LogHead>>,
     ) -> Result<LogWriter, StoreError> {
         let token = claim_within(&*store, claim)?;
+        LogWriter::start_claimed(store, signer, labels, claim, token, heads)
+    }
+
+    /// Starts the writer under a claim already granted with `token`, publishing each new head
+    /// on `heads` (a node keeps one channel whichever role it has).
+    pub fn start_claimed(
+        store: Arc<dyn Store>,
+        signer: NoteSigner,
+        labels: LabelKey,
+        claim: &SequencerClaim,
+        token: u64,
+        heads: Arc<watch::Sender<LogHead>>,
+    ) -> Result<LogWriter, StoreError> {
         let mut sequencer = LogSequencer::new(Frontier::default(), signer, labels, Vec::new())?;
         sequencer.reload(&*store)?;
         sequencer.token = Some(token);
+        heads.send_replace(sequencer.head());
         let (queue, jobs) = mpsc::channel::<Job>();
-        let (heads_tx, heads) = watch::channel(sequencer.head());
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = LogWriter {
+            queue,
+            token,
+            stopped: stopped.clone(),
+        };
         let claim = claim.clone();
         std::thread::Builder::new()
             .name("candor-log-writer".into())
-            .spawn(move || run(store, sequencer, jobs, heads_tx, claim))
+            .spawn(move || {
+                run(store, sequencer, jobs, &heads, claim);
+                stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
             .expect("spawn log writer");
-        Ok(LogWriter {
-            queue,
-            heads,
-            token,
-        })
+        Ok(writer)
+    }
+
+    /// Whether the writer has ended (it lost its claim to sequence the log): every later write
+    /// fails with [`WriterError::Stopped`].
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The fencing token this writer commits under.
@@ -334,10 +394,6 @@ impl LogWriter {
         self.token
     }
 
-    /// Follows the log's head; it changes after each durable group commit that appended.
-    pub fn heads(&self) -> watch::Receiver<LogHead> {
-        self.heads.clone()
-    }
 
     /// Commits `request` durably in the next group; completes once it is on disk.
     pub async fn submit(&self, request: WriteRequest) -> Result<RequestOutcome, WriterError> {
@@ -349,11 +405,13 @@ impl LogWriter {
     }
 }
 
+/// The writer's loop; returns when every handle is gone or the claim is lost (the writes still
+/// queued are dropped uncommitted, and their callers told so).
 fn run(
     store: Arc<dyn Store>,
     mut sequencer: LogSequencer,
     jobs: mpsc::Receiver<Job>,
-    heads: watch::Sender<LogHead>,
+    heads: &watch::Sender<LogHead>,
     claim: SequencerClaim,
 ) {
     loop {
@@ -365,6 +423,7 @@ fn run(
                     Ok(Claim::Granted { token }) if Some(token) == sequencer.token => {}
                     Ok(other) => {
                         tracing::error!(?other, "lost the claim to sequence the log");
+                        return;
                     }
                     Err(e) => tracing::warn!(error = %e, "renewing the sequencer claim failed"),
                 }
@@ -381,8 +440,7 @@ fn run(
         }
         let (requests, replies): (Vec<_>, Vec<_>) =
             group.into_iter().map(|j| (j.request, j.reply)).unzip();
-        sequencer.begin();
-        match store.commit(&requests, &mut sequencer) {
+        match commit_group(&*store, &requests, &mut sequencer) {
             Ok(outcomes) => {
                 // Publish the new head before answering: whoever is told their write is durable
                 // finds it in the head (a history read right after its own access shows it).
@@ -419,6 +477,13 @@ fn run(
                         Err(e) => tracing::error!(error = %e, "reloading the log failed"),
                     }
                 }
+                if matches!(e, StoreError::Fenced) {
+                    // Deposed: nothing of this group committed, and no later group can.
+                    for reply in replies {
+                        let _ = reply.send(Err(WriterError::Store(StoreError::Fenced)));
+                    }
+                    return;
+                }
                 for reply in replies {
                     let _ = reply.send(Err(WriterError::CommitFailed));
                 }
@@ -427,25 +492,58 @@ fn run(
     }
 }
 
+/// Commits one group, running it again while the database aborts it under contention; the
+/// sequencer is put back before each new attempt, so the group gets the same leaves.
+fn commit_group(
+    store: &dyn Store,
+    requests: &[WriteRequest],
+    sequencer: &mut LogSequencer,
+) -> Result<Vec<RequestOutcome>, StoreError> {
+    let mut attempt = 1;
+    loop {
+        sequencer.begin();
+        match store.commit(requests, sequencer) {
+            Err(StoreError::Contention { operation }) if attempt < COMMIT_ATTEMPTS => {
+                tracing::warn!(operation, attempt, "group aborted under contention; retrying");
+                sequencer.rollback();
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use candor_store::{
-        ApiKeyRow, ConsentRow, EventRow, LogEntry, Mutation, SqliteStore, SubjectRecord,
-        SubjectState,
+        ApiKeyRow, ConsentRow, EventRow, LogEntry, LogUpdate, Mutation, SqliteStore,
+        SubjectRecord, SubjectState,
     };
 
     use super::*;
 
     /// Delegates to SQLite, but can report a commit as failed after it landed, as a database
-    /// whose answer to `COMMIT` was lost does.
-    struct LostAnswer {
+    /// whose answer to `COMMIT` was lost does, or abort commits under contention, as a
+    /// distributed SQL engine does.
+    struct Faulty {
         inner: SqliteStore,
         lose_next: AtomicBool,
+        abort_next: AtomicUsize,
     }
 
-    impl Store for LostAnswer {
+    impl Faulty {
+        fn new(dir: &std::path::Path) -> Arc<Faulty> {
+            Arc::new(Faulty {
+                inner: SqliteStore::open(&dir.join("c.db")).unwrap(),
+                lose_next: AtomicBool::new(false),
+                abort_next: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl Store for Faulty {
         fn subject(&self, s: &str) -> Result<SubjectState, StoreError> {
             self.inner.subject(s)
         }
@@ -476,6 +574,9 @@ mod tests {
         fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError> {
             self.inner.subject_logs()
         }
+        fn log_since(&self, from: u64) -> Result<Option<LogUpdate>, StoreError> {
+            self.inner.log_since(from)
+        }
         fn entries(&self, leaves: std::ops::Range<u64>) -> Result<Vec<[u8; 32]>, StoreError> {
             self.inner.entries(leaves)
         }
@@ -497,6 +598,17 @@ mod tests {
             requests: &[WriteRequest],
             sequencer: &mut dyn Sequencer,
         ) -> Result<Vec<RequestOutcome>, StoreError> {
+            if self
+                .abort_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                // As the database does: the sequencer may have appended before the abort.
+                sequencer.append("a", &[0xab; 32]);
+                return Err(StoreError::Contention {
+                    operation: "injected",
+                });
+            }
             let outcome = self.inner.commit(requests, sequencer)?;
             if self.lose_next.swap(false, Ordering::SeqCst) {
                 return Err(StoreError::Corrupt(
@@ -519,13 +631,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_group_that_landed_despite_an_error_is_followed_not_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(LostAnswer {
-            inner: SqliteStore::open(&dir.path().join("c.db")).unwrap(),
-            lose_next: AtomicBool::new(false),
-        });
+    fn start(store: Arc<Faulty>) -> (LogWriter, candor_log::NoteVerifier) {
         let signer = NoteSigner::generate("test.example/log").unwrap();
         let verifier = signer.verifier();
         let labels = candor_crypto::RootKey::generate().directory_label_key();
@@ -533,21 +639,60 @@ mod tests {
             holder: "test".into(),
             ttl: std::time::Duration::from_secs(10),
         };
-        let writer = LogWriter::start(store.clone(), signer, labels, &claim).unwrap();
+        let heads = Arc::new(watch::channel(LogHead::empty()).0);
+        (
+            LogWriter::start(store, signer, labels, &claim, heads).unwrap(),
+            verifier,
+        )
+    }
+
+    fn create(subject: &str) -> WriteRequest {
+        WriteRequest {
+            mutations: vec![Mutation::CreateSubject {
+                subject: subject.into(),
+                wrapped_key: vec![1],
+                at: 1,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_group_aborted_under_contention_is_run_again_with_the_same_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Faulty::new(dir.path());
+        let (writer, verifier) = start(store.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let submit = |r| runtime.block_on(writer.submit(r));
+        submit(create("a")).unwrap().unwrap();
+        store.abort_next.store(2, Ordering::SeqCst);
+        assert_eq!(submit(event("a", 1)).unwrap(), Ok(vec![0]));
+        assert_eq!(store.abort_next.load(Ordering::SeqCst), 0, "aborted twice");
+        assert_eq!(submit(event("a", 2)).unwrap(), Ok(vec![1]));
+        crate::fsck::fsck(&*store, &verifier, None).unwrap();
+
+        store.abort_next.store(COMMIT_ATTEMPTS, Ordering::SeqCst);
+        assert!(
+            matches!(submit(event("a", 3)), Err(WriterError::CommitFailed)),
+            "contention that does not pass fails the group"
+        );
+        assert_eq!(submit(event("a", 4)).unwrap(), Ok(vec![2]));
+        crate::fsck::fsck(&*store, &verifier, None).unwrap();
+    }
+
+    #[test]
+    fn a_group_that_landed_despite_an_error_is_followed_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Faulty::new(dir.path());
+        let (writer, verifier) = start(store.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let submit = |r| runtime.block_on(writer.submit(r));
 
-        let create = WriteRequest {
-            mutations: vec![Mutation::CreateSubject {
-                subject: "a".into(),
-                wrapped_key: vec![1],
-                at: 1,
-            }],
-            ..Default::default()
-        };
-        submit(create).unwrap().unwrap();
+        submit(create("a")).unwrap().unwrap();
         assert_eq!(submit(event("a", 1)).unwrap(), Ok(vec![0]));
         store.lose_next.store(true, Ordering::SeqCst);
         assert!(matches!(
