@@ -111,8 +111,9 @@ enum Command {
         #[arg(long)]
         witness_quorum: Option<usize>,
         /// Join a cluster of nodes sharing one PostgreSQL database; this is the URL the other
-        /// nodes reach this one at (`http://10.0.0.5:8080`). One node sequences the log and the
-        /// others hand their writes to it; if it dies, another takes over within the lease.
+        /// nodes reach this one at (`http://10.0.0.5:8080`; a port of 0 stands for the port
+        /// `--listen` bound). One node sequences the log and the others hand their writes to it;
+        /// if it dies, another takes over within the lease.
         #[arg(long, requires = "database", value_name = "URL")]
         advertise_url: Option<String>,
         #[command(flatten)]
@@ -400,7 +401,17 @@ fn serve(
     witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
     quorum: usize,
 ) -> anyhow::Result<()> {
-    let mut vault = home::open(&dir, database, advertise)?;
+    // Bound before the vault opens, so a cluster node that listens on port 0 can advertise the
+    // port it got.
+    let listener =
+        std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let advertise = advertise.map(|url| match url.strip_suffix(":0") {
+        Some(host) => format!("{host}:{}", bound.port()),
+        None => url.to_owned(),
+    });
+    let mut vault = home::open(&dir, database, advertise.as_deref())?;
     if !witnesses.is_empty() {
         vault = vault.with_witness_policy(candor_vault::WitnessPolicy {
             witnesses: witnesses.iter().map(|w| w.key.clone()).collect(),
@@ -417,12 +428,11 @@ fn serve(
                 quorum,
             ));
         }
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(
-            address = %listener.local_addr()?,
+            address = %bound,
             origin = vault.log_key().name(),
+            sequencer = vault.is_sequencer(),
             "candor is serving"
         );
         candor_http::serve(listener, vault.clone(), shutdown_signal()).await?;

@@ -562,14 +562,25 @@ mod tests {
         assert!(!key.verify(100, &[2; 16], b"body", &tag));
         assert!(!key.verify(100, &[1; 16], b"bodY", &tag));
         assert!(!key.verify(100, &[1; 16], b"body", &tag[..31]));
-        assert!(!RootKey::generate().node_key().verify(100, &[1; 16], b"body", &tag));
+        assert!(
+            !RootKey::generate()
+                .node_key()
+                .verify(100, &[1; 16], b"body", &tag)
+        );
 
         let header = key.authorize(100, b"body");
         let (at, nonce, tag) = parse_node_authorization(&header).unwrap();
         assert_eq!(at, 100);
         assert!(key.verify(at, &nonce, b"body", &tag));
-        assert_ne!(header, key.authorize(100, b"body"), "a fresh nonce each time");
-        assert!(parse_node_authorization("100.AAAA.AAAA").is_none(), "short nonce");
+        assert_ne!(
+            header,
+            key.authorize(100, b"body"),
+            "a fresh nonce each time"
+        );
+        assert!(
+            parse_node_authorization("100.AAAA.AAAA").is_none(),
+            "short nonce"
+        );
         assert!(parse_node_authorization(&format!("{header}.x")).is_none());
     }
 

@@ -87,7 +87,11 @@ impl HttpForwarder {
         }
     }
 
-    async fn send(&self, holder: &str, request: &WriteRequest) -> Result<RequestOutcome, WriterError> {
+    async fn send(
+        &self,
+        holder: &str,
+        request: &WriteRequest,
+    ) -> Result<RequestOutcome, WriterError> {
         let body = serde_json::to_vec(request).expect("a write request serialises");
         let auth = self.key.authorize(now(), &body);
         // The holder's name in the claim is its URL and a suffix after a space.

@@ -68,7 +68,9 @@ impl From<VaultError> for ApiError {
             VaultError::FieldNotNeeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             VaultError::SubjectNotFound | VaultError::TileNotFound => StatusCode::NOT_FOUND,
             VaultError::SubjectErased => StatusCode::GONE,
-            VaultError::LogUnavailable | VaultError::NotSequencer => StatusCode::SERVICE_UNAVAILABLE,
+            VaultError::LogUnavailable | VaultError::NotSequencer => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             VaultError::Internal => return ApiError::internal(),
         };
         ApiError::new(status, e.code(), e.to_string())

@@ -21,8 +21,8 @@ use candor_core::{
     subject_access,
 };
 use candor_crypto::{
-    BlindIndexKey, DataKey, KeyWrappingKey, LabelKey, NodeKey, RootKey, SealContext, SessionKey, ct_eq,
-    new_api_key, parse_api_key,
+    BlindIndexKey, DataKey, KeyWrappingKey, LabelKey, NodeKey, RootKey, SealContext, SessionKey,
+    ct_eq, new_api_key, parse_api_key,
 };
 use candor_log::directory::{Directory, Head, NodeRef};
 use candor_log::tile::encode_entry_bundle;

@@ -213,7 +213,10 @@ impl Sequencing {
     /// One round of the claim protocol: a follower tries to claim the log; a sequencer whose
     /// writer stopped (it lost the claim) becomes a follower and tries again at once.
     fn campaign(&self) -> Result<(), StoreError> {
-        let candidate = self.candidate.as_ref().expect("only a cluster node campaigns");
+        let candidate = self
+            .candidate
+            .as_ref()
+            .expect("only a cluster node campaigns");
         if self.retired.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -265,7 +268,10 @@ impl Sequencing {
 
     /// Brings this follower's head up to the store's latest checkpoint.
     fn follow(&self) -> Result<(), StoreError> {
-        let candidate = self.candidate.as_ref().expect("only a cluster node follows");
+        let candidate = self
+            .candidate
+            .as_ref()
+            .expect("only a cluster node follows");
         let mut followed = self.followed.lock().expect("follower state poisoned");
         let Some(update) = self.store.log_since(followed.size)? else {
             return Ok(());

@@ -394,7 +394,6 @@ impl LogWriter {
         self.token
     }
 
-
     /// Commits `request` durably in the next group; completes once it is on disk.
     pub async fn submit(&self, request: WriteRequest) -> Result<RequestOutcome, WriterError> {
         let (reply, answer) = oneshot::channel();
@@ -504,7 +503,11 @@ fn commit_group(
         sequencer.begin();
         match store.commit(requests, sequencer) {
             Err(StoreError::Contention { operation }) if attempt < COMMIT_ATTEMPTS => {
-                tracing::warn!(operation, attempt, "group aborted under contention; retrying");
+                tracing::warn!(
+                    operation,
+                    attempt,
+                    "group aborted under contention; retrying"
+                );
                 sequencer.rollback();
                 attempt += 1;
             }
@@ -518,8 +521,8 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use candor_store::{
-        ApiKeyRow, ConsentRow, EventRow, LogEntry, LogUpdate, Mutation, SqliteStore,
-        SubjectRecord, SubjectState,
+        ApiKeyRow, ConsentRow, EventRow, LogEntry, LogUpdate, Mutation, SqliteStore, SubjectRecord,
+        SubjectState,
     };
 
     use super::*;

@@ -86,6 +86,34 @@ impl TestApp {
         }
     }
 
+    /// Another node of the same deployment: a copy of this home (its keys and data map, as
+    /// each machine of a cluster has), served with the same arguments; not started.
+    pub fn node(&self) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        for file in std::fs::read_dir(self.home()).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), dir.path().join("home").join(file.file_name())).unwrap();
+        }
+        TestApp {
+            base: String::new(),
+            admin: self.admin.clone(),
+            log_key: self.log_key.clone(),
+            dir,
+            client: reqwest::blocking::Client::new(),
+            child: None,
+            serve_args: self.serve_args.clone(),
+            log: Arc::new(Mutex::new(String::new())),
+        }
+    }
+
+    /// Whether this node says it sequences the log.
+    pub fn is_sequencer(&self) -> bool {
+        self.send("GET", "/healthz", None, None).body["sequencer"]
+            .as_bool()
+            .unwrap()
+    }
+
     pub fn home(&self) -> std::path::PathBuf {
         self.dir.path().join("home")
     }

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real `candor` binary on a fresh directory.
 //! One test binary, many modules, so the suite links once.
 
+mod cluster;
 mod errors;
 mod helpers;
 mod log;

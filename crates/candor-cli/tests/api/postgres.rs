@@ -8,13 +8,13 @@ use crate::helpers::*;
 const OPS: &str = "essential.service.operations";
 
 /// The database arguments for a fresh schema, with a password in the URL that must never show.
-struct Schema {
-    url: String,
+pub struct Schema {
+    pub url: String,
     name: String,
 }
 
 impl Schema {
-    fn new(test: &str) -> Option<Schema> {
+    pub fn new(test: &str) -> Option<Schema> {
         let Ok(url) = std::env::var("CANDOR_TEST_POSTGRES") else {
             eprintln!("SKIPPED {test}: CANDOR_TEST_POSTGRES is not set");
             return None;
@@ -29,7 +29,7 @@ impl Schema {
         Some(Schema { url, name })
     }
 
-    fn args(&self) -> Vec<String> {
+    pub fn args(&self) -> Vec<String> {
         vec![
             "--database".into(),
             self.url.clone(),

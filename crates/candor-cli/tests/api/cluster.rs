@@ -1,0 +1,357 @@
+//! Three Candor nodes on one PostgreSQL database: one sequences the log, the others hand it
+//! their writes, and when it is killed another takes over without losing, duplicating or
+//! reordering an acknowledged event. Runs when `CANDOR_TEST_POSTGRES` names a server.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+
+use candor_log::{Checkpoint, Hash, NoteVerifier, verify_consistency};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::postgres::Schema;
+
+const OPS: &str = "essential.service.operations";
+const MARKETING: &str = "marketing.communications.email";
+const CLIENTS: usize = 6;
+
+/// Three nodes of one deployment on `schema`, the first started first.
+fn cluster(schema: &Schema) -> Vec<TestApp> {
+    let mut args = schema.args();
+    // Three nodes each, with tests running side by side, stay within the server's connections.
+    args.extend(["--db-pool-size".into(), "4".into()]);
+    let mut first = TestApp::init_with(&args);
+    first
+        .serve_args
+        .extend(["--advertise-url".into(), "http://127.0.0.1:0".into()]);
+    first.start();
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        let mut node = nodes[0].node();
+        node.start();
+        nodes.push(node);
+    }
+    nodes
+}
+
+fn checkpoint_at(base: &str, key: &NoteVerifier) -> Option<Checkpoint> {
+    let text = reqwest::blocking::get(format!("{base}/log/checkpoint"))
+        .ok()?
+        .text()
+        .ok()?;
+    Some(Checkpoint::open(&text, key).expect("every served checkpoint verifies"))
+}
+
+#[test]
+fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
+    let Some(schema) = Schema::new("cluster_consent") else {
+        return;
+    };
+    let nodes = cluster(&schema);
+    let [a, b, c] = &nodes[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (a.is_sequencer(), b.is_sequencer(), c.is_sequencer()),
+        (true, false, false),
+        "the first node claimed the log; the others follow"
+    );
+    // Everything below is done through followers, so every write is handed over.
+    let shop = b.service_key(
+        "checkout",
+        &[OPS, MARKETING],
+        json!({ "can_mint_sessions": true }),
+    );
+    let put = c.send(
+        "PUT",
+        "/v1/subjects/cus_ada/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.contact.email": "ada@example.org" } })),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let ask = |node: &TestApp| {
+        node.send(
+            "POST",
+            "/v1/access",
+            Some(&shop),
+            Some(json!({ "subject": "cus_ada", "purpose": MARKETING,
+                         "fields": ["user.contact.email"] })),
+        )
+        .body["data"]
+            .clone()
+    };
+    let ada = b.session(&shop, "cus_ada");
+    let change = |node: &TestApp, action: &str| {
+        let r = node.send(
+            "POST",
+            "/v1/subjects/cus_ada/consents",
+            Some(&ada),
+            Some(json!({ "changes": [{ "purpose": MARKETING, "action": action }] })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    for node in &nodes {
+        assert_eq!(ask(node), json!({}), "no consent yet");
+    }
+    change(b, "grant");
+    for node in &nodes {
+        assert_eq!(
+            ask(node),
+            json!({ "user.contact.email": "ada@example.org" })
+        );
+    }
+    change(c, "withdraw");
+    for node in &nodes {
+        assert_eq!(
+            ask(node),
+            json!({}),
+            "a withdrawal binds every node at once"
+        );
+    }
+    // A follower shows the customer every event, with proofs and completeness, at once.
+    let history = c.send("GET", "/v1/subjects/cus_ada/history", Some(&ada), None);
+    assert_eq!(history.status, 200, "{}", history.body);
+    verify_history(&history.body, &a.log_key);
+    check_completeness(&history.body).unwrap();
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 12);
+    assert_eq!(history.body["pending_events"], 0);
+}
+
+#[test]
+fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
+    let Some(schema) = Schema::new("cluster_auth") else {
+        return;
+    };
+    let nodes = cluster(&schema);
+    let size = nodes[0].tree_size();
+    let commitment = [7u8; 32];
+    let request = json!({ "requires_active": null, "mutations": [], "entries": [{
+        "subject": "cus_x", "commitment": commitment, "sealed_body": [1, 2, 3] }] });
+    let body = serde_json::to_vec(&request).unwrap();
+    let client = reqwest::blocking::Client::new();
+    let post = |auth: Option<&str>| {
+        let mut r = client
+            .post(format!("{}/internal/v1/log/commit", nodes[0].base))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(auth) = auth {
+            r = r.header("candor-node-auth", auth);
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().unwrap())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let forged = candor_crypto::RootKey::generate()
+        .node_key()
+        .authorize(now, &body);
+    for auth in [None, Some(forged.as_str()), Some("1.AAAA.AAAA")] {
+        let (status, reply) = post(auth);
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (401, Some("unauthenticated"))
+        );
+    }
+    // With the deployment's own root key, a request goes in once; its replay is refused.
+    let root_text = std::fs::read_to_string(nodes[0].home().join("root.key")).unwrap();
+    let key = candor_crypto::RootKey::from_base64(root_text.trim())
+        .unwrap()
+        .node_key();
+    let stale = key.authorize(now - 3600, &body);
+    assert_eq!(post(Some(&stale)).0, 401, "an old request is refused");
+    let fresh = key.authorize(now, &body);
+    let (status, reply) = post(Some(&fresh));
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply, json!({ "Ok": [size] }));
+    assert_eq!(post(Some(&fresh)).0, 401, "a replay is refused");
+    // A follower does not sequence, so it takes no handed-over write.
+    let on_follower = client
+        .post(format!("{}/internal/v1/log/commit", nodes[1].base))
+        .header("candor-node-auth", key.authorize(now, &body))
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(on_follower.status().as_u16(), 503);
+    assert_eq!(nodes[0].tree_size(), size + 1);
+}
+
+/// Writes through all three nodes while the sequencer is SIGKILLed; afterwards every
+/// acknowledged event is in the log exactly once, where it was said to be, every checkpoint
+/// seen is consistent with the last, and the whole log verifies.
+#[test]
+fn three_nodes_lose_nothing_when_the_sequencer_is_killed_mid_load() {
+    let Some(schema) = Schema::new("cluster_sigkill") else {
+        return;
+    };
+    let mut nodes = cluster(&schema);
+    let key = NoteVerifier::parse(&nodes[0].log_key).unwrap();
+    let shop = nodes[1].service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    let bases: Arc<RwLock<Vec<String>>> =
+        Arc::new(RwLock::new(nodes.iter().map(|n| n.base.clone()).collect()));
+    // (subject, leaf) for every write acknowledged with a leaf index.
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Checkpoint>>> = Arc::default();
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (progress_tx, progress) = mpsc::channel::<u64>();
+
+    std::thread::scope(|s| {
+        for c in 0..CLIENTS {
+            let (acked, seen, count, stop, bases, shop, progress_tx, key) = (
+                acked.clone(),
+                seen.clone(),
+                count.clone(),
+                stop.clone(),
+                bases.clone(),
+                shop.clone(),
+                progress_tx.clone(),
+                key.clone(),
+            );
+            s.spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut node = c % 3;
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let base = bases.read().unwrap()[node].clone();
+                    let subject = format!("c{c}_{i}");
+                    let sent = client
+                        .put(format!("{base}/v1/subjects/{subject}/data"))
+                        .bearer_auth(&shop)
+                        .json(&json!({ "purpose": OPS, "fields": { "user.name": subject } }))
+                        .send();
+                    let Ok(resp) = sent else {
+                        // That node is gone: use the next one.
+                        node = (node + 1) % 3;
+                        continue;
+                    };
+                    let status = resp.status().as_u16();
+                    let body: Value = resp.json().unwrap_or(Value::Null);
+                    if let Some(leaf) = body["leaf_index"].as_u64() {
+                        acked.lock().unwrap().push((subject.clone(), leaf));
+                        let _ = progress_tx.send(count.fetch_add(1, Ordering::SeqCst) + 1);
+                    } else {
+                        // Not acknowledged (the sequencer died under it): the client may not
+                        // assume anything, and this test assumes nothing of it.
+                        assert!(
+                            status == 503 || status == 500,
+                            "{status} {body} from node {node}"
+                        );
+                    }
+                    if i % 5 == 0
+                        && let Some(cp) = checkpoint_at(&base, &key)
+                    {
+                        seen.lock().unwrap().push(cp);
+                    }
+                    node = (node + 1) % 3;
+                }
+            });
+        }
+        drop(progress_tx);
+        let wait_for = |n: u64| {
+            for done in progress.iter() {
+                if done >= n {
+                    return;
+                }
+            }
+            panic!("the clients stopped early");
+        };
+        wait_for(150);
+        // Only the sequencer is killed; its address now refuses connections.
+        nodes[0].kill();
+        let killed_at = count.load(Ordering::SeqCst);
+        // Writes go on through the followers once one of them has taken over.
+        wait_for(killed_at + 150);
+        stop.store(true, Ordering::SeqCst);
+    });
+
+    let survivors = &nodes[1..];
+    let sequencers: Vec<bool> = survivors.iter().map(TestApp::is_sequencer).collect();
+    assert_eq!(
+        sequencers.iter().filter(|s| **s).count(),
+        1,
+        "exactly one survivor took over: {sequencers:?}"
+    );
+    let last = checkpoint_at(&survivors[0].base, &key).unwrap();
+
+    // Exactly once, where it was said to be: no two acknowledgements share a leaf, and each
+    // customer's history holds their one `collected` event at that leaf.
+    let acked = acked.lock().unwrap().clone();
+    let leaves: HashSet<u64> = acked.iter().map(|(_, leaf)| *leaf).collect();
+    assert_eq!(
+        leaves.len(),
+        acked.len(),
+        "two acknowledgements share a leaf"
+    );
+    let by_subject: BTreeMap<&str, u64> = acked.iter().map(|(s, l)| (s.as_str(), *l)).collect();
+    for (i, (subject, leaf)) in by_subject.iter().enumerate() {
+        assert!(*leaf < last.size, "leaf {leaf} of {subject} lost");
+        let node = &survivors[i % 2];
+        let me = node.session(&shop, subject);
+        let history = node.send(
+            "GET",
+            &format!("/v1/subjects/{subject}/history"),
+            Some(&me),
+            None,
+        );
+        let events = history.body["events"].as_array().unwrap();
+        let collected: Vec<u64> = events
+            .iter()
+            .filter(|e| e["event"]["type"] == "collected")
+            .map(|e| e["leaf_index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(collected, vec![*leaf], "{subject}: {}", history.body);
+        // Completeness on a sample (each check reads a whole history).
+        if i % 25 == 0 {
+            verify_history(&history.body, &node.log_key);
+            check_completeness(&history.body).unwrap();
+        }
+    }
+
+    // Every checkpoint any node served is a prefix of the last one.
+    for old in seen.lock().unwrap().iter() {
+        let r = survivors[0].send(
+            "GET",
+            &format!("/log/consistency?from={}&to={}", old.size, last.size),
+            None,
+            None,
+        );
+        let proof: Vec<Hash> = r.body["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| Hash::from_slice(&b64(h)).unwrap())
+            .collect();
+        verify_consistency(old.size, last.size, &proof, &old.root.0, &last.root.0)
+            .unwrap_or_else(|e| panic!("{} -> {}: {e}", old.size, last.size));
+    }
+
+    // The whole log verifies: every tile and entry bundle from a survivor, then fsck.
+    let tiles = format!("{}/log", survivors[1].base);
+    let (ok, out) = survivors[1].candor(&[
+        "verify",
+        "--tiles",
+        &tiles,
+        "--key",
+        &survivors[1].log_key,
+        "--all-entries",
+    ]);
+    assert!(ok, "{out}");
+    for node in nodes.iter_mut() {
+        node.kill();
+    }
+    let home = nodes[1].home();
+    let mut fsck = vec![
+        "fsck".to_owned(),
+        "--dir".into(),
+        home.display().to_string(),
+    ];
+    fsck.extend(schema.args());
+    let fsck: Vec<&str> = fsck.iter().map(String::as_str).collect();
+    let (ok, out) = nodes[1].candor(&fsck);
+    assert!(ok, "{out}");
+}
