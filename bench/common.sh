@@ -16,14 +16,16 @@ subjects=512
 fields='"user.name","user.contact.email","user.contact.address","user.contact.phone_number","user.behavior.purchase_history"'
 
 # start_candor NAME PORT [DATABASE ARGS…]: init and serve a Candor; sets $token to a service key.
-# Not for $(…): the server would hold the substitution's pipe open.
+# Not for $(…): the server would hold the substitution's pipe open. `serve` also gets the
+# arguments in the $serve_extra array.
+serve_extra=()
 start_candor() {
   local name=$1 port=$2
   shift 2
   ./target/release/candor init --json --dir "$work/$name" "$@" >"$work/$name.json"
   local admin
   admin=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["admin_key"])' "$work/$name.json")
-  CANDOR_LOG=warn ./target/release/candor serve --dir "$work/$name" --listen 127.0.0.1:"$port" "$@" >/dev/null &
+  CANDOR_LOG=warn ./target/release/candor serve --dir "$work/$name" --listen 127.0.0.1:"$port" "$@" "${serve_extra[@]}" >/dev/null &
   pids+=($!)
   until curl -sf localhost:"$port"/healthz >/dev/null; do sleep 0.1; done
   token=$(curl -sf -XPOST localhost:"$port"/v1/keys -H "Authorization: Bearer $admin" \
