@@ -24,8 +24,8 @@ pub struct WitnessEndpoint {
     pub key: WitnessVerifier,
 }
 
-/// Publishes checkpoints through `witnesses` until the vault's writer stops; `quorum` of them must
-/// cosign. Runs on the async runtime; store reads and proofs go to the blocking pool.
+/// Publishes checkpoints through `witnesses` until the vault's writer stops, while this node
+/// sequences the log; `quorum` of them must cosign. Runs on the async runtime; store reads and proofs go to the blocking pool.
 pub async fn run(vault: Arc<Vault>, witnesses: Vec<WitnessEndpoint>, quorum: usize) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -35,7 +35,11 @@ pub async fn run(vault: Arc<Vault>, witnesses: Vec<WitnessEndpoint>, quorum: usi
     let mut known: Vec<Option<u64>> = vec![None; witnesses.len()];
     let mut heads = vault.heads();
     loop {
-        if let Err(e) = publish(&vault, &client, &witnesses, &mut known, quorum).await {
+        // In a cluster only the sequencer sends checkpoints: a follower's view may lag it, and a
+        // witness that has cosigned a newer checkpoint can never be shown an older one.
+        if vault.is_sequencer()
+            && let Err(e) = publish(&vault, &client, &witnesses, &mut known, quorum).await
+        {
             tracing::warn!(error = %e, "checkpoint not witnessed yet");
         }
         if heads.changed().await.is_err() {
