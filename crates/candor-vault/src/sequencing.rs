@@ -17,12 +17,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use candor_crypto::LabelKey;
-use candor_log::directory::{self, Directory, Head};
-use candor_log::{Checkpoint, Frontier, NoteSigner};
+use candor_log::NoteSigner;
+use candor_log::directory::Directory;
 use candor_store::{Claim, LogUpdate, RequestOutcome, Store, StoreError, WriteRequest};
 use tokio::sync::watch;
 
-use crate::writer::{LogHead, LogWriter, SequencerClaim, WriterError};
+use crate::writer::{
+    LogHead, LogWriter, SequencerClaim, WriterError, open_checkpoint, subject_tree,
+};
 
 /// How many times a write is handed on when the sequencer changes under it.
 const HANDOFFS: usize = 3;
@@ -336,27 +338,11 @@ impl Followed {
     ) -> Result<(), StoreError> {
         let mut directory = self.directory.clone();
         for log in update.subject_logs {
-            let tree = Frontier::from_parts(log.size, log.peaks)
-                .ok_or(StoreError::Corrupt("a customer's tree has the wrong peaks"))?;
-            let head = Head {
-                size: tree.size(),
-                root: tree.root(),
-            };
-            directory = directory.with(log.label, head);
+            let label = log.label;
+            directory = directory.with(label, subject_tree(log)?.1);
         }
         let note = update.checkpoint.note;
-        let opened = Checkpoint::open(&note, verifier)
-            .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
-        let text = candor_log::note::signature_lines(&note)
-            .map_err(|_| StoreError::Corrupt("latest checkpoint does not parse"))?
-            .text;
-        let committed = directory::from_checkpoint_text(text)
-            .map_err(|_| StoreError::Corrupt("the latest checkpoint has no directory"))?;
-        if committed != directory.root_ref() || committed.sum != opened.size {
-            return Err(StoreError::Corrupt(
-                "the customers' trees do not match the checkpoint's directory",
-            ));
-        }
+        let opened = open_checkpoint(&note, verifier, &directory)?;
         self.size = opened.size;
         self.note = Some(note.into());
         self.directory = directory;

@@ -146,24 +146,10 @@ impl LogSequencer {
         let frontier = Frontier::load(size, &candor_store::StoreHashes(store))?;
         let (subjects, directory) = customers(store.subject_logs()?, size)?;
         if let Some(cp) = &latest {
-            let opened = Checkpoint::open(&cp.note, &self.signer.verifier())
-                .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
+            let opened = open_checkpoint(&cp.note, &self.signer.verifier(), &directory)?;
             if opened.size != size || !opened.root.ct_eq(&frontier.root()) {
                 return Err(StoreError::Corrupt(
                     "stored tree does not match its checkpoint",
-                ));
-            }
-            let text = candor_log::note::signature_lines(&cp.note)
-                .map_err(|_| StoreError::Corrupt("latest checkpoint does not parse"))?
-                .text;
-            let committed = directory::from_checkpoint_text(text).map_err(|_| {
-                StoreError::Corrupt(
-                    "the latest checkpoint has no directory: this log predates schema 3",
-                )
-            })?;
-            if committed != directory.root_ref() {
-                return Err(StoreError::Corrupt(
-                    "the customers' trees do not match the checkpoint's directory",
                 ));
             }
         }
@@ -270,6 +256,40 @@ impl Sequencer for LogSequencer {
     }
 }
 
+/// Opens a checkpoint signed by the log's key, which must name `directory` (whose sizes must
+/// add up to the checkpoint's).
+pub(crate) fn open_checkpoint(
+    note: &str,
+    verifier: &candor_log::NoteVerifier,
+    directory: &Directory,
+) -> Result<Checkpoint, StoreError> {
+    let opened = Checkpoint::open(note, verifier)
+        .map_err(|_| StoreError::Corrupt("latest checkpoint does not verify"))?;
+    let text = candor_log::note::signature_lines(note)
+        .map_err(|_| StoreError::Corrupt("latest checkpoint does not parse"))?
+        .text;
+    let committed = directory::from_checkpoint_text(text).map_err(|_| {
+        StoreError::Corrupt("the latest checkpoint has no directory: this log predates schema 3")
+    })?;
+    if committed != directory.root_ref() || committed.sum != opened.size {
+        return Err(StoreError::Corrupt(
+            "the customers' trees do not match the checkpoint's directory",
+        ));
+    }
+    Ok(opened)
+}
+
+/// A customer's tree from its stored row, with the head the directory holds for it.
+pub(crate) fn subject_tree(log: SubjectLog) -> Result<(Frontier, Head), StoreError> {
+    let tree = Frontier::from_parts(log.size, log.peaks)
+        .ok_or(StoreError::Corrupt("a customer's tree has the wrong peaks"))?;
+    let head = Head {
+        size: tree.size(),
+        root: tree.root(),
+    };
+    Ok((tree, head))
+}
+
 /// Every customer's tree and the directory of their heads, from their stored rows; they must
 /// account for each of the log's `size` entries exactly once.
 fn customers(
@@ -279,14 +299,10 @@ fn customers(
     let mut subjects = HashMap::with_capacity(subject_logs.len());
     let mut directory = Directory::default();
     for log in subject_logs {
-        let tree = Frontier::from_parts(log.size, log.peaks)
-            .ok_or(StoreError::Corrupt("a customer's tree has the wrong peaks"))?;
-        let head = Head {
-            size: tree.size(),
-            root: tree.root(),
-        };
-        directory = directory.with(log.label, head);
-        subjects.insert(log.label, tree);
+        let label = log.label;
+        let (tree, head) = subject_tree(log)?;
+        directory = directory.with(label, head);
+        subjects.insert(label, tree);
     }
     if directory.root_ref().sum != size {
         return Err(StoreError::Corrupt(

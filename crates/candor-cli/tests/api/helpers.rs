@@ -449,3 +449,21 @@ pub fn check_completeness(history: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Checks, with the proof `app` serves, that checkpoint `old` is a prefix of `new`.
+pub fn assert_consistent(app: &TestApp, old: &Checkpoint, new: &Checkpoint) {
+    let r = app.send(
+        "GET",
+        &format!("/log/consistency?from={}&to={}", old.size, new.size),
+        None,
+        None,
+    );
+    let proof: Vec<Hash> = r.body["proof"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .map(|h| Hash::from_slice(&b64(h)).unwrap())
+        .collect();
+    candor_log::verify_consistency(old.size, new.size, &proof, &old.root.0, &new.root.0)
+        .unwrap_or_else(|e| panic!("{} -> {}: {e}", old.size, new.size));
+}

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use candor_log::tile::decode_entry_bundle;
-use candor_log::{Checkpoint, Hash, NoteSigner, NoteVerifier, verify_consistency};
+use candor_log::{Checkpoint, Hash, NoteSigner, NoteVerifier};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -376,20 +376,7 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
 
         let (_, cp) = checkpoint(&app);
         for old in &seen {
-            let r = app.send(
-                "GET",
-                &format!("/log/consistency?from={}&to={}", old.size, cp.size),
-                None,
-                None,
-            );
-            let proof: Vec<Hash> = r.body["proof"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| Hash::from_slice(&b64(h)).unwrap())
-                .collect();
-            verify_consistency(old.size, cp.size, &proof, &old.root.0, &cp.root.0)
-                .unwrap_or_else(|e| panic!("round {round}: {} -> {}: {e}", old.size, cp.size));
+            assert_consistent(&app, old, &cp);
         }
         let acked = acked.lock().unwrap().clone();
         assert!(acked.len() as u64 >= kill_after);
