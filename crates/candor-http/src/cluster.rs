@@ -4,12 +4,17 @@
 //! The route is authenticated with the node key (derived from the root key, which every node of
 //! one deployment holds): an HMAC over the request's time, a fresh nonce and the body, carried in
 //! `Candor-Node-Auth`. The sequencer refuses a stale time or a nonce it has seen, so a captured
-//! request cannot be replayed to append twice. The body is the [`WriteRequest`] as JSON: already
-//! sealed by the follower, it holds ciphertexts, digests and commitments, never plaintext.
+//! request cannot be replayed to append twice. The body is a batch of [`WriteRequest`]s as JSON:
+//! already sealed by the follower, they hold ciphertexts, digests and commitments, never
+//! plaintext.
+//!
+//! A follower batches as the writer does: the writes that queue while a batch is in flight go
+//! in the next one, so under load one round trip carries many writes and the sequencer's
+//! per-request cost is paid per batch.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Json;
@@ -19,6 +24,8 @@ use axum::http::{HeaderMap, StatusCode};
 use candor_crypto::NodeKey;
 use candor_store::{RequestOutcome, WriteRequest};
 use candor_vault::{Forwarder, Vault, WriterError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::ApiError;
 
@@ -34,12 +41,60 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// `POST /internal/v1/log/commit`: commits a peer's write, if this node sequences the log.
-pub async fn commit(
+/// The most writes one batch carries.
+const MAX_BATCH: usize = 512;
+
+/// How many batches a follower has in flight at once: one being committed while the next
+/// travels keeps the sequencer's writer busy.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// The body of `POST /internal/v1/log/commit`.
+#[derive(Serialize, Deserialize)]
+struct Batch {
+    requests: Vec<WriteRequest>,
+}
+
+/// What became of one write of a batch.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Committed {
+    /// Committed (or skipped for its precondition), with its outcome.
+    Done(RequestOutcome),
+    /// Not committed: `never` when certainly not (safe to hand to another sequencer).
+    Failed { never: bool, not_sequencer: bool },
+}
+
+impl Committed {
+    fn of(result: Result<RequestOutcome, WriterError>) -> Committed {
+        match result {
+            Ok(outcome) => Committed::Done(outcome),
+            Err(e) => Committed::Failed {
+                never: e.never_committed(),
+                not_sequencer: matches!(e, WriterError::NotSequencer),
+            },
+        }
+    }
+
+    fn result(self) -> Result<RequestOutcome, WriterError> {
+        match self {
+            Committed::Done(outcome) => Ok(outcome),
+            Committed::Failed {
+                not_sequencer: true,
+                ..
+            } => Err(WriterError::NotSequencer),
+            // It stopped being the sequencer while the write was queued there, uncommitted.
+            Committed::Failed { never: true, .. } => Err(WriterError::Stopped),
+            Committed::Failed { .. } => Err(WriterError::CommitFailed),
+        }
+    }
+}
+
+/// `POST /internal/v1/log/commit`: commits a peer's batch of writes, if this node sequences
+/// the log, and answers each write's outcome in order.
+pub(crate) async fn commit(
     State(vault): State<Arc<Vault>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<RequestOutcome>, ApiError> {
+) -> Result<Json<Vec<Committed>>, ApiError> {
     let header = headers
         .get(NODE_AUTH_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -51,24 +106,46 @@ pub async fn commit(
             )
         })?;
     vault.authenticate_node(header, &body, now())?;
-    let request: WriteRequest = serde_json::from_slice(&body).map_err(|_| {
+    let batch: Batch = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "the body is not a write request",
+            "the body is not a batch of write requests",
         )
     })?;
-    let outcome = vault
-        .commit_forwarded(request)
-        .await
-        .map_err(candor_vault::VaultError::from)?;
-    Ok(Json(outcome))
+    if !vault.is_sequencer() {
+        return Err(candor_vault::VaultError::NotSequencer.into());
+    }
+    // Every write is queued at once, so they share the writer's next group.
+    let pending: Vec<_> = batch
+        .requests
+        .into_iter()
+        .map(|request| {
+            let vault = vault.clone();
+            tokio::spawn(async move { vault.commit_forwarded(request).await })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(pending.len());
+    for task in pending {
+        outcomes.push(Committed::of(
+            task.await.unwrap_or(Err(WriterError::CommitFailed)),
+        ));
+    }
+    Ok(Json(outcomes))
 }
 
-/// Hands writes to the sequencer over HTTP.
+struct Pending {
+    holder: String,
+    request: WriteRequest,
+    reply: oneshot::Sender<Result<RequestOutcome, WriterError>>,
+}
+
+/// Hands writes to the sequencer over HTTP, in batches.
 pub struct HttpForwarder {
     client: reqwest::Client,
-    key: NodeKey,
+    key: Arc<NodeKey>,
+    // Started on first use, on the runtime that uses it.
+    queue: OnceLock<mpsc::UnboundedSender<Pending>>,
 }
 
 impl HttpForwarder {
@@ -83,62 +160,113 @@ impl HttpForwarder {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("HTTP client"),
-            key,
+            key: Arc::new(key),
+            queue: OnceLock::new(),
         }
     }
 
-    async fn send(
-        &self,
-        holder: &str,
-        request: &WriteRequest,
-    ) -> Result<RequestOutcome, WriterError> {
-        let body = serde_json::to_vec(request).expect("a write request serialises");
-        let auth = self.key.authorize(now(), &body);
-        // The holder's name in the claim is its URL and a suffix after a space.
-        let url = holder.split(' ').next().unwrap_or_default();
-        let sent = self
-            .client
-            .post(format!("{}{COMMIT_PATH}", url.trim_end_matches('/')))
-            .header(NODE_AUTH_HEADER, auth)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            // No connection was made, so nothing was sent.
-            Err(e) if e.is_connect() => {
-                tracing::warn!(error = %e, "the sequencer could not be reached");
-                return Err(WriterError::SequencerUnreachable);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "handing a write to the sequencer failed");
-                return Err(WriterError::CommitFailed);
-            }
-        };
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            tracing::error!(error = %e, "the sequencer's answer was lost");
-            WriterError::CommitFailed
-        })?;
-        if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|_| {
-                tracing::error!("the sequencer's answer does not parse");
-                WriterError::CommitFailed
-            });
-        }
-        let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let code = error["error"]["code"].as_str().unwrap_or_default();
-        Err(match code {
-            "not_sequencer" => WriterError::NotSequencer,
-            // It stopped being the sequencer while the write was queued there, uncommitted.
-            "log_unavailable" => WriterError::Stopped,
-            _ => {
-                tracing::error!(%status, code, "the sequencer refused a write");
-                WriterError::CommitFailed
-            }
+    fn queue(&self) -> &mpsc::UnboundedSender<Pending> {
+        self.queue.get_or_init(|| {
+            let (queue, pending) = mpsc::unbounded_channel();
+            tokio::spawn(send_batches(self.client.clone(), self.key.clone(), pending));
+            queue
         })
     }
+}
+
+/// Drains the queue into batches, each sent once a slot is free.
+async fn send_batches(
+    client: reqwest::Client,
+    key: Arc<NodeKey>,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+) {
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                // A batch goes to one holder; a write for another starts the next batch.
+                Ok(next) if next.holder == batch[0].holder => batch.push(next),
+                Ok(next) => {
+                    let _ = next.reply.send(Err(WriterError::NotSequencer));
+                }
+                Err(_) => break,
+            }
+        }
+        let (client, key) = (client.clone(), key.clone());
+        tokio::spawn(async move {
+            let holder = batch[0].holder.clone();
+            let (requests, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+            let results = send(&client, &key, &holder, requests).await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Sends one batch to `holder`; one result per request, in order.
+async fn send(
+    client: &reqwest::Client,
+    key: &NodeKey,
+    holder: &str,
+    requests: Vec<WriteRequest>,
+) -> Vec<Result<RequestOutcome, WriterError>> {
+    let n = requests.len();
+    let all = |e: fn() -> WriterError| (0..n).map(|_| Err(e())).collect();
+    let body = serde_json::to_vec(&Batch { requests }).expect("write requests serialise");
+    let auth = key.authorize(now(), &body);
+    // The holder's name in the claim is its URL and a suffix after a space.
+    let url = holder.split(' ').next().unwrap_or_default();
+    let sent = client
+        .post(format!("{}{COMMIT_PATH}", url.trim_end_matches('/')))
+        .header(NODE_AUTH_HEADER, auth)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(r) => r,
+        // No connection was made, so nothing was sent.
+        Err(e) if e.is_connect() => {
+            tracing::warn!(error = %e, "the sequencer could not be reached");
+            return all(|| WriterError::SequencerUnreachable);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "handing writes to the sequencer failed");
+            return all(|| WriterError::CommitFailed);
+        }
+    };
+    let status = response.status();
+    let Ok(body) = response.bytes().await else {
+        tracing::error!("the sequencer's answer was lost");
+        return all(|| WriterError::CommitFailed);
+    };
+    if status.is_success() {
+        return match serde_json::from_slice::<Vec<Committed>>(&body) {
+            Ok(outcomes) if outcomes.len() == n => {
+                outcomes.into_iter().map(Committed::result).collect()
+            }
+            _ => {
+                tracing::error!("the sequencer's answer does not parse");
+                all(|| WriterError::CommitFailed)
+            }
+        };
+    }
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if error["error"]["code"] == "not_sequencer" {
+        return all(|| WriterError::NotSequencer);
+    }
+    tracing::error!(%status, "the sequencer refused a batch of writes");
+    all(|| WriterError::CommitFailed)
 }
 
 impl Forwarder for HttpForwarder {
@@ -147,6 +275,17 @@ impl Forwarder for HttpForwarder {
         holder: &'a str,
         request: &'a WriteRequest,
     ) -> Pin<Box<dyn Future<Output = Result<RequestOutcome, WriterError>> + Send + 'a>> {
-        Box::pin(self.send(holder, request))
+        let (reply, answer) = oneshot::channel();
+        let queued = self.queue().send(Pending {
+            holder: holder.to_owned(),
+            request: request.clone(),
+            reply,
+        });
+        Box::pin(async move {
+            if queued.is_err() {
+                return Err(WriterError::Stopped);
+            }
+            answer.await.unwrap_or(Err(WriterError::Stopped))
+        })
     }
 }

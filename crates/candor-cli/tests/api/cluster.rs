@@ -126,8 +126,8 @@ fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
     let nodes = cluster(&schema);
     let size = nodes[0].tree_size();
     let commitment = [7u8; 32];
-    let request = json!({ "requires_active": null, "mutations": [], "entries": [{
-        "subject": "cus_x", "commitment": commitment, "sealed_body": [1, 2, 3] }] });
+    let request = json!({ "requests": [{ "requires_active": null, "mutations": [],
+        "entries": [{ "subject": "cus_x", "commitment": commitment, "sealed_body": [1, 2, 3] }] }] });
     let body = serde_json::to_vec(&request).unwrap();
     let client = reqwest::blocking::Client::new();
     let post = |auth: Option<&str>| {
@@ -165,7 +165,7 @@ fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
     let fresh = key.authorize(now, &body);
     let (status, reply) = post(Some(&fresh));
     assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply, json!({ "Ok": [size] }));
+    assert_eq!(reply, json!([{ "Done": { "Ok": [size] } }]));
     assert_eq!(post(Some(&fresh)).0, 401, "a replay is refused");
     // A follower does not sequence, so it takes no handed-over write.
     let on_follower = client
