@@ -44,12 +44,19 @@ fn now() -> i64 {
 /// The most writes one batch carries.
 const MAX_BATCH: usize = 512;
 
+/// A batch stops growing past this many bytes of requests (one write alone stays far below:
+/// client bodies are limited to [`crate::MAX_BODY_BYTES`]).
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The internal route's body limit: a full batch and its last write.
+pub(crate) const MAX_COMMIT_BODY: usize = 2 * MAX_BATCH_BYTES;
+
 /// How many batches a follower has in flight at once: one being committed while the next
 /// travels keeps the sequencer's writer busy.
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// The body of `POST /internal/v1/log/commit`.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Batch {
     requests: Vec<WriteRequest>,
 }
@@ -136,7 +143,8 @@ pub(crate) async fn commit(
 
 struct Pending {
     holder: String,
-    request: WriteRequest,
+    // The request as JSON, serialised by the caller so a batch's size is known as it grows.
+    request: Vec<u8>,
     reply: oneshot::Sender<Result<RequestOutcome, WriterError>>,
 }
 
@@ -188,11 +196,16 @@ async fn send_batches(
         let Some(first) = queue.recv().await else {
             return;
         };
+        let mut bytes = first.request.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match queue.try_recv() {
-                // A batch goes to one holder; a write for another starts the next batch.
-                Ok(next) if next.holder == batch[0].holder => batch.push(next),
+                // A batch goes to one holder; the sequencer changed under a write for another,
+                // which the caller hands on.
+                Ok(next) if next.holder == batch[0].holder => {
+                    bytes += next.request.len();
+                    batch.push(next);
+                }
                 Ok(next) => {
                     let _ = next.reply.send(Err(WriterError::NotSequencer));
                 }
@@ -218,11 +231,19 @@ async fn send(
     client: &reqwest::Client,
     key: &NodeKey,
     holder: &str,
-    requests: Vec<WriteRequest>,
+    requests: Vec<Vec<u8>>,
 ) -> Vec<Result<RequestOutcome, WriterError>> {
     let n = requests.len();
     let all = |e: fn() -> WriterError| (0..n).map(|_| Err(e())).collect();
-    let body = serde_json::to_vec(&Batch { requests }).expect("write requests serialise");
+    // A `Batch`, assembled from the requests already serialised.
+    let mut body = b"{\"requests\":[".to_vec();
+    for (i, request) in requests.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(request);
+    }
+    body.extend_from_slice(b"]}");
     let auth = key.authorize(now(), &body);
     // The holder's name in the claim is its URL and a suffix after a space.
     let url = holder.split(' ').next().unwrap_or_default();
@@ -278,7 +299,7 @@ impl Forwarder for HttpForwarder {
         let (reply, answer) = oneshot::channel();
         let queued = self.queue().send(Pending {
             holder: holder.to_owned(),
-            request: request.clone(),
+            request: serde_json::to_vec(request).expect("a write request serialises"),
             reply,
         });
         Box::pin(async move {

@@ -55,7 +55,10 @@ pub fn app(vault: Arc<Vault>) -> Router {
         .route("/log/consistency", get(routes::consistency))
         .route("/log/tile/{*path}", get(routes::tile))
         .route("/log/receipt/{index}", get(routes::receipt))
-        .route(cluster::COMMIT_PATH, post(cluster::commit))
+        .route(
+            cluster::COMMIT_PATH,
+            post(cluster::commit).layer(DefaultBodyLimit::max(cluster::MAX_COMMIT_BODY)),
+        )
         .route("/healthz", get(routes::health))
         .route("/openapi.json", get(routes::openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

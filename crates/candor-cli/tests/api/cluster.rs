@@ -70,6 +70,16 @@ fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
         Some(json!({ "purpose": OPS, "fields": { "user.contact.email": "ada@example.org" } })),
     );
     assert_eq!(put.status, 200, "{}", put.body);
+    // Sealed and encoded, this write is several times a client's body limit when handed over.
+    let big = "x".repeat(15_000);
+    let put = c.send(
+        "PUT",
+        "/v1/subjects/cus_big/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": big,
+            "user.contact.address": big, "user.behavior.purchase_history": big } })),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
     let ask = |node: &TestApp| {
         node.send(
             "POST",
