@@ -21,13 +21,16 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use candor_crypto::NodeKey;
 use candor_store::{RequestOutcome, WriteRequest};
-use candor_vault::{Forwarder, Vault, WriterError};
+use candor_vault::{Completeness, Forwarder, Vault, WriterError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::wire::CompletenessProof;
 
 /// The header that authenticates a request between nodes.
 pub const NODE_AUTH_HEADER: &str = "candor-node-auth";
@@ -54,6 +57,66 @@ pub(crate) const MAX_COMMIT_BODY: usize = 2 * MAX_BATCH_BYTES;
 /// How many batches a follower has in flight at once: one being committed while the next
 /// travels keeps the sequencer's writer busy.
 const BATCHES_IN_FLIGHT: usize = 2;
+
+/// The internal route a follower asks the sequencer's completeness proofs on.
+pub const COMPLETENESS_PATH: &str = "/internal/v1/log/completeness";
+
+/// The body of `POST /internal/v1/log/completeness`.
+#[derive(Serialize, Deserialize)]
+struct CompletenessQuery {
+    /// The customer's directory label, base64.
+    label: String,
+    /// The witnessed checkpoint's size.
+    size: u64,
+}
+
+/// `POST /internal/v1/log/completeness`: the completeness proof of a label against a witnessed
+/// checkpoint, from the sequencer's directories (`null` if it has none for that size).
+pub(crate) async fn completeness(
+    State(vault): State<Arc<Vault>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Option<CompletenessProof>>, ApiError> {
+    authenticate_peer(&vault, &headers, &body)?;
+    let query: CompletenessQuery = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body is not a completeness query",
+        )
+    })?;
+    let label = B64
+        .decode(&query.label)
+        .ok()
+        .and_then(|l| <[u8; 32]>::try_from(l).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a label is 32 bytes",
+            )
+        })?;
+    Ok(Json(
+        vault
+            .witnessed_completeness(label, query.size)
+            .as_ref()
+            .map(CompletenessProof::from_domain),
+    ))
+}
+
+fn authenticate_peer(vault: &Vault, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let header = headers
+        .get(NODE_AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "this route is for Candor's own nodes",
+            )
+        })?;
+    Ok(vault.authenticate_node(header, body, now())?)
+}
 
 /// The body of `POST /internal/v1/log/commit`.
 #[derive(Deserialize)]
@@ -102,17 +165,7 @@ pub(crate) async fn commit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Vec<Committed>>, ApiError> {
-    let header = headers
-        .get(NODE_AUTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "this route is for Candor's own nodes",
-            )
-        })?;
-    vault.authenticate_node(header, &body, now())?;
+    authenticate_peer(&vault, &headers, &body)?;
     let batch: Batch = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -245,10 +298,8 @@ async fn send(
     }
     body.extend_from_slice(b"]}");
     let auth = key.authorize(now(), &body);
-    // The holder's name in the claim is its URL and a suffix after a space.
-    let url = holder.split(' ').next().unwrap_or_default();
     let sent = client
-        .post(format!("{}{COMMIT_PATH}", url.trim_end_matches('/')))
+        .post(format!("{}{COMMIT_PATH}", holder_url(holder)))
         .header(NODE_AUTH_HEADER, auth)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
@@ -290,7 +341,54 @@ async fn send(
     all(|| WriterError::CommitFailed)
 }
 
+/// The base URL in a holder's name in the claim: its URL, then a suffix after a space.
+fn holder_url(holder: &str) -> &str {
+    holder
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+}
+
+impl HttpForwarder {
+    async fn ask_completeness(
+        &self,
+        holder: &str,
+        label: [u8; 32],
+        size: u64,
+    ) -> Option<Completeness> {
+        let body = serde_json::to_vec(&CompletenessQuery {
+            label: B64.encode(label),
+            size,
+        })
+        .expect("a query serialises");
+        let response = self
+            .client
+            .post(format!("{}{COMPLETENESS_PATH}", holder_url(holder)))
+            .header(NODE_AUTH_HEADER, self.key.authorize(now(), &body))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            // A history waits on this; without an answer it goes without the proof.
+            .timeout(Duration::from_secs(5))
+            .body(body)
+            .send()
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "asking the sequencer for a proof failed"))
+            .ok()?;
+        let proof: Option<CompletenessProof> = response.json().await.ok()?;
+        proof?.to_domain()
+    }
+}
+
 impl Forwarder for HttpForwarder {
+    fn completeness<'a>(
+        &'a self,
+        holder: &'a str,
+        label: [u8; 32],
+        size: u64,
+    ) -> Pin<Box<dyn Future<Output = Option<Completeness>> + Send + 'a>> {
+        Box::pin(self.ask_completeness(holder, label, size))
+    }
+
     fn forward<'a>(
         &'a self,
         holder: &'a str,

@@ -6,8 +6,9 @@
 //! microseconds) run inline, which costs less than a hand-off to another thread. Only history, whose
 //! cost grows with the customer's events, runs on the blocking pool.
 //!
-//! `POST /internal/v1/log/commit` is how the nodes of a cluster hand writes to the one that
-//! sequences the log; it takes the node key, not a bearer token (see [`cluster`]).
+//! `POST /internal/v1/log/commit` and `/internal/v1/log/completeness` are how the nodes of a
+//! cluster hand writes to the one that sequences the log and ask it for completeness proofs;
+//! they take the node key, not a bearer token (see [`cluster`]).
 //!
 //! `GET /log/checkpoint`, `/log/consistency`, `/log/tile/…`, `/log/receipt/…`, `/healthz` and
 //! `/openapi.json` are deliberately public: they hold no personal data (tiles carry only hashes
@@ -59,6 +60,7 @@ pub fn app(vault: Arc<Vault>) -> Router {
             cluster::COMMIT_PATH,
             post(cluster::commit).layer(DefaultBodyLimit::max(cluster::MAX_COMMIT_BODY)),
         )
+        .route(cluster::COMPLETENESS_PATH, post(cluster::completeness))
         .route("/healthz", get(routes::health))
         .route("/openapi.json", get(routes::openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -294,19 +294,7 @@ pub async fn history(
         tree_size: h.tree_size,
         events,
         pending_events: h.pending,
-        completeness: h.completeness.map(|c| {
-            let node = |n: &candor_log::directory::NodeRef| DirectoryNode {
-                sum: n.sum,
-                hash: b64(&n.hash.0),
-            };
-            CompletenessProof {
-                label: b64(&c.label),
-                size: c.head.size,
-                root: b64(&c.head.root.0),
-                proof: c.proof.iter().map(node).collect(),
-                directory: node(&c.directory),
-            }
-        }),
+        completeness: h.completeness.as_ref().map(CompletenessProof::from_domain),
     }))
 }
 

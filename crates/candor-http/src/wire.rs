@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use candor_log::Hash;
+use candor_log::directory::{Head, NodeRef};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -206,7 +208,7 @@ pub struct HistoryResponse {
 }
 
 /// A subtree of the directory: how many entries it attributes, and its hash.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct DirectoryNode {
     /// Entries attributed below this node.
     pub sum: u64,
@@ -219,7 +221,7 @@ pub struct DirectoryNode {
 /// `SHA-256(0x00 || label || size (u64 BE) || root)` and folding the siblings, root first, by the
 /// label's bits: `SHA-256(0x01 || left sum (u64 BE) || left || right sum || right)`. The result
 /// must be the checkpoint's `candor-directory <sum> <hash>` line, and its sum the tree size.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CompletenessProof {
     /// Your private directory label, base64.
     pub label: String,
@@ -231,6 +233,43 @@ pub struct CompletenessProof {
     pub proof: Vec<DirectoryNode>,
     /// The directory root the checkpoint commits to.
     pub directory: DirectoryNode,
+}
+
+impl CompletenessProof {
+    /// The wire form of a completeness proof.
+    pub fn from_domain(c: &candor_vault::Completeness) -> CompletenessProof {
+        let node = |n: &NodeRef| DirectoryNode {
+            sum: n.sum,
+            hash: b64(&n.hash.0),
+        };
+        CompletenessProof {
+            label: b64(&c.label),
+            size: c.head.size,
+            root: b64(&c.head.root.0),
+            proof: c.proof.iter().map(node).collect(),
+            directory: node(&c.directory),
+        }
+    }
+
+    /// Back to the domain form; `None` if a field does not decode.
+    pub fn to_domain(&self) -> Option<candor_vault::Completeness> {
+        let hash = |text: &str| Hash::from_slice(&B64.decode(text).ok()?);
+        let node = |n: &DirectoryNode| {
+            Some(NodeRef {
+                sum: n.sum,
+                hash: hash(&n.hash)?,
+            })
+        };
+        Some(candor_vault::Completeness {
+            label: B64.decode(&self.label).ok()?.try_into().ok()?,
+            head: Head {
+                size: self.size,
+                root: hash(&self.root)?,
+            },
+            proof: self.proof.iter().map(node).collect::<Option<_>>()?,
+            directory: node(&self.directory)?,
+        })
+    }
 }
 
 /// An erasure's receipt: keep it to open the erasure event's commitment later.

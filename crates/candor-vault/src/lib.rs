@@ -143,6 +143,16 @@ impl From<WriterError> for VaultError {
     }
 }
 
+/// The proof that `label`'s tree in `directory` is the one shown (`None` if they have none).
+fn completeness_in(directory: &Directory, label: [u8; 32]) -> Option<Completeness> {
+    Some(Completeness {
+        label,
+        head: directory.get(&label)?,
+        proof: directory.prove(&label)?,
+        directory: directory.root_ref(),
+    })
+}
+
 fn invalid(msg: impl Into<String>) -> VaultError {
     VaultError::Invalid(msg.into())
 }
@@ -582,6 +592,18 @@ impl Vault {
         if kept.len() > 2 {
             kept.remove(0);
         }
+    }
+
+    /// The completeness proof of the customer labelled `label` against the witnessed checkpoint
+    /// of `size`, if this node holds that checkpoint's directory: what a follower asks the
+    /// sequencer for. The label is all it reveals, and a peer that can ask holds the root key.
+    pub fn witnessed_completeness(&self, label: [u8; 32], size: u64) -> Option<Completeness> {
+        let kept = self
+            .witnessed_directory
+            .read()
+            .expect("directory lock poisoned");
+        let (_, directory) = kept.iter().find(|(s, _)| *s == size)?;
+        completeness_in(directory, label)
     }
 
     /// The checkpoint customers are shown, with its directory when this process has it (after a
@@ -1414,30 +1436,22 @@ impl Vault {
                 },
             });
         }
+        let label = self.labels.label(subject.as_str());
         let completeness = match directory {
-            Some(directory) => {
-                let label = self.labels.label(subject.as_str());
-                match (directory.get(&label), directory.prove(&label)) {
-                    (Some(head), Some(proof)) => {
-                        if head.size != entries.len() as u64 {
-                            tracing::error!(
-                                subject = %subject,
-                                "the directory disagrees with the customer's stored events"
-                            );
-                            return Err(VaultError::Internal);
-                        }
-                        Some(Completeness {
-                            label,
-                            head,
-                            proof,
-                            directory: directory.root_ref(),
-                        })
-                    }
-                    _ => None,
-                }
-            }
-            None => None,
+            Some(directory) => completeness_in(&directory, label),
+            // A follower under a witness policy has not seen the cosigned checkpoint's directory;
+            // the sequencer has.
+            None => self.sequencing.completeness_from_sequencer(label, cp.size),
         };
+        if let Some(c) = &completeness
+            && c.head.size != entries.len() as u64
+        {
+            tracing::error!(
+                subject = %subject,
+                "the directory disagrees with the customer's stored events"
+            );
+            return Err(VaultError::Internal);
+        }
         Ok(History {
             checkpoint: cp.note,
             tree_size: cp.size,

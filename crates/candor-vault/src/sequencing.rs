@@ -22,6 +22,7 @@ use candor_log::directory::Directory;
 use candor_store::{Claim, LogUpdate, RequestOutcome, Store, StoreError, WriteRequest};
 use tokio::sync::watch;
 
+use crate::Completeness;
 use crate::writer::{
     LogHead, LogWriter, SequencerClaim, WriterError, open_checkpoint, subject_tree,
 };
@@ -38,6 +39,16 @@ pub trait Forwarder: Send + Sync {
         holder: &'a str,
         request: &'a WriteRequest,
     ) -> Pin<Box<dyn Future<Output = Result<RequestOutcome, WriterError>> + Send + 'a>>;
+
+    /// Asks `holder` for the completeness proof of the customer labelled `label` against the
+    /// witnessed checkpoint of `size` (see `Vault::witnessed_completeness`); `None` if it has
+    /// none or cannot be asked.
+    fn completeness<'a>(
+        &'a self,
+        holder: &'a str,
+        label: [u8; 32],
+        size: u64,
+    ) -> Pin<Box<dyn Future<Output = Option<Completeness>> + Send + 'a>>;
 }
 
 enum Role {
@@ -146,6 +157,23 @@ impl Sequencing {
             self.follow()?;
         }
         Ok(self.heads.borrow().clone())
+    }
+
+    /// On a follower, the sequencer's completeness proof for `label` at the witnessed `size`.
+    /// Blocks; call it from a blocking thread inside the server's runtime (history does).
+    pub fn completeness_from_sequencer(&self, label: [u8; 32], size: u64) -> Option<Completeness> {
+        let candidate = self.candidate.as_ref()?;
+        let holder = match &*self.role.lock().expect("role poisoned") {
+            Role::Follower { holder } if !holder.is_empty() => holder.clone(),
+            _ => return None,
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let forwarder = candidate.forwarder.clone();
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = answer.send(forwarder.completeness(&holder, label, size).await);
+        });
+        answered.recv().ok().flatten()
     }
 
     /// Gives up the claim, if this node holds it, and stops campaigning (on shutdown).
@@ -398,6 +426,15 @@ mod tests {
                     None => Err(WriterError::SequencerUnreachable),
                 }
             })
+        }
+
+        fn completeness<'a>(
+            &'a self,
+            _holder: &'a str,
+            _label: [u8; 32],
+            _size: u64,
+        ) -> Pin<Box<dyn Future<Output = Option<Completeness>> + Send + 'a>> {
+            Box::pin(async { None })
         }
     }
 

@@ -18,6 +18,16 @@ const CLIENTS: usize = 6;
 
 /// Three nodes of one deployment on `schema`, the first started first.
 fn cluster(schema: &Schema) -> Vec<TestApp> {
+    cluster_of(3, schema, |_| Vec::new())
+}
+
+/// `n` nodes of one deployment on `schema`, the first started first; `serve` also gets the
+/// arguments `extra` makes from the first node before it starts.
+fn cluster_of(
+    n: usize,
+    schema: &Schema,
+    extra: impl FnOnce(&TestApp) -> Vec<String>,
+) -> Vec<TestApp> {
     let mut args = schema.args();
     // Three nodes each, with tests running side by side, stay within the server's connections.
     args.extend(["--db-pool-size".into(), "4".into()]);
@@ -25,9 +35,11 @@ fn cluster(schema: &Schema) -> Vec<TestApp> {
     first
         .serve_args
         .extend(["--advertise-url".into(), "http://127.0.0.1:0".into()]);
+    let more = extra(&first);
+    first.serve_args.extend(more);
     first.start();
     let mut nodes = vec![first];
-    for _ in 0..2 {
+    for _ in 1..n {
         let mut node = nodes[0].node();
         node.start();
         nodes.push(node);
@@ -126,6 +138,41 @@ fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
     check_completeness(&history.body).unwrap();
     assert_eq!(history.body["events"].as_array().unwrap().len(), 12);
     assert_eq!(history.body["pending_events"], 0);
+}
+
+/// Under a witness policy customers are shown cosigned checkpoints only, whose directories only
+/// the sequencer (which sends them to the witnesses) holds; a follower asks it for the proof.
+#[test]
+fn under_a_witness_policy_a_follower_proves_completeness_with_the_sequencer() {
+    let Some(schema) = Schema::new("cluster_witness") else {
+        return;
+    };
+    let witness_home = tempfile::tempdir().unwrap();
+    let mut witness = None;
+    let nodes = cluster_of(2, &schema, |first| {
+        let w = crate::log::WitnessProc::start(witness_home.path(), "w.example", &first.log_key);
+        let arg = format!("{}={}", w.url, w.vkey);
+        witness = Some(w);
+        vec!["--witness".into(), arg]
+    });
+    let follower = &nodes[1];
+    let shop = follower.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    let put = follower.send(
+        "PUT",
+        "/v1/subjects/cus_w/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "W" } })),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let leaf = put.body["leaf_index"].as_u64().unwrap();
+    crate::log::published_at_least(follower, leaf + 1);
+    let me = follower.session(&shop, "cus_w");
+    let history = follower.send("GET", "/v1/subjects/cus_w/history", Some(&me), None);
+    assert_eq!(history.body["pending_events"], 0, "{}", history.body);
+    assert!(history.body["completeness"].is_object(), "{}", history.body);
+    verify_history(&history.body, &follower.log_key);
+    check_completeness(&history.body).unwrap();
+    drop(witness);
 }
 
 #[test]
