@@ -31,20 +31,20 @@ struct DatabaseArgs {
     #[arg(long, env = "CANDOR_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// PostgreSQL reader connections per node (the writer has one more).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "CANDOR_DB_POOL_SIZE", default_value_t = 16)]
     db_pool_size: usize,
     /// PostgreSQL statement timeout, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "CANDOR_DB_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
     db_statement_timeout_ms: u64,
     /// How long to keep retrying the first PostgreSQL connection, in seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "CANDOR_DB_CONNECT_RETRY_SECS", default_value_t = 30)]
     db_connect_retry_secs: u64,
     /// A PostgreSQL schema to keep Candor's tables in (created if missing).
-    #[arg(long)]
+    #[arg(long, env = "CANDOR_DB_SCHEMA")]
     db_schema: Option<String>,
     /// On PostgreSQL, how long this node's claim to sequence the log lasts unrenewed, in
     /// milliseconds: after a crash, the next node takes over within about this.
-    #[arg(long, default_value_t = 3_000)]
+    #[arg(long, env = "CANDOR_SEQUENCER_LEASE_MS", default_value_t = 3_000)]
     sequencer_lease_ms: u64,
 }
 
@@ -114,7 +114,12 @@ enum Command {
         /// nodes reach this one at (`http://10.0.0.5:8080`; a port of 0 stands for the port
         /// `--listen` bound). One node sequences the log and the others hand their writes to it;
         /// if it dies, another takes over within the lease.
-        #[arg(long, requires = "database", value_name = "URL")]
+        #[arg(
+            long,
+            env = "CANDOR_ADVERTISE_URL",
+            requires = "database",
+            value_name = "URL"
+        )]
         advertise_url: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
