@@ -72,7 +72,12 @@ fn one_sequencer_at_a_time(first: &dyn Store, second: &dyn Store) {
         .commit(&[create("a")], &mut Under(&mut seq, t1))
         .unwrap();
 
+    assert!(first.renew_sequencer(t1).unwrap());
     first.release_sequencer(t1).unwrap();
+    assert!(
+        !first.renew_sequencer(t1).unwrap(),
+        "a released claim is not renewed"
+    );
     let Claim::Granted { token: t2 } = second.claim_sequencer("second", ttl).unwrap() else {
         panic!("a released claim is granted to the next");
     };

@@ -360,6 +360,10 @@ pub trait Store: Send + Sync {
     /// its last renewal where the backend is shared over a network (PostgreSQL); on one machine
     /// (SQLite) it lasts until the process releases it or dies.
     fn claim_sequencer(&self, holder: &str, ttl: std::time::Duration) -> Result<Claim, StoreError>;
+    /// Renews the claim made with `token`, unless it was released or another holder took it;
+    /// returns whether it did. Never makes a new claim, so a writer whose process is giving
+    /// the claim up cannot take it back by renewing.
+    fn renew_sequencer(&self, token: u64) -> Result<bool, StoreError>;
     /// Gives the claim up, so the next sequencer need not wait for it to lapse.
     fn release_sequencer(&self, token: u64) -> Result<(), StoreError>;
     /// Tree hashes by stored position (see `candor_log::stored_hash_index`).

@@ -695,9 +695,10 @@ fn write_batch(tx: &mut Session, b: &Batch) -> Result<(), postgres::Error> {
 
 // Lease times are the database's clock in milliseconds (CockroachDB and YugabyteDB accept the
 // expression too), so the nodes' own clocks never matter.
+// A released lease (expires_at 0) is not renewed: its holder is shutting down.
 const RENEW_LEASE: &str = "UPDATE sequencer_lease
      SET expires_at = (extract(epoch from clock_timestamp()) * 1000)::BIGINT + ttl_ms
-     WHERE id = 1 AND token = $1";
+     WHERE id = 1 AND token = $1 AND expires_at > 0";
 
 const CLAIM_LEASE: &str = "INSERT INTO sequencer_lease (id, holder, token, expires_at, ttl_ms)
      VALUES (1, $1, 1, (extract(epoch from clock_timestamp()) * 1000)::BIGINT + $2, $2)
@@ -729,6 +730,16 @@ impl crate::Store for PgStore {
                 Ok(Claim::HeldBy { holder })
             })
             .map_err(db("claim the sequencer lease"))
+    }
+
+    fn renew_sequencer(&self, token: u64) -> Result<bool, StoreError> {
+        let token = token as i64;
+        self.writer
+            .lock()
+            .expect("writer poisoned")
+            .call(move |c| c.execute(RENEW_LEASE, &[&token]))
+            .map(|renewed| renewed == 1)
+            .map_err(db("renew the sequencer lease"))
     }
 
     fn release_sequencer(&self, token: u64) -> Result<(), StoreError> {

@@ -434,10 +434,13 @@ fn run(
         let first = match jobs.recv_timeout(claim.ttl / 3) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                match store.claim_sequencer(&claim.holder, claim.ttl) {
-                    Ok(Claim::Granted { token }) if Some(token) == sequencer.token => {}
-                    Ok(other) => {
-                        tracing::error!(?other, "lost the claim to sequence the log");
+                let Some(token) = sequencer.token else {
+                    continue;
+                };
+                match store.renew_sequencer(token) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!("the claim to sequence the log was released or taken over");
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "renewing the sequencer claim failed"),
@@ -608,6 +611,9 @@ mod tests {
             ttl: std::time::Duration,
         ) -> Result<Claim, StoreError> {
             self.inner.claim_sequencer(holder, ttl)
+        }
+        fn renew_sequencer(&self, token: u64) -> Result<bool, StoreError> {
+            self.inner.renew_sequencer(token)
         }
         fn release_sequencer(&self, token: u64) -> Result<(), StoreError> {
             self.inner.release_sequencer(token)

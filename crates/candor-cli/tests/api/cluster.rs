@@ -140,6 +140,37 @@ fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
     assert_eq!(history.body["pending_events"], 0);
 }
 
+/// A rolling restart: the sequencer, stopped cleanly, gives the log up and a follower takes it
+/// over without waiting for the lease to lapse; the old node comes back as a follower.
+#[test]
+fn a_sequencer_stopped_cleanly_hands_the_log_over() {
+    let Some(schema) = Schema::new("cluster_handover") else {
+        return;
+    };
+    let mut nodes = cluster_of(2, &schema, |_| Vec::new());
+    let shop = nodes[1].service_key("checkout", &[OPS], json!({}));
+    let put = |node: &TestApp, subject: &str| {
+        node.send(
+            "PUT",
+            &format!("/v1/subjects/{subject}/data"),
+            Some(&shop),
+            Some(json!({ "purpose": OPS, "fields": { "user.name": subject } })),
+        )
+    };
+    assert_eq!(put(&nodes[1], "before").status, 200);
+    nodes[0].stop();
+    let after = put(&nodes[1], "after");
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert!(nodes[1].is_sequencer());
+    nodes[0].start();
+    assert!(
+        !nodes[0].is_sequencer(),
+        "the old sequencer rejoins as a follower"
+    );
+    assert_eq!(put(&nodes[0], "again").status, 200);
+    assert_eq!(nodes[0].tree_size(), 3);
+}
+
 /// Under a witness policy customers are shown cosigned checkpoints only, whose directories only
 /// the sequencer (which sends them to the witnesses) holds; a follower asks it for the proof.
 #[test]

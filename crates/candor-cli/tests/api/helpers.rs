@@ -160,6 +160,18 @@ impl TestApp {
         }
     }
 
+    /// SIGTERM, as an orchestrator stops a node: it drains, releases the log, and exits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let term = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(term.success());
+            assert!(child.wait().unwrap().success(), "{}", self.server_log());
+        }
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.start();
