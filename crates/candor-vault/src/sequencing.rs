@@ -396,9 +396,10 @@ impl Followed {
 
 #[cfg(test)]
 mod tests {
-    use candor_store::{LogEntry, Mutation, SqliteStore};
+    use candor_store::SqliteStore;
 
     use super::*;
+    use crate::writer::tests::{create, event};
 
     /// Hands writes to whichever node of `nodes` sequences, in process.
     #[derive(Default)]
@@ -438,18 +439,6 @@ mod tests {
         }
     }
 
-    fn event(subject: &str, byte: u8) -> WriteRequest {
-        WriteRequest {
-            requires_active: Some(subject.into()),
-            mutations: vec![],
-            entries: vec![LogEntry {
-                subject: subject.into(),
-                commitment: [byte; 32],
-                sealed_body: Some(vec![byte]),
-            }],
-        }
-    }
-
     /// Two nodes on one database (two SQLite connections to one file, whose claim is a file
     /// lock): one sequences, the other hands it writes and follows; when the first gives the
     /// claim up, the second takes over, and the first, deposed, hands its writes over in turn.
@@ -484,15 +473,7 @@ mod tests {
             .enable_time()
             .build()
             .unwrap();
-        let create = WriteRequest {
-            mutations: vec![Mutation::CreateSubject {
-                subject: "s".into(),
-                wrapped_key: vec![1],
-                at: 1,
-            }],
-            ..Default::default()
-        };
-        runtime.block_on(b.submit(create)).unwrap().unwrap();
+        runtime.block_on(b.submit(create("s"))).unwrap().unwrap();
         assert_eq!(
             runtime.block_on(b.submit(event("s", 1))).unwrap(),
             Ok(vec![0])

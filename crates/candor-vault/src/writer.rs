@@ -536,7 +536,7 @@ fn commit_group(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use candor_store::{
@@ -644,7 +644,8 @@ mod tests {
         }
     }
 
-    fn event(subject: &str, byte: u8) -> WriteRequest {
+    /// An event about `subject`, who must exist.
+    pub(crate) fn event(subject: &str, byte: u8) -> WriteRequest {
         WriteRequest {
             requires_active: Some(subject.into()),
             mutations: vec![],
@@ -656,22 +657,8 @@ mod tests {
         }
     }
 
-    fn start(store: Arc<Faulty>) -> (LogWriter, candor_log::NoteVerifier) {
-        let signer = NoteSigner::generate("test.example/log").unwrap();
-        let verifier = signer.verifier();
-        let labels = candor_crypto::RootKey::generate().directory_label_key();
-        let claim = SequencerClaim {
-            holder: "test".into(),
-            ttl: std::time::Duration::from_secs(10),
-        };
-        let heads = Arc::new(watch::channel(LogHead::empty()).0);
-        (
-            LogWriter::start(store, signer, labels, &claim, heads).unwrap(),
-            verifier,
-        )
-    }
-
-    fn create(subject: &str) -> WriteRequest {
+    /// Creates `subject`.
+    pub(crate) fn create(subject: &str) -> WriteRequest {
         WriteRequest {
             mutations: vec![Mutation::CreateSubject {
                 subject: subject.into(),
@@ -682,41 +669,76 @@ mod tests {
         }
     }
 
+    /// A writer over a faulty store, with a runtime to submit on.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<Faulty>,
+        writer: LogWriter,
+        verifier: candor_log::NoteVerifier,
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Faulty::new(dir.path());
+            let signer = NoteSigner::generate("test.example/log").unwrap();
+            let verifier = signer.verifier();
+            let labels = candor_crypto::RootKey::generate().directory_label_key();
+            let claim = SequencerClaim {
+                holder: "test".into(),
+                ttl: std::time::Duration::from_secs(10),
+            };
+            let heads = Arc::new(watch::channel(LogHead::empty()).0);
+            let writer = LogWriter::start(store.clone(), signer, labels, &claim, heads).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            Fixture {
+                _dir: dir,
+                store,
+                writer,
+                verifier,
+                runtime,
+            }
+        }
+
+        fn submit(&self, request: WriteRequest) -> Result<RequestOutcome, WriterError> {
+            self.runtime.block_on(self.writer.submit(request))
+        }
+
+        fn fsck(&self) {
+            crate::fsck::fsck(&*self.store, &self.verifier, None).unwrap();
+        }
+    }
+
     #[test]
     fn a_group_aborted_under_contention_is_run_again_with_the_same_leaves() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Faulty::new(dir.path());
-        let (writer, verifier) = start(store.clone());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let submit = |r| runtime.block_on(writer.submit(r));
-        submit(create("a")).unwrap().unwrap();
-        store.abort_next.store(2, Ordering::SeqCst);
-        assert_eq!(submit(event("a", 1)).unwrap(), Ok(vec![0]));
-        assert_eq!(store.abort_next.load(Ordering::SeqCst), 0, "aborted twice");
-        assert_eq!(submit(event("a", 2)).unwrap(), Ok(vec![1]));
-        crate::fsck::fsck(&*store, &verifier, None).unwrap();
+        let f = Fixture::new();
+        f.submit(create("a")).unwrap().unwrap();
+        f.store.abort_next.store(2, Ordering::SeqCst);
+        assert_eq!(f.submit(event("a", 1)).unwrap(), Ok(vec![0]));
+        assert_eq!(
+            f.store.abort_next.load(Ordering::SeqCst),
+            0,
+            "aborted twice"
+        );
+        assert_eq!(f.submit(event("a", 2)).unwrap(), Ok(vec![1]));
+        f.fsck();
 
-        store.abort_next.store(COMMIT_ATTEMPTS, Ordering::SeqCst);
+        f.store.abort_next.store(COMMIT_ATTEMPTS, Ordering::SeqCst);
         assert!(
-            matches!(submit(event("a", 3)), Err(WriterError::CommitFailed)),
+            matches!(f.submit(event("a", 3)), Err(WriterError::CommitFailed)),
             "contention that does not pass fails the group"
         );
-        assert_eq!(submit(event("a", 4)).unwrap(), Ok(vec![2]));
-        crate::fsck::fsck(&*store, &verifier, None).unwrap();
+        assert_eq!(f.submit(event("a", 4)).unwrap(), Ok(vec![2]));
+        f.fsck();
     }
 
     #[test]
     fn a_group_that_landed_despite_an_error_is_followed_not_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Faulty::new(dir.path());
-        let (writer, verifier) = start(store.clone());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let submit = |r| runtime.block_on(writer.submit(r));
-
+        let f = Fixture::new();
+        let (store, submit) = (&f.store, |r| f.submit(r));
         submit(create("a")).unwrap().unwrap();
         assert_eq!(submit(event("a", 1)).unwrap(), Ok(vec![0]));
         store.lose_next.store(true, Ordering::SeqCst);
@@ -727,6 +749,6 @@ mod tests {
         // The lost group is in the store; the next one goes after it instead of colliding.
         assert_eq!(submit(event("a", 3)).unwrap(), Ok(vec![2]));
         assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 3);
-        crate::fsck::fsck(&*store, &verifier, None).unwrap();
+        f.fsck();
     }
 }
