@@ -47,6 +47,10 @@ fn cluster_of(
     nodes
 }
 
+fn b64_text(bytes: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+}
+
 fn checkpoint_at(base: &str, key: &NoteVerifier) -> Option<Checkpoint> {
     let text = reqwest::blocking::get(format!("{base}/log/checkpoint"))
         .ok()?
@@ -213,9 +217,9 @@ fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
     };
     let nodes = cluster(&schema);
     let size = nodes[0].tree_size();
-    let commitment = [7u8; 32];
+    let commitment = b64_text(&[7u8; 32]);
     let request = json!({ "requests": [{ "requires_active": null, "mutations": [],
-        "entries": [{ "subject": "cus_x", "commitment": commitment, "sealed_body": [1, 2, 3] }] }] });
+        "entries": [{ "subject": "cus_x", "commitment": commitment, "sealed_body": "AQID" }] }] });
     let body = serde_json::to_vec(&request).unwrap();
     let client = reqwest::blocking::Client::new();
     let post = |auth: Option<&str>| {
