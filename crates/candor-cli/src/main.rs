@@ -147,48 +147,7 @@ enum Command {
     },
     /// Verify a C2SP transparency log offline: checkpoint signature, cosignatures, tiles,
     /// a receipt and its entry, and consistency with the checkpoint seen last time.
-    Verify {
-        /// The log's tiles: a directory laid out as tlog-tiles, or its URL prefix
-        /// (for Candor, `http://HOST/log`).
-        #[arg(long, required_unless_present = "history")]
-        tiles: Option<String>,
-        /// A customer's saved history (the JSON of `GET /v1/subjects/{id}/history`): check every
-        /// event and that they are all the log attributes to the customer.
-        /// With `--state`, also check that the events shown last time are still the first ones.
-        #[arg(long, conflicts_with_all = ["tiles", "receipt", "all_entries"])]
-        history: Option<PathBuf>,
-        /// The log's public key (C2SP vkey).
-        #[arg(long)]
-        key: String,
-        /// A witness's public key (tlog-cosignature vkey); repeat for several.
-        #[arg(long = "witness")]
-        witnesses: Vec<String>,
-        /// How many of the witnesses must have cosigned (default: all given).
-        #[arg(long)]
-        quorum: Option<usize>,
-        /// Use this checkpoint file instead of the one the tiles source serves.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// A receipt (c2sp.org/tlog-proof@v1) to check.
-        #[arg(long)]
-        receipt: Option<PathBuf>,
-        /// The receipt's exact entry bytes.
-        #[arg(long, conflicts_with_all = ["event", "nonce"])]
-        entry: Option<PathBuf>,
-        /// A Candor event's canonical bytes, to check that it opens the receipt's commitment.
-        #[arg(long, requires = "nonce")]
-        event: Option<PathBuf>,
-        /// The event's commitment nonce, base64.
-        #[arg(long, requires = "event")]
-        nonce: Option<String>,
-        /// Keeps the last verified checkpoint, to prove the log only grew since (with
-        /// `--history`: the customer's last verified history).
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// Also fetch every entry bundle and rebuild the whole tree from them.
-        #[arg(long)]
-        all_entries: bool,
-    },
+    Verify(verify::VerifyArgs),
     /// Reread the whole stored log, recompute every hash and root, check every stored checkpoint.
     Fsck {
         /// The Candor home.
@@ -323,45 +282,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Verify {
-            tiles,
-            history,
-            key,
-            witnesses,
-            quorum,
-            checkpoint,
-            receipt,
-            entry,
-            event,
-            nonce,
-            state,
-            all_entries,
-        } => {
-            let args = verify::VerifyArgs {
-                tiles,
-                history,
-                key,
-                witnesses,
-                quorum,
-                checkpoint,
-                receipt,
-                entry,
-                event,
-                nonce,
-                state,
-                all_entries,
-            };
-            Ok(match verify::run(&args) {
-                Ok(()) => {
-                    println!("verified");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    println!("FAIL  {e:#}");
-                    ExitCode::FAILURE
-                }
-            })
-        }
+        Command::Verify(args) => Ok(match verify::run(&args) {
+            Ok(()) => {
+                println!("verified");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("FAIL  {e:#}");
+                ExitCode::FAILURE
+            }
+        }),
         Command::Migrate { dir, db } => {
             home::migrate(&dir, &db.database())?;
             println!("the database schema is up to date");

@@ -18,30 +18,47 @@ use candor_log::{
 };
 
 /// What to check, as given on the command line.
+#[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// A directory laid out as tlog-tiles (`checkpoint`, `tile/…`), or its URL prefix.
+    /// The log's tiles: a directory laid out as tlog-tiles, or its URL prefix
+    /// (for Candor, `http://HOST/log`).
+    #[arg(long, required_unless_present = "history")]
     pub tiles: Option<String>,
-    /// A customer's history, as `GET /v1/subjects/{id}/history` returned it.
+    /// A customer's saved history (the JSON of `GET /v1/subjects/{id}/history`): check every
+    /// event and that they are all the log attributes to the customer.
+    /// With `--state`, also check that the events shown last time are still the first ones.
+    #[arg(long, conflicts_with_all = ["tiles", "receipt", "all_entries"])]
     pub history: Option<PathBuf>,
-    /// The log's vkey.
+    /// The log's public key (C2SP vkey).
+    #[arg(long)]
     pub key: String,
-    /// Witness vkeys.
+    /// A witness's public key (tlog-cosignature vkey); repeat for several.
+    #[arg(long = "witness")]
     pub witnesses: Vec<String>,
-    /// How many witnesses must have cosigned (all given, by default).
+    /// How many of the witnesses must have cosigned (default: all given).
+    #[arg(long)]
     pub quorum: Option<usize>,
-    /// A checkpoint file to use instead of the source's `checkpoint`.
+    /// Use this checkpoint file instead of the one the tiles source serves.
+    #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// A tlog-proof receipt.
+    /// A receipt (c2sp.org/tlog-proof@v1) to check.
+    #[arg(long)]
     pub receipt: Option<PathBuf>,
-    /// The exact entry bytes the receipt is for.
+    /// The receipt's exact entry bytes.
+    #[arg(long, conflicts_with_all = ["event", "nonce"])]
     pub entry: Option<PathBuf>,
-    /// A Candor event's canonical bytes; with `nonce`, its commitment is the entry.
+    /// A Candor event's canonical bytes, to check that it opens the receipt's commitment.
+    #[arg(long, requires = "nonce")]
     pub event: Option<PathBuf>,
     /// The event's commitment nonce, base64.
+    #[arg(long, requires = "event")]
     pub nonce: Option<String>,
-    /// Where the last verified checkpoint is kept.
+    /// Keeps the last verified checkpoint, to prove the log only grew since (with
+    /// `--history`: the customer's last verified history).
+    #[arg(long)]
     pub state: Option<PathBuf>,
     /// Also fetch every entry bundle and rebuild the whole tree from them.
+    #[arg(long)]
     pub all_entries: bool,
 }
 
