@@ -129,31 +129,30 @@ struct Batch {
 pub(crate) enum Committed {
     /// Committed (or skipped for its precondition), with its outcome.
     Done(RequestOutcome),
-    /// Not committed: `never` when certainly not (safe to hand to another sequencer).
-    Failed { never: bool, not_sequencer: bool },
+    /// Not committed: this node does not sequence the log (any more).
+    NotSequencer,
+    /// Certainly not committed (the writer stopped first): safe to hand to the next sequencer.
+    Uncommitted,
+    /// Failed, and may or may not have committed.
+    Failed,
 }
 
 impl Committed {
     fn of(result: Result<RequestOutcome, WriterError>) -> Committed {
         match result {
             Ok(outcome) => Committed::Done(outcome),
-            Err(e) => Committed::Failed {
-                never: e.never_committed(),
-                not_sequencer: matches!(e, WriterError::NotSequencer),
-            },
+            Err(WriterError::NotSequencer) => Committed::NotSequencer,
+            Err(e) if e.never_committed() => Committed::Uncommitted,
+            Err(_) => Committed::Failed,
         }
     }
 
     fn result(self) -> Result<RequestOutcome, WriterError> {
         match self {
             Committed::Done(outcome) => Ok(outcome),
-            Committed::Failed {
-                not_sequencer: true,
-                ..
-            } => Err(WriterError::NotSequencer),
-            // It stopped being the sequencer while the write was queued there, uncommitted.
-            Committed::Failed { never: true, .. } => Err(WriterError::Stopped),
-            Committed::Failed { .. } => Err(WriterError::CommitFailed),
+            Committed::NotSequencer => Err(WriterError::NotSequencer),
+            Committed::Uncommitted => Err(WriterError::Stopped),
+            Committed::Failed => Err(WriterError::CommitFailed),
         }
     }
 }
