@@ -423,14 +423,6 @@ fn three_nodes_lose_nothing_when_the_sequencer_is_killed_mid_load() {
     for node in nodes.iter_mut() {
         node.kill();
     }
-    let home = nodes[1].home();
-    let mut fsck = vec![
-        "fsck".to_owned(),
-        "--dir".into(),
-        home.display().to_string(),
-    ];
-    fsck.extend(schema.args());
-    let fsck: Vec<&str> = fsck.iter().map(String::as_str).collect();
-    let (ok, out) = nodes[1].candor(&fsck);
+    let (ok, out) = schema.candor(&nodes[1], "fsck");
     assert!(ok, "{out}");
 }

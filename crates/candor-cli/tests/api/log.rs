@@ -663,16 +663,24 @@ fn a_history_missing_an_event_is_caught() {
     check_completeness(&history).unwrap();
     // The customer's own tool agrees, offline.
     let saved = app.dir.path().join("history.json");
-    let verify = |h: &serde_json::Value| {
+    let state = app.dir.path().join("history.state");
+    // `verify --history`, with `--state` when `across_visits`.
+    let check = |h: &serde_json::Value, across_visits: bool| {
         std::fs::write(&saved, h.to_string()).unwrap();
-        app.candor(&[
+        let mut args = vec![
             "verify",
             "--history",
             saved.to_str().unwrap(),
             "--key",
             &app.log_key,
-        ])
+        ];
+        if across_visits {
+            args.extend(["--state", state.to_str().unwrap()]);
+        }
+        app.candor(&args)
     };
+    let verify = |h: &serde_json::Value| check(h, false);
+    let with_state = |h: &serde_json::Value| check(h, true);
     let (ok, out) = verify(&history);
     assert!(ok, "{out}");
     assert!(out.contains("exactly these 3 events"), "{out}");
@@ -706,19 +714,6 @@ fn a_history_missing_an_event_is_caught() {
     assert!(!ok && out.contains("FAIL  completeness"), "{out}");
 
     // Across visits: the events shown before must still come first.
-    let state = app.dir.path().join("history.state");
-    let with_state = |h: &serde_json::Value| {
-        std::fs::write(&saved, h.to_string()).unwrap();
-        app.candor(&[
-            "verify",
-            "--history",
-            saved.to_str().unwrap(),
-            "--key",
-            &app.log_key,
-            "--state",
-            state.to_str().unwrap(),
-        ])
-    };
     let (ok, out) = with_state(&history);
     assert!(ok && out.contains("now the reference"), "{out}");
     let r = app.send(

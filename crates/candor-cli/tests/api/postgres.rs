@@ -42,6 +42,17 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// Runs `candor COMMAND --dir HOME` on this schema; returns whether it succeeded and what it
+    /// printed.
+    pub fn candor(&self, app: &TestApp, command: &str) -> (bool, String) {
+        let home = app.home().display().to_string();
+        let mut args = vec![command.to_owned(), "--dir".into(), home];
+        args.extend(self.args());
+        app.candor(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
 impl Drop for Schema {
     fn drop(&mut self) {
         if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
@@ -102,24 +113,9 @@ fn candor_on_postgres_keeps_every_promise_across_a_sigkill() {
     assert_eq!(gone.code(), "subject_erased");
 
     app.kill();
-    let home = app.home();
-    let mut args = vec![
-        "fsck".to_owned(),
-        "--dir".into(),
-        home.to_str().unwrap().into(),
-    ];
-    args.extend(schema.args());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, out) = app.candor(&args);
+    let (ok, out) = schema.candor(&app, "fsck");
     assert!(ok, "{out}");
-    let mut migrate = vec![
-        "migrate".to_owned(),
-        "--dir".into(),
-        home.to_str().unwrap().into(),
-    ];
-    migrate.extend(schema.args());
-    let migrate: Vec<&str> = migrate.iter().map(String::as_str).collect();
-    let (ok, out) = app.candor(&migrate);
+    let (ok, out) = schema.candor(&app, "migrate");
     assert!(ok && out.contains("up to date"), "{out}");
 
     // The URL's password reached neither the server's debug log nor the help text.
