@@ -8,12 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-64}
-pg=${CANDOR_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
 . bench/common.sh
-
-schema="candor_bench_$$"
-drop_schema() { psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true; }
-trap 'cleanup; drop_schema' EXIT
+new_schema schema
 
 start_candor sqlite 18185
 sqlite_token=$token

@@ -9,30 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-66}
-pg=${CANDOR_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
 . bench/common.sh
-
-one="candor_bench_one_$$"
-three="candor_bench_three_$$"
-drop_schemas() {
-  for s in "$one" "$three"; do
-    psql "$pg" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
-  done
-}
-trap 'cleanup; drop_schemas' EXIT
+new_schema one
+new_schema three
 
 # Each node is a cluster node, so the only difference between the runs is the number of nodes.
 db_args() { echo --database "$pg" --db-schema "$1" --db-pool-size 8; }
-
-# start_follower NAME PORT FROM SCHEMA: serve a copy of FROM's home (its keys) as another node.
-start_follower() {
-  cp -r "$work/$3" "$work/$1"
-  # shellcheck disable=SC2046
-  CANDOR_LOG=warn ./target/release/candor serve --dir "$work/$1" --listen 127.0.0.1:"$2" \
-    $(db_args "$4") --advertise-url "http://127.0.0.1:$2" >/dev/null &
-  pids+=($!)
-  until curl -sf localhost:"$2"/healthz >/dev/null; do sleep 0.1; done
-}
 
 serve_extra=(--advertise-url http://127.0.0.1:18190)
 # shellcheck disable=SC2046
@@ -42,8 +24,10 @@ serve_extra=(--advertise-url http://127.0.0.1:18191)
 # shellcheck disable=SC2046
 start_candor a 18191 $(db_args "$three")
 three_token=$token
-start_follower b 18192 a "$three"
-start_follower c 18193 a "$three"
+# shellcheck disable=SC2046
+start_follower b 18192 a $(db_args "$three")
+# shellcheck disable=SC2046
+start_follower c 18193 a $(db_args "$three")
 seed 18190 "$one_token"
 seed 18191 "$three_token"
 

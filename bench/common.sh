@@ -9,8 +9,23 @@ cargo build --release -q -p candor-http --example baseline_server
 
 work=$(mktemp -d)
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+# PostgreSQL for the benchmarks that use it; each makes schemas of its own, dropped on exit.
+pg=${CANDOR_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
+schemas=()
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  for s in "${schemas[@]}"; do
+    psql "$pg" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
 trap cleanup EXIT
+
+# new_schema VAR: sets VAR to a fresh schema name, dropped on exit.
+new_schema() {
+  printf -v "$1" 'candor_bench_%s_%s' "$1" "$$"
+  schemas+=("${!1}")
+}
 
 subjects=512
 fields='"user.name","user.contact.email","user.contact.address","user.contact.phone_number","user.behavior.purchase_history"'
@@ -32,6 +47,18 @@ start_candor() {
     -H 'content-type: application/json' \
     -d '{"name":"load","purposes":["essential.service.operations"]}' |
     python3 -c 'import json,sys;print(json.load(sys.stdin)["token"])')
+}
+
+# start_follower NAME PORT FROM [SERVE ARGS…]: serve a copy of FROM's home (its keys) as another
+# node of FROM's cluster, advertised at its own port.
+start_follower() {
+  local name=$1 port=$2 from=$3
+  shift 3
+  cp -r "$work/$from" "$work/$name"
+  CANDOR_LOG=warn ./target/release/candor serve --dir "$work/$name" --listen 127.0.0.1:"$port" \
+    "$@" --advertise-url "http://127.0.0.1:$port" >/dev/null &
+  pids+=($!)
+  until curl -sf localhost:"$port"/healthz >/dev/null; do sleep 0.1; done
 }
 
 # seed PORT TOKEN: five fields for each of $subjects customers.

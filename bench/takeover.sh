@@ -8,23 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lease=${1:-3000}
-pg=${CANDOR_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
 . bench/common.sh
-
-schema="candor_takeover_$$"
-trap 'cleanup; psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true' EXIT
+new_schema schema
 db=(--database "$pg" --db-schema "$schema" --db-pool-size 4 --sequencer-lease-ms "$lease")
 
 serve_extra=(--advertise-url http://127.0.0.1:18301)
 start_candor a 18301 "${db[@]}"
 sequencer=${pids[-1]}
-for n in b:18302 c:18303; do
-  cp -r "$work/a" "$work/${n%:*}"
-  CANDOR_LOG=warn ./target/release/candor serve --dir "$work/${n%:*}" --listen "127.0.0.1:${n#*:}" \
-    "${db[@]}" --advertise-url "http://127.0.0.1:${n#*:}" >/dev/null &
-  pids+=($!)
-  until curl -sf "localhost:${n#*:}/healthz" >/dev/null; do sleep 0.1; done
-done
+start_follower b 18302 a "${db[@]}"
+start_follower c 18303 a "${db[@]}"
 
 put() {
   curl -s -o /dev/null -w '%{http_code}' -XPUT "localhost:18302/v1/subjects/$1/data" \
