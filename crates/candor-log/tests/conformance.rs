@@ -1,7 +1,11 @@
-//! Conformance against vectors from independent implementations, read from `../shared/conformance`
-//! at test time (never copied into this repository):
+//! Conformance against vectors from independent implementations, carried in this crate's
+//! `testdata/conformance` (their source, commit and licence are in its README):
 //! - `tlog/testdata`: transparency-dev's inclusion and consistency proof vectors;
 //! - `signed-note/vectors.json`: Go's `sumdb/note` keys and signatures.
+//!
+//! Every test runs on the carried copy, and again on each extra source that is present: the
+//! team's `../shared/conformance` beside the repository, or `CANDOR_CONFORMANCE`, so a newer set
+//! of vectors there is checked too without this crate depending on it.
 
 use std::path::{Path, PathBuf};
 
@@ -10,19 +14,34 @@ use base64::engine::general_purpose::STANDARD as B64;
 use candor_log::{Hash, NoteSigner, NoteVerifier, open_note, verify_consistency, verify_inclusion};
 use serde::Deserialize;
 
-/// `../shared/conformance`, beside the project root; CANDOR_CONFORMANCE overrides it.
-fn conformance_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("CANDOR_CONFORMANCE") {
-        return PathBuf::from(dir);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    let dir = root.join("shared/conformance");
+/// The carried vectors, then any extra source that exists.
+fn conformance_dirs() -> Vec<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let carried = manifest.join("testdata/conformance");
     assert!(
-        dir.is_dir(),
-        "conformance vectors not found at {}; set CANDOR_CONFORMANCE",
-        dir.display()
+        carried.is_dir(),
+        "the carried vectors are missing at {}",
+        carried.display()
     );
-    dir
+    let mut dirs = vec![carried];
+    match std::env::var("CANDOR_CONFORMANCE") {
+        Ok(extra) => {
+            let extra = PathBuf::from(extra);
+            assert!(
+                extra.is_dir(),
+                "CANDOR_CONFORMANCE names no folder: {}",
+                extra.display()
+            );
+            dirs.push(extra);
+        }
+        Err(_) => {
+            let shared = manifest.join("../../../shared/conformance");
+            if shared.is_dir() {
+                dirs.push(shared);
+            }
+        }
+    }
+    dirs
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
@@ -66,7 +85,13 @@ struct InclusionCase {
 
 #[test]
 fn inclusion_vectors() {
-    let files = json_files(&conformance_dir().join("tlog/testdata/inclusion"));
+    for dir in conformance_dirs() {
+        inclusion_vectors_in(&dir.join("tlog/testdata/inclusion"));
+    }
+}
+
+fn inclusion_vectors_in(dir: &Path) {
+    let files = json_files(dir);
     assert!(
         files.len() > 50,
         "expected the full inclusion suite, found {}",
@@ -106,7 +131,13 @@ struct ConsistencyCase {
 
 #[test]
 fn consistency_vectors() {
-    let files = json_files(&conformance_dir().join("tlog/testdata/consistency"));
+    for dir in conformance_dirs() {
+        consistency_vectors_in(&dir.join("tlog/testdata/consistency"));
+    }
+}
+
+fn consistency_vectors_in(dir: &Path) {
+    let files = json_files(dir);
     assert!(
         files.len() > 50,
         "expected the full consistency suite, found {}",
@@ -150,14 +181,24 @@ struct NoteVector {
     signed: String,
 }
 
-fn note_vectors() -> NoteVectors {
-    let path = conformance_dir().join("signed-note/vectors.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+fn note_vectors() -> Vec<NoteVectors> {
+    conformance_dirs()
+        .into_iter()
+        .map(|dir| {
+            let path = dir.join("signed-note/vectors.json");
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        })
+        .collect()
 }
 
 #[test]
 fn signed_note_keys_parse_and_match() {
-    let vectors = note_vectors();
+    for vectors in note_vectors() {
+        keys_parse_and_match(&vectors);
+    }
+}
+
+fn keys_parse_and_match(vectors: &NoteVectors) {
     for key in &vectors.keys {
         let verifier = NoteVerifier::parse(&key.verifier_key).unwrap();
         assert_eq!(verifier.name(), key.name);
@@ -175,7 +216,12 @@ fn signed_note_keys_parse_and_match() {
 
 #[test]
 fn signed_note_signatures_match_go() {
-    let vectors = note_vectors();
+    for vectors in note_vectors() {
+        signatures_match_go(&vectors);
+    }
+}
+
+fn signatures_match_go(vectors: &NoteVectors) {
     let verifiers: Vec<NoteVerifier> = vectors
         .keys
         .iter()

@@ -102,10 +102,12 @@ fn sqlite_one_sequencer_at_a_time() {
 }
 
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn postgres_one_sequencer_at_a_time() {
-    let Some(pg) = PgFixture::new("postgres_one_sequencer_at_a_time") else {
-        return;
-    };
+    let pg = PgFixture::new("postgres_one_sequencer_at_a_time");
     let second = PgStore::open(&pg.settings).unwrap();
     one_sequencer_at_a_time(&pg.store, &second);
 }
@@ -373,8 +375,8 @@ pub fn only_a_larger_witnessed_checkpoint_replaces_the_recorded_one(store: &dyn 
     assert_eq!(store.latest_witnessed().unwrap(), Some(cp(9)));
 }
 
-/// A fresh PostgreSQL schema for one test, dropped afterwards; `None` (and a note) when no server
-/// is configured.
+/// A fresh PostgreSQL schema for one test, dropped afterwards. Tests that take one are ignored
+/// unless `CANDOR_TEST_POSTGRES` was set when they were built (see `build.rs`).
 pub struct PgFixture {
     pub store: PgStore,
     settings: PgSettings,
@@ -383,11 +385,9 @@ pub struct PgFixture {
 static NEXT_SCHEMA: AtomicUsize = AtomicUsize::new(0);
 
 impl PgFixture {
-    pub fn new(test: &str) -> Option<PgFixture> {
-        let Ok(url) = std::env::var("CANDOR_TEST_POSTGRES") else {
-            eprintln!("SKIPPED {test} on PostgreSQL: CANDOR_TEST_POSTGRES is not set");
-            return None;
-        };
+    pub fn new(test: &str) -> PgFixture {
+        let url = std::env::var("CANDOR_TEST_POSTGRES")
+            .unwrap_or_else(|_| panic!("{test} needs CANDOR_TEST_POSTGRES, set when it was built"));
         let mut settings = PgSettings::new(url);
         settings.pool_size = 2;
         settings.connect_retry = std::time::Duration::from_secs(5);
@@ -398,7 +398,7 @@ impl PgFixture {
         ));
         let store = PgStore::open(&settings)
             .unwrap_or_else(|e| panic!("CANDOR_TEST_POSTGRES is set but unusable: {e:?}"));
-        Some(PgFixture { store, settings })
+        PgFixture { store, settings }
     }
 }
 
@@ -428,10 +428,10 @@ macro_rules! on_every_backend {
         mod postgres_backend {
             $(
                 #[test]
+                #[cfg_attr(not(candor_postgres_tests), ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)")]
                 fn $name() {
-                    if let Some(pg) = super::PgFixture::new(stringify!($name)) {
-                        super::$name(&pg.store);
-                    }
+                    let pg = super::PgFixture::new(stringify!($name));
+                    super::$name(&pg.store);
                 }
             )*
         }
@@ -448,10 +448,12 @@ on_every_backend!(
 );
 
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn postgres_refuses_a_newer_schema() {
-    let Some(pg) = PgFixture::new("postgres_refuses_a_newer_schema") else {
-        return;
-    };
+    let pg = PgFixture::new("postgres_refuses_a_newer_schema");
     let schema = pg.settings.schema.clone().unwrap();
     let mut c = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
     c.batch_execute(&format!(
@@ -466,10 +468,12 @@ fn postgres_refuses_a_newer_schema() {
 }
 
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn postgres_reconnects_after_the_server_drops_its_connections() {
-    let Some(pg) = PgFixture::new("postgres_reconnects") else {
-        return;
-    };
+    let pg = PgFixture::new("postgres_reconnects");
     let store = &pg.store;
     let mut seq = TestSequencer(Frontier::default());
     store.commit(&[create("a")], &mut seq).unwrap();

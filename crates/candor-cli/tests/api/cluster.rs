@@ -60,10 +60,12 @@ fn checkpoint_at(base: &str, key: &NoteVerifier) -> Option<Checkpoint> {
 }
 
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
-    let Some(schema) = Schema::new("cluster_consent") else {
-        return;
-    };
+    let schema = Schema::new("cluster_consent");
     let nodes = cluster(&schema);
     let [a, b, c] = &nodes[..] else {
         unreachable!()
@@ -147,10 +149,12 @@ fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
 /// A rolling restart: the sequencer, stopped cleanly, gives the log up and a follower takes it
 /// over without waiting for the lease to lapse; the old node comes back as a follower.
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn a_sequencer_stopped_cleanly_hands_the_log_over() {
-    let Some(schema) = Schema::new("cluster_handover") else {
-        return;
-    };
+    let schema = Schema::new("cluster_handover");
     let mut nodes = cluster_of(2, &schema, |_| Vec::new());
     let shop = nodes[1].service_key("checkout", &[OPS], json!({}));
     let put = |node: &TestApp, subject: &str| {
@@ -178,10 +182,12 @@ fn a_sequencer_stopped_cleanly_hands_the_log_over() {
 /// Under a witness policy customers are shown cosigned checkpoints only, whose directories only
 /// the sequencer (which sends them to the witnesses) holds; a follower asks it for the proof.
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn under_a_witness_policy_a_follower_proves_completeness_with_the_sequencer() {
-    let Some(schema) = Schema::new("cluster_witness") else {
-        return;
-    };
+    let schema = Schema::new("cluster_witness");
     let witness_home = tempfile::tempdir().unwrap();
     let mut witness = None;
     let nodes = cluster_of(2, &schema, |first| {
@@ -211,10 +217,12 @@ fn under_a_witness_policy_a_follower_proves_completeness_with_the_sequencer() {
 }
 
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
-    let Some(schema) = Schema::new("cluster_auth") else {
-        return;
-    };
+    let schema = Schema::new("cluster_auth");
     let nodes = cluster(&schema);
     let size = nodes[0].tree_size();
     let commitment = b64_text(&[7u8; 32]);
@@ -274,10 +282,12 @@ fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
 /// acknowledged event is in the log exactly once, where it was said to be, every checkpoint
 /// seen is consistent with the last, and the whole log verifies.
 #[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
 fn three_nodes_lose_nothing_when_the_sequencer_is_killed_mid_load() {
-    let Some(schema) = Schema::new("cluster_sigkill") else {
-        return;
-    };
+    let schema = Schema::new("cluster_sigkill");
     let mut nodes = cluster(&schema);
     let key = NoteVerifier::parse(&nodes[0].log_key).unwrap();
     let shop = nodes[1].service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
