@@ -72,6 +72,12 @@ struct CompletenessQuery {
 
 /// `POST /internal/v1/log/completeness`: the completeness proof of a label against a witnessed
 /// checkpoint, from the sequencer's directories (`null` if it has none for that size).
+#[utoipa::path(post, path = "/internal/v1/log/completeness",
+    request_body(content = String, content_type = "application/json",
+        description = "`{label, size}`: a customer's directory label (base64) and a witnessed checkpoint's size"),
+    responses((status = 200, content_type = "application/json", body = Option<CompletenessProof>),
+        (status = "4XX", body = crate::ErrorBody)),
+    security(("node" = [])))]
 pub(crate) async fn completeness(
     State(vault): State<Arc<Vault>>,
     headers: HeaderMap,
@@ -159,6 +165,13 @@ impl Committed {
 
 /// `POST /internal/v1/log/commit`: commits a peer's batch of writes, if this node sequences
 /// the log, and answers each write's outcome in order.
+#[utoipa::path(post, path = "/internal/v1/log/commit",
+    request_body(content = String, content_type = "application/json",
+        description = "A batch of sealed write requests from a follower node"),
+    responses((status = 200, content_type = "application/json", body = String,
+            description = "Each write's outcome, in order"),
+        (status = "4XX", body = crate::ErrorBody), (status = 503, body = crate::ErrorBody)),
+    security(("node" = [])))]
 pub(crate) async fn commit(
     State(vault): State<Arc<Vault>>,
     headers: HeaderMap,

@@ -1,10 +1,12 @@
 //! Candor's HTTP API on axum.
 //!
-//! Handlers are thin: they authenticate the bearer token, parse the body into a wire type, run the
-//! vault use case and turn the domain result into JSON. Authentication always runs before the body
-//! is looked at. Use cases that log await the group commit; their SQLite reads (tens of
-//! microseconds) run inline, which costs less than a hand-off to another thread. Only history, whose
-//! cost grows with the customer's events, runs on the blocking pool.
+//! Every route is one row of a table that says who may call it ([`route_table`]); the router is
+//! built from that table, and a layer authenticates the bearer token and checks the caller's kind
+//! before the handler or its body is looked at (see [`Authenticated`]). Handlers are thin: they
+//! parse the body into a wire type, run the vault use case and turn the domain result into JSON.
+//! Use cases that log await the group commit; their SQLite reads (tens of microseconds) run
+//! inline, which costs less than a hand-off to another thread. Only history, whose cost grows
+//! with the customer's events, runs on the blocking pool.
 //!
 //! `POST /internal/v1/log/commit` and `/internal/v1/log/completeness` are how the nodes of a
 //! cluster hand writes to the one that sequences the log and ask it for completeness proofs;
@@ -14,6 +16,7 @@
 //! `/openapi.json` are deliberately public: they hold no personal data (tiles carry only hashes
 //! and salted commitments), and auditors must fetch them without an account.
 
+mod auth;
 pub mod cluster;
 mod error;
 mod routes;
@@ -25,44 +28,145 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use candor_vault::Vault;
 
+pub use auth::{Access, Authenticated, Caller};
 pub use error::{ApiError, ErrorBody};
 pub use routes::ApiDoc;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// One route of the API: where it is and who may call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path pattern, in axum's syntax (`{id}`, `{*path}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const SERVICE: Access = Access::Bearer(&[Caller::Service]);
+const CUSTOMER: Access = Access::Bearer(&[Caller::Customer]);
+const ADMIN: Access = Access::Bearer(&[Caller::Admin]);
+const CUSTOMER_OR_SERVICE: Access = Access::Bearer(&[Caller::Customer, Caller::Service]);
+const ERASER: Access = Access::Bearer(&[Caller::Customer, Caller::Admin, Caller::Service]);
+
+/// Every route with its handler: the router is built from this table alone, so the table the
+/// tests and the OpenAPI check read is the router.
+fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
+    let route = |method, path, access| RouteSpec {
+        method,
+        path,
+        access,
+    };
+    vec![
+        (
+            route(Method::PUT, "/v1/subjects/{id}/data", SERVICE),
+            put(routes::put_data),
+        ),
+        (
+            route(Method::GET, "/v1/subjects/{id}/data", CUSTOMER),
+            get(routes::get_data),
+        ),
+        (
+            route(
+                Method::GET,
+                "/v1/subjects/{id}/consents",
+                CUSTOMER_OR_SERVICE,
+            ),
+            get(routes::get_consents),
+        ),
+        (
+            route(
+                Method::POST,
+                "/v1/subjects/{id}/consents",
+                CUSTOMER_OR_SERVICE,
+            ),
+            post(routes::post_consents),
+        ),
+        (
+            route(Method::GET, "/v1/subjects/{id}/history", CUSTOMER),
+            get(routes::history),
+        ),
+        (
+            route(Method::DELETE, "/v1/subjects/{id}", ERASER),
+            delete(routes::erase),
+        ),
+        (
+            route(Method::POST, "/v1/subjects/{id}/sessions", SERVICE),
+            post(routes::mint_session),
+        ),
+        (
+            route(Method::POST, "/v1/access", SERVICE),
+            post(routes::access),
+        ),
+        (
+            route(Method::POST, "/v1/lookup", SERVICE),
+            post(routes::lookup),
+        ),
+        (
+            route(Method::POST, "/v1/keys", ADMIN),
+            post(routes::create_key),
+        ),
+        (
+            route(Method::GET, "/log/checkpoint", Access::Public),
+            get(routes::checkpoint),
+        ),
+        (
+            route(Method::GET, "/log/consistency", Access::Public),
+            get(routes::consistency),
+        ),
+        (
+            route(Method::GET, "/log/tile/{*path}", Access::Public),
+            get(routes::tile),
+        ),
+        (
+            route(Method::GET, "/log/receipt/{index}", Access::Public),
+            get(routes::receipt),
+        ),
+        (
+            route(Method::POST, cluster::COMMIT_PATH, Access::Node),
+            post(cluster::commit).layer(DefaultBodyLimit::max(cluster::MAX_COMMIT_BODY)),
+        ),
+        (
+            route(Method::POST, cluster::COMPLETENESS_PATH, Access::Node),
+            post(cluster::completeness),
+        ),
+        (
+            route(Method::GET, "/healthz", Access::Public),
+            get(routes::health),
+        ),
+        (
+            route(Method::GET, "/openapi.json", Access::Public),
+            get(routes::openapi),
+        ),
+    ]
+}
+
+/// Every route of the API and who may call it.
+pub fn route_table() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
 /// The whole API as a router, ready to serve or to call in tests with `oneshot`.
 pub fn app(vault: Arc<Vault>) -> Router {
-    Router::new()
-        .route(
-            "/v1/subjects/{id}/data",
-            axum::routing::put(routes::put_data).get(routes::get_data),
-        )
-        .route(
-            "/v1/subjects/{id}/consents",
-            get(routes::get_consents).post(routes::post_consents),
-        )
-        .route("/v1/subjects/{id}/history", get(routes::history))
-        .route("/v1/subjects/{id}", axum::routing::delete(routes::erase))
-        .route("/v1/subjects/{id}/sessions", post(routes::mint_session))
-        .route("/v1/access", post(routes::access))
-        .route("/v1/lookup", post(routes::lookup))
-        .route("/v1/keys", post(routes::create_key))
-        .route("/log/checkpoint", get(routes::checkpoint))
-        .route("/log/consistency", get(routes::consistency))
-        .route("/log/tile/{*path}", get(routes::tile))
-        .route("/log/receipt/{index}", get(routes::receipt))
-        .route(
-            cluster::COMMIT_PATH,
-            post(cluster::commit).layer(DefaultBodyLimit::max(cluster::MAX_COMMIT_BODY)),
-        )
-        .route(cluster::COMPLETENESS_PATH, post(cluster::completeness))
-        .route("/healthz", get(routes::health))
-        .route("/openapi.json", get(routes::openapi))
+    let mut router = Router::new();
+    for (spec, handler) in table() {
+        let handler = match spec.access {
+            Access::Bearer(callers) => handler.route_layer(axum::middleware::from_fn_with_state(
+                (vault.clone(), callers),
+                auth::authorise,
+            )),
+            Access::Public | Access::Node => handler,
+        };
+        router = router.route(spec.path, handler);
+    }
+    router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -74,6 +178,9 @@ pub fn app(vault: Arc<Vault>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(vault)
 }
+
+#[cfg(test)]
+mod access_tests;
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
 pub async fn serve(

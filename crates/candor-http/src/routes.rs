@@ -4,64 +4,24 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use candor_core::{ConsentAction, ConsentState, Evidence, SubjectId};
-use candor_vault::{ConsentChange, ConsentView, NewKeySpec, Principal, Vault};
+use candor_vault::{ConsentChange, ConsentView, NewKeySpec, Vault};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use zeroize::Zeroizing;
 
+use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::*;
 
 type Body<T> = Result<Json<T>, JsonRejection>;
 
-/// The bearer token, not yet checked.
-pub struct Bearer(Zeroizing<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Bearer, ApiError> {
-        parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            // The scheme name is case-insensitive (RFC 9110 §11.1).
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(token)
-            })
-            .map(|t| Bearer(Zeroizing::new(t.trim().to_owned())))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "send Authorization: Bearer <token>",
-                )
-            })
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn subject(raw: &str) -> Result<SubjectId, ApiError> {
     SubjectId::parse(raw)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_subject_id", e.to_string()))
-}
-
-/// Checks the bearer token. It runs inline: keys are cached after first use, and a SQLite read
-/// of tens of microseconds costs less than handing the request to another thread.
-fn authenticate(vault: &Vault, Bearer(token): Bearer) -> Result<(Principal, i64), ApiError> {
-    let now = now();
-    Ok((vault.authenticate(&token, now)?, now))
 }
 
 fn consent_state(s: ConsentState) -> &'static str {
@@ -109,10 +69,9 @@ fn consents_body(view: ConsentView) -> ConsentsResponse {
 pub async fn put_data(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
     body: Body<PutDataRequest>,
 ) -> Result<Json<PutDataResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let Json(req) = body?;
     let fields = req
         .fields
@@ -133,9 +92,8 @@ pub async fn put_data(
 pub async fn get_data(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<OwnDataResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let (values, leaf_index) = vault.own_data(&p, &subject(&id)?, now).await?;
     Ok(Json(OwnDataResponse {
         data: values
@@ -154,9 +112,8 @@ pub async fn get_data(
 pub async fn get_consents(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<ConsentsResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     Ok(Json(consents_body(vault.consents(
         &p,
         &subject(&id)?,
@@ -174,12 +131,11 @@ pub async fn post_consents(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
     body: Body<PostConsentsRequest>,
 ) -> Result<Json<ConsentsResponse>, ApiError> {
     // GPC is `Sec-GPC: 1` exactly; any other value is no signal.
     let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
-    let (p, now) = authenticate(&vault, bearer)?;
     let Json(req) = body?;
     let changes = req
         .changes
@@ -211,10 +167,9 @@ pub async fn post_consents(
     security(("bearer" = [])))]
 pub async fn access(
     State(vault): State<Arc<Vault>>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
     body: Body<AccessRequest>,
 ) -> Result<Json<AccessResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let Json(req) = body?;
     let out = vault
         .access(&p, &subject(&req.subject)?, &req.purpose, &req.fields, now)
@@ -244,10 +199,9 @@ pub async fn access(
     security(("bearer" = [])))]
 pub async fn lookup(
     State(vault): State<Arc<Vault>>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
     body: Body<LookupRequest>,
 ) -> Result<Json<LookupResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let Json(req) = body?;
     let value = Zeroizing::new(req.value);
     let found = vault
@@ -266,9 +220,8 @@ pub async fn lookup(
 pub async fn history(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
-    bearer: Bearer,
+    Authenticated { principal: p, .. }: Authenticated,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    let (p, _) = authenticate(&vault, bearer)?;
     let subject = subject(&id)?;
     // A long history means many proofs and reads: keep it off the async workers.
     let h = tokio::task::spawn_blocking(move || vault.history(&p, &subject))
@@ -306,9 +259,8 @@ pub async fn history(
 pub async fn erase(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<ErasureResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let r = vault.erase(&p, &subject(&id)?, now).await?;
     Ok(Json(ErasureResponse {
         erased: true,
@@ -327,9 +279,8 @@ pub async fn erase(
 pub async fn mint_session(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let (token, expires_at) = vault.mint_session(&p, &subject(&id)?, now)?;
     Ok(Json(SessionResponse { token, expires_at }))
 }
@@ -340,10 +291,9 @@ pub async fn mint_session(
     security(("bearer" = [])))]
 pub async fn create_key(
     State(vault): State<Arc<Vault>>,
-    bearer: Bearer,
+    Authenticated { principal: p, now }: Authenticated,
     body: Body<CreateKeyRequest>,
 ) -> Result<Json<CreateKeyResponse>, ApiError> {
-    let (p, now) = authenticate(&vault, bearer)?;
     let Json(req) = body?;
     let spec = NewKeySpec {
         name: req.name,
@@ -488,7 +438,9 @@ pub async fn health(State(vault): State<Arc<Vault>>) -> Result<Json<Health>, Api
     }))
 }
 
-/// This document.
+/// This document (public).
+#[utoipa::path(get, path = "/openapi.json",
+    responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -503,6 +455,15 @@ impl utoipa::Modify for BearerScheme {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "node",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "Candor-Node-Auth",
+                    "Between Candor's own nodes: time, nonce and an HMAC over the body under the node key",
+                ))),
+            );
     }
 }
 
@@ -511,7 +472,8 @@ impl utoipa::Modify for BearerScheme {
 #[openapi(
     info(title = "Candor", description = "Purpose-bound personal-data vault with a verifiable access log."),
     paths(put_data, get_data, get_consents, post_consents, access, lookup, history, erase, mint_session,
-          create_key, checkpoint, consistency, tile, receipt, health),
+          create_key, checkpoint, consistency, tile, receipt, health, openapi,
+          crate::cluster::commit, crate::cluster::completeness),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
