@@ -8,15 +8,36 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Who caused an event.
+/// The version of the committed event format: the `v` of every new event.
+///
+/// Version 2 made the actor data: a customer acting on their own data is `{"kind":"subject",
+/// "id":…}`, where version 1 also committed the display text `"name":"you"`. Events already in a
+/// log keep their bytes (commitments are over what was stored), so both versions verify.
+pub const EVENT_FORMAT_VERSION: u32 = 2;
+
+/// Who caused an event: data, never display text (how it is shown is the reader's business).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Actor {
-    /// `service`, `subject` or `admin`.
-    pub kind: &'static str,
-    /// The API key id, or the customer id for the customer themself.
-    pub id: String,
-    /// The key's display name, shown to the customer as who touched their data.
-    pub name: String,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// The business's administrator key.
+    Admin {
+        /// The API key id.
+        id: String,
+        /// The key's name, as recorded when it was created.
+        name: String,
+    },
+    /// A service key of the business or a recipient.
+    Service {
+        /// The API key id.
+        id: String,
+        /// The key's name, as recorded when it was created: who touched the customer's data.
+        name: String,
+    },
+    /// The customer themself.
+    Subject {
+        /// The customer id.
+        id: String,
+    },
 }
 
 /// One field's outcome in an access event.
@@ -77,7 +98,7 @@ pub enum EventKind {
 /// A log event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Event {
-    /// Format version.
+    /// Format version: [`EVENT_FORMAT_VERSION`] for every event made by [`Event::new`].
     pub v: u32,
     /// The customer the event is about.
     pub subject: String,
@@ -91,6 +112,17 @@ pub struct Event {
 }
 
 impl Event {
+    /// A new event in the current format.
+    pub fn new(subject: impl Into<String>, at: i64, actor: Actor, kind: EventKind) -> Event {
+        Event {
+            v: EVENT_FORMAT_VERSION,
+            subject: subject.into(),
+            at,
+            actor,
+            kind,
+        }
+    }
+
     /// The canonical bytes that the log commits to.
     pub fn canonical(&self) -> Vec<u8> {
         let value = serde_json::to_value(self).expect("events serialise");
@@ -137,25 +169,128 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    fn service() -> Actor {
+        Actor::Service {
+            id: "k1".into(),
+            name: "checkout".into(),
+        }
+    }
+
+    /// One event of every kind, and every kind of actor, in the current format.
+    fn one_of_each() -> Vec<(&'static str, Event)> {
+        let at = 1_700_000_000;
+        let customer = Actor::Subject { id: "cus_1".into() };
+        let admin = Actor::Admin {
+            id: "k0".into(),
+            name: "admin".into(),
+        };
+        vec![
+            (
+                "collected",
+                Event::new(
+                    "cus_1",
+                    at,
+                    service(),
+                    EventKind::Collected {
+                        purpose: "essential.service.operations".into(),
+                        fields: vec!["user.name".into(), "user.contact.email".into()],
+                    },
+                ),
+            ),
+            (
+                "consent_changed",
+                Event::new(
+                    "cus_1",
+                    at,
+                    customer.clone(),
+                    EventKind::ConsentChanged {
+                        purpose: "marketing.communications.email".into(),
+                        recipient: None,
+                        action: "grant",
+                        expires_at: Some(1_800_000_000),
+                        channel: "privacy_center".into(),
+                        notice_version: "2026-11".into(),
+                    },
+                ),
+            ),
+            (
+                "accessed",
+                Event::new(
+                    "cus_1",
+                    at,
+                    service(),
+                    EventKind::Accessed {
+                        purpose: "marketing.communications.email".into(),
+                        recipient: Some("mailer".into()),
+                        fields: vec![
+                            FieldOutcome {
+                                field: "user.contact.email".into(),
+                                outcome: "allowed",
+                            },
+                            FieldOutcome {
+                                field: "user.name".into(),
+                                outcome: "consent_required",
+                            },
+                        ],
+                    },
+                ),
+            ),
+            (
+                "refused",
+                Event::new(
+                    "cus_1",
+                    at,
+                    service(),
+                    EventKind::Refused {
+                        purpose: "analytics.reporting".into(),
+                        reason: "purpose_not_permitted",
+                    },
+                ),
+            ),
+            ("erased", Event::new("cus_1", at, admin, EventKind::Erased)),
+            (
+                "erased_by_the_customer",
+                Event::new("cus_1", at, customer, EventKind::Erased),
+            ),
+        ]
+    }
+
+    /// The canonical bytes of every kind are pinned in `testdata/events.txt`: changing them is a
+    /// change of the committed format, which needs a new [`EVENT_FORMAT_VERSION`] and a new file.
+    #[test]
+    fn every_event_kind_has_exactly_its_pinned_canonical_bytes() {
+        let pinned = include_str!("../testdata/events.txt");
+        let pinned: Vec<(&str, &str)> = pinned
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.split_once(' ').expect("`name canonical-json` per line"))
+            .collect();
+        let made = one_of_each();
+        assert_eq!(pinned.len(), made.len(), "one pinned line per event");
+        for ((name, event), (pinned_name, bytes)) in made.iter().zip(&pinned) {
+            assert_eq!(name, pinned_name);
+            assert_eq!(
+                String::from_utf8(event.canonical()).unwrap(),
+                *bytes,
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn canonical_form_is_sorted_and_compact() {
-        let event = Event {
-            v: 1,
-            subject: "cus_1".into(),
-            at: 1_700_000_000,
-            actor: Actor {
-                kind: "service",
-                id: "k1".into(),
-                name: "checkout".into(),
-            },
-            kind: EventKind::Refused {
+        let event = Event::new(
+            "cus_1",
+            1_700_000_000,
+            service(),
+            EventKind::Refused {
                 purpose: "analytics.reporting".into(),
                 reason: "purpose_not_permitted",
             },
-        };
+        );
         assert_eq!(
             String::from_utf8(event.canonical()).unwrap(),
-            r#"{"actor":{"id":"k1","kind":"service","name":"checkout"},"at":1700000000,"purpose":"analytics.reporting","reason":"purpose_not_permitted","subject":"cus_1","type":"refused","v":1}"#
+            r#"{"actor":{"id":"k1","kind":"service","name":"checkout"},"at":1700000000,"purpose":"analytics.reporting","reason":"purpose_not_permitted","subject":"cus_1","type":"refused","v":2}"#
         );
     }
 }

@@ -13,6 +13,6 @@ pub mod taxonomy;
 
 pub use consent::{ConsentAction, ConsentRecord, ConsentState, Evidence, consent_in_force};
 pub use datamap::{DataMap, DataMapError, LegalBasis, Purpose, RecipientKind, SAMPLE_DATA_MAP};
-pub use event::{Actor, Event, EventKind, FieldOutcome};
+pub use event::{Actor, EVENT_FORMAT_VERSION, Event, EventKind, FieldOutcome};
 pub use ids::SubjectId;
 pub use policy::{Decision, Denial, FieldDecision, Permit, SUBJECT_ACCESS, decide, subject_access};

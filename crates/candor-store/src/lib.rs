@@ -18,45 +18,6 @@ mod sqlite;
 
 pub use pg::{PgSettings, PgStore};
 
-/// Byte strings as base64 in serialised requests (handed between nodes as JSON): a third of
-/// the size of JSON's lists of numbers.
-mod base64_bytes {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer, T: AsRef<[u8]>>(bytes: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<Vec<u8>>>(
-        d: D,
-    ) -> Result<T, D::Error> {
-        let bytes = STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(D::Error::custom)?;
-        T::try_from(bytes).map_err(|_| D::Error::custom("wrong length"))
-    }
-
-    /// The same for an optional byte string (`null` when absent).
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-            match bytes {
-                Some(b) => super::serialize(b, s),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-            Option::<String>::deserialize(d)?
-                .map(|text| STANDARD.decode(text).map_err(D::Error::custom))
-                .transpose()
-        }
-    }
-}
 pub use sqlite::SqliteStore;
 
 use candor_log::Hash;
@@ -145,7 +106,7 @@ pub struct SubjectRecord {
 }
 
 /// A stored consent record (metadata only; the customer id is the row's key).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRow {
     /// The purpose id.
     pub purpose: String,
@@ -175,12 +136,11 @@ pub struct EventRow {
 }
 
 /// An API key as stored: the hash of its secret, never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRow {
     /// Public id.
     pub id: String,
     /// SHA-256 of the secret.
-    #[serde(with = "base64_bytes")]
     pub secret_hash: [u8; 32],
     /// `admin` or `service`.
     pub role: String,
@@ -208,14 +168,13 @@ pub struct StoredCheckpoint {
 }
 
 /// One change inside a write request.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub enum Mutation {
     /// Creates the customer with this wrapped key unless they already exist.
     CreateSubject {
         /// Customer id.
         subject: String,
         /// Their new wrapped data key.
-        #[serde(with = "base64_bytes")]
         wrapped_key: Vec<u8>,
         /// Unix seconds.
         at: i64,
@@ -227,7 +186,6 @@ pub enum Mutation {
         /// Data category.
         category: String,
         /// Sealed value.
-        #[serde(with = "base64_bytes")]
         sealed: Vec<u8>,
     },
     /// Sets the customer's blind-index digest for a category.
@@ -237,7 +195,6 @@ pub enum Mutation {
         /// Data category.
         category: String,
         /// Truncated keyed HMAC of the normalised value.
-        #[serde(with = "base64_bytes")]
         digest: Vec<u8>,
     },
     /// Appends a consent record.
@@ -259,21 +216,19 @@ pub enum Mutation {
 }
 
 /// A log leaf to append, with the customer's sealed copy of the event.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct LogEntry {
     /// The customer the event is about.
     pub subject: String,
     /// The leaf's entry.
-    #[serde(with = "base64_bytes")]
     pub commitment: [u8; 32],
     /// Nonce and canonical event sealed under the customer's key; `None` when the key is being
     /// destroyed in the same request (the erasure event).
-    #[serde(with = "base64_bytes::option")]
     pub sealed_body: Option<Vec<u8>>,
 }
 
 /// A unit of work that succeeds or fails as a whole.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteRequest {
     /// If set, the request applies only while this customer exists and is not erased.
     pub requires_active: Option<String>,
@@ -284,7 +239,7 @@ pub struct WriteRequest {
 }
 
 /// Why one request of a group was not applied (the rest of the group still commits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     /// `requires_active` named a customer who does not exist.
     SubjectUnknown,
@@ -431,54 +386,5 @@ impl candor_log::HashReader for StoreHashes<'_> {
     type Error = StoreError;
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
         self.0.read_hashes(indexes)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn write_requests_round_trip_with_bytes_as_base64() {
-        let request = WriteRequest {
-            requires_active: Some("s".into()),
-            mutations: vec![
-                Mutation::CreateSubject {
-                    subject: "s".into(),
-                    wrapped_key: vec![0, 1, 255],
-                    at: 1,
-                },
-                Mutation::PutField {
-                    subject: "s".into(),
-                    category: "user.name".into(),
-                    sealed: vec![9; 40],
-                },
-            ],
-            entries: vec![
-                LogEntry {
-                    subject: "s".into(),
-                    commitment: [7; 32],
-                    sealed_body: Some(vec![1, 2]),
-                },
-                LogEntry {
-                    subject: "s".into(),
-                    commitment: [8; 32],
-                    sealed_body: None,
-                },
-            ],
-        };
-        let json = serde_json::to_value(&request).unwrap();
-        assert_eq!(json["mutations"][0]["CreateSubject"]["wrapped_key"], "AAH/");
-        assert_eq!(json["entries"][0]["sealed_body"], "AQI=");
-        assert_eq!(json["entries"][1]["sealed_body"], serde_json::Value::Null);
-        let back: WriteRequest = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(serde_json::to_value(&back).unwrap(), json);
-
-        let mut short = json;
-        short["entries"][0]["commitment"] = "AQI=".into();
-        assert!(
-            serde_json::from_value::<WriteRequest>(short).is_err(),
-            "a commitment is 32 bytes"
-        );
     }
 }

@@ -193,20 +193,16 @@ pub enum Principal {
 impl Principal {
     fn actor(&self) -> Actor {
         match self {
-            Principal::Admin { id, name } => Actor {
-                kind: "admin",
+            Principal::Admin { id, name } => Actor::Admin {
                 id: id.clone(),
                 name: name.clone(),
             },
-            Principal::Service(k) => Actor {
-                kind: "service",
+            Principal::Service(k) => Actor::Service {
                 id: k.id.clone(),
                 name: k.name.clone(),
             },
-            Principal::Subject(s) => Actor {
-                kind: "subject",
+            Principal::Subject(s) => Actor::Subject {
                 id: s.as_str().to_owned(),
-                name: "you".to_owned(),
             },
         }
     }
@@ -890,13 +886,7 @@ impl Vault {
         now: i64,
         kind: EventKind,
     ) -> Event {
-        Event {
-            v: 1,
-            subject: subject.as_str().to_owned(),
-            at: now,
-            actor: principal.actor(),
-            kind,
-        }
+        Event::new(subject.as_str(), now, principal.actor(), kind)
     }
 
     fn consent_records(&self, subject: &SubjectId) -> Result<Vec<ConsentRecord>, VaultError> {

@@ -4,9 +4,9 @@
 //! The route is authenticated with the node key (derived from the root key, which every node of
 //! one deployment holds): an HMAC over the request's time, a fresh nonce and the body, carried in
 //! `Candor-Node-Auth`. The sequencer refuses a stale time or a nonce it has seen, so a captured
-//! request cannot be replayed to append twice. The body is a batch of [`WriteRequest`]s as JSON:
-//! already sealed by the follower, they hold ciphertexts, digests and commitments, never
-//! plaintext.
+//! request cannot be replayed to append twice. The body is a versioned batch of writes
+//! ([`wire`]): already sealed by the follower, they hold ciphertexts, digests and commitments,
+//! never plaintext.
 //!
 //! A follower batches as the writer does: the writes that queue while a batch is in flight go
 //! in the next one, so under load one round trip carries many writes and the sequencer's
@@ -31,6 +31,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::wire::CompletenessProof;
+use wire::{CommitBatch, CommitOutcomes, CommittedV1, PROTOCOL_VERSION, WireError, WriteRequestV1};
+
+pub mod wire;
 
 /// The header that authenticates a request between nodes.
 pub const NODE_AUTH_HEADER: &str = "candor-node-auth";
@@ -124,42 +127,28 @@ fn authenticate_peer(vault: &Vault, headers: &HeaderMap, body: &[u8]) -> Result<
     Ok(vault.authenticate_node(header, body, now())?)
 }
 
-/// The body of `POST /internal/v1/log/commit`.
-#[derive(Deserialize)]
-struct Batch {
-    requests: Vec<WriteRequest>,
-}
-
-/// What became of one write of a batch.
-#[derive(Serialize, Deserialize)]
-pub(crate) enum Committed {
-    /// Committed (or skipped for its precondition), with its outcome.
-    Done(RequestOutcome),
-    /// Not committed: this node does not sequence the log (any more).
-    NotSequencer,
-    /// Certainly not committed (the writer stopped first): safe to hand to the next sequencer.
-    Uncommitted,
-    /// Failed, and may or may not have committed.
-    Failed,
-}
-
-impl Committed {
-    fn of(result: Result<RequestOutcome, WriterError>) -> Committed {
-        match result {
-            Ok(outcome) => Committed::Done(outcome),
-            Err(WriterError::NotSequencer) => Committed::NotSequencer,
-            Err(e) if e.never_committed() => Committed::Uncommitted,
-            Err(_) => Committed::Failed,
-        }
+/// A write's outcome on the wire, from the sequencer's result.
+fn committed(result: Result<RequestOutcome, WriterError>) -> CommittedV1 {
+    match result {
+        Ok(outcome) => CommittedV1::of_outcome(outcome),
+        Err(WriterError::NotSequencer) => CommittedV1::NotSequencer,
+        Err(e) if e.never_committed() => CommittedV1::Uncommitted,
+        Err(_) => CommittedV1::Failed,
     }
+}
 
-    fn result(self) -> Result<RequestOutcome, WriterError> {
-        match self {
-            Committed::Done(outcome) => Ok(outcome),
-            Committed::NotSequencer => Err(WriterError::NotSequencer),
-            Committed::Uncommitted => Err(WriterError::Stopped),
-            Committed::Failed => Err(WriterError::CommitFailed),
-        }
+/// The sequencer's result, from a write's outcome on the wire.
+fn result(committed: CommittedV1) -> Result<RequestOutcome, WriterError> {
+    if let Some(outcome) = committed.outcome() {
+        return outcome.map_err(|e| {
+            tracing::error!(error = %e, "the sequencer's answer does not parse");
+            WriterError::CommitFailed
+        });
+    }
+    match committed {
+        CommittedV1::NotSequencer => Err(WriterError::NotSequencer),
+        CommittedV1::Uncommitted => Err(WriterError::Stopped),
+        _ => Err(WriterError::CommitFailed),
     }
 }
 
@@ -176,21 +165,30 @@ pub(crate) async fn commit(
     State(vault): State<Arc<Vault>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Vec<Committed>>, ApiError> {
+) -> Result<Json<CommitOutcomes>, ApiError> {
     authenticate_peer(&vault, &headers, &body)?;
-    let batch: Batch = serde_json::from_slice(&body).map_err(|_| {
+    let batch: CommitBatch = serde_json::from_slice(&body).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the body is not a batch of write requests",
         )
     })?;
+    let requests = batch.into_requests().map_err(|e| match e {
+        WireError::Version(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_protocol_version",
+            e.to_string(),
+        ),
+        WireError::Malformed(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+        }
+    })?;
     if !vault.is_sequencer() {
         return Err(candor_vault::VaultError::NotSequencer.into());
     }
     // Every write is queued at once, so they share the writer's next group.
-    let pending: Vec<_> = batch
-        .requests
+    let pending: Vec<_> = requests
         .into_iter()
         .map(|request| {
             let vault = vault.clone();
@@ -199,11 +197,14 @@ pub(crate) async fn commit(
         .collect();
     let mut outcomes = Vec::with_capacity(pending.len());
     for task in pending {
-        outcomes.push(Committed::of(
+        outcomes.push(committed(
             task.await.unwrap_or(Err(WriterError::CommitFailed)),
         ));
     }
-    Ok(Json(outcomes))
+    Ok(Json(CommitOutcomes {
+        v: PROTOCOL_VERSION,
+        outcomes,
+    }))
 }
 
 struct Pending {
@@ -300,15 +301,7 @@ async fn send(
 ) -> Vec<Result<RequestOutcome, WriterError>> {
     let n = requests.len();
     let all = |e: fn() -> WriterError| (0..n).map(|_| Err(e())).collect();
-    // A `Batch`, assembled from the requests already serialised.
-    let mut body = b"{\"requests\":[".to_vec();
-    for (i, request) in requests.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(request);
-    }
-    body.extend_from_slice(b"]}");
+    let body = CommitBatch::assemble(&requests);
     let auth = key.authorize(now(), &body);
     let sent = client
         .post(format!("{}{COMMIT_PATH}", holder_url(holder)))
@@ -335,9 +328,9 @@ async fn send(
         return all(|| WriterError::CommitFailed);
     };
     if status.is_success() {
-        return match serde_json::from_slice::<Vec<Committed>>(&body) {
-            Ok(outcomes) if outcomes.len() == n => {
-                outcomes.into_iter().map(Committed::result).collect()
+        return match serde_json::from_slice::<CommitOutcomes>(&body) {
+            Ok(answer) if answer.v == PROTOCOL_VERSION && answer.outcomes.len() == n => {
+                answer.outcomes.into_iter().map(result).collect()
             }
             _ => {
                 tracing::error!("the sequencer's answer does not parse");
@@ -409,7 +402,8 @@ impl Forwarder for HttpForwarder {
         let (reply, answer) = oneshot::channel();
         let queued = self.queue().send(Pending {
             holder: holder.to_owned(),
-            request: serde_json::to_vec(request).expect("a write request serialises"),
+            request: serde_json::to_vec(&WriteRequestV1::from_store(request))
+                .expect("a write request serialises"),
             reply,
         });
         Box::pin(async move {
