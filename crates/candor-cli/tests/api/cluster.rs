@@ -226,7 +226,7 @@ fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
     let nodes = cluster(&schema);
     let size = nodes[0].tree_size();
     let commitment = b64_text(&[7u8; 32]);
-    let request = json!({ "requests": [{ "requires_active": null, "mutations": [],
+    let request = json!({ "v": 1, "requests": [{ "requires_active": null, "mutations": [],
         "entries": [{ "subject": "cus_x", "commitment": commitment, "sealed_body": "AQID" }] }] });
     let body = serde_json::to_vec(&request).unwrap();
     let client = reqwest::blocking::Client::new();
@@ -265,7 +265,10 @@ fn the_internal_route_takes_only_fresh_requests_signed_with_the_node_key() {
     let fresh = key.authorize(now, &body);
     let (status, reply) = post(Some(&fresh));
     assert_eq!(status, 200, "{reply}");
-    assert_eq!(reply, json!([{ "Done": { "Ok": [size] } }]));
+    assert_eq!(
+        reply,
+        json!({ "v": 1, "outcomes": [{ "outcome": "committed", "leaves": [size] }] })
+    );
     assert_eq!(post(Some(&fresh)).0, 401, "a replay is refused");
     // A follower does not sequence, so it takes no handed-over write.
     let on_follower = client
