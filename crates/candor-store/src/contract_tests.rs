@@ -402,6 +402,21 @@ impl PgFixture {
     }
 }
 
+impl PgFixture {
+    /// The schema this test's tables are in.
+    pub fn schema(&self) -> &str {
+        self.settings
+            .schema
+            .as_deref()
+            .expect("a fixture has a schema")
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.settings.url
+    }
+}
+
 impl Drop for PgFixture {
     fn drop(&mut self) {
         if let (Ok(mut c), Some(schema)) = (

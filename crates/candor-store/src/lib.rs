@@ -12,6 +12,7 @@
 
 #[cfg(test)]
 mod contract_tests;
+mod migrations;
 mod pg;
 mod rows;
 mod sqlite;

@@ -19,102 +19,12 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
+use crate::migrations::MIGRATIONS;
 use crate::{
     ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, LogUpdate, Mutation,
     RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow,
     SubjectState, WriteRequest, subject_state,
 };
-
-/// Schema migrations, applied in order; `candor_schema.version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE subjects (
-    id          TEXT PRIMARY KEY,
-    wrapped_key BYTEA,
-    created_at  BIGINT NOT NULL,
-    erased_at   BIGINT
-);
-CREATE TABLE fields (
-    subject_id TEXT NOT NULL REFERENCES subjects (id),
-    category   TEXT NOT NULL,
-    sealed     BYTEA NOT NULL,
-    PRIMARY KEY (subject_id, category)
-);
-CREATE TABLE blind_index (
-    category   TEXT NOT NULL,
-    digest     BYTEA NOT NULL,
-    subject_id TEXT NOT NULL REFERENCES subjects (id),
-    PRIMARY KEY (category, subject_id)
-);
-CREATE INDEX blind_index_lookup ON blind_index (category, digest);
-CREATE TABLE consents (
-    seq            BIGSERIAL PRIMARY KEY,
-    subject_id     TEXT NOT NULL REFERENCES subjects (id),
-    purpose        TEXT NOT NULL,
-    recipient      TEXT,
-    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
-    at             BIGINT NOT NULL,
-    expires_at     BIGINT,
-    channel        TEXT NOT NULL,
-    notice_version TEXT NOT NULL
-);
-CREATE INDEX consents_by_subject ON consents (subject_id, seq);
-CREATE TABLE events (
-    leaf_index  BIGINT PRIMARY KEY,
-    subject_id  TEXT,
-    commitment  BYTEA NOT NULL CHECK (length(commitment) = 32),
-    sealed_body BYTEA
-);
-CREATE INDEX events_by_subject ON events (subject_id, leaf_index);
-CREATE TABLE tree_hashes (
-    idx  BIGINT PRIMARY KEY,
-    hash BYTEA NOT NULL CHECK (length(hash) = 32)
-);
-CREATE TABLE checkpoint (
-    id   INT PRIMARY KEY CHECK (id = 1),
-    size BIGINT NOT NULL,
-    note TEXT NOT NULL
-);
-CREATE TABLE api_keys (
-    id                TEXT PRIMARY KEY,
-    secret_hash       BYTEA NOT NULL,
-    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
-    name              TEXT NOT NULL,
-    purposes          TEXT NOT NULL,
-    recipient         TEXT,
-    can_mint_sessions BOOLEAN NOT NULL,
-    can_erase         BOOLEAN NOT NULL,
-    created_at        BIGINT NOT NULL
-);
-CREATE TABLE witnessed_checkpoint (
-    id   INT PRIMARY KEY CHECK (id = 1),
-    size BIGINT NOT NULL,
-    note TEXT NOT NULL
-);
-CREATE TABLE subject_logs (
-    label BYTEA PRIMARY KEY CHECK (length(label) = 32),
-    size  BIGINT NOT NULL,
-    peaks BYTEA NOT NULL
-);
-"#,
-    // The right to sequence the log: one holder at a time, in database time so nodes' clocks do
-    // not matter; the token grows with every change of holder and fences the ones before.
-    r#"
-CREATE TABLE sequencer_lease (
-    id         INT PRIMARY KEY CHECK (id = 1),
-    holder     TEXT NOT NULL,
-    token      BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    ttl_ms     BIGINT NOT NULL
-);
-"#,
-    // The leaf that last grew each customer's tree, so nodes that follow the log read only the
-    // trees that changed since the checkpoint they know.
-    r#"
-ALTER TABLE subject_logs ADD COLUMN last_leaf BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
-"#,
-];
 
 /// How to reach PostgreSQL. `Debug` never shows the URL, which may carry a password.
 #[derive(Clone)]
@@ -449,16 +359,22 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
                 supported,
             });
         }
-        let Some(sql) = MIGRATIONS.get(current as usize) else {
+        let Some(migration) = MIGRATIONS.get(current as usize) else {
             return Ok(());
         };
-        tx.batch_execute(sql).map_err(db("migrate"))?;
+        tx.batch_execute(migration.postgres)
+            .map_err(db("migrate"))?;
         tx.execute(
             "UPDATE candor_schema SET version = $1 WHERE id = 1",
             &[&(current + 1)],
         )
         .map_err(db("migrate"))?;
         tx.commit().map_err(db("migrate"))?;
+        tracing::info!(
+            version = current + 1,
+            migration = migration.name,
+            "schema migrated"
+        );
     }
 }
 

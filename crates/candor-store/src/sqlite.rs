@@ -8,101 +8,12 @@ use std::sync::Mutex;
 use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::migrations::{MIGRATIONS, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION};
 use crate::{
     ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, LogUpdate, Mutation,
     RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow,
     SubjectState, WriteRequest, subject_state,
 };
-
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE subjects (
-    id          TEXT PRIMARY KEY,
-    wrapped_key BLOB,              -- NULL once erased
-    created_at  INTEGER NOT NULL,
-    erased_at   INTEGER
-) STRICT;
-CREATE TABLE fields (
-    subject_id TEXT NOT NULL REFERENCES subjects(id),
-    category   TEXT NOT NULL,
-    sealed     BLOB NOT NULL,
-    PRIMARY KEY (subject_id, category)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE blind_index (
-    category   TEXT NOT NULL,
-    digest     BLOB NOT NULL,
-    subject_id TEXT NOT NULL REFERENCES subjects(id),
-    PRIMARY KEY (category, subject_id)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX blind_index_lookup ON blind_index (category, digest);
-CREATE TABLE consents (
-    seq            INTEGER PRIMARY KEY,
-    subject_id     TEXT NOT NULL REFERENCES subjects(id),
-    purpose        TEXT NOT NULL,
-    recipient      TEXT,
-    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
-    at             INTEGER NOT NULL,
-    expires_at     INTEGER,
-    channel        TEXT NOT NULL,
-    notice_version TEXT NOT NULL
-) STRICT;
-CREATE INDEX consents_by_subject ON consents (subject_id, seq);
-CREATE TABLE events (
-    leaf_index  INTEGER PRIMARY KEY,
-    subject_id  TEXT,              -- NULL once erased
-    commitment  BLOB NOT NULL CHECK (length(commitment) = 32),
-    sealed_body BLOB               -- NULL once erased
-) STRICT;
-CREATE INDEX events_by_subject ON events (subject_id, leaf_index);
-CREATE TABLE tree_hashes (
-    idx  INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL CHECK (length(hash) = 32)
-) STRICT;
--- Only the latest checkpoint: clients keep the ones they have seen, and one row per group commit
--- would grow without bound.
-CREATE TABLE checkpoint (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    size INTEGER NOT NULL,
-    note TEXT NOT NULL
-) STRICT;
-CREATE TABLE api_keys (
-    id                TEXT PRIMARY KEY,
-    secret_hash       BLOB NOT NULL,
-    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
-    name              TEXT NOT NULL,
-    purposes          TEXT NOT NULL,   -- newline-separated purpose ids
-    recipient         TEXT,
-    can_mint_sessions INTEGER NOT NULL,
-    can_erase         INTEGER NOT NULL,
-    created_at        INTEGER NOT NULL
-) STRICT;
-"#,
-    // The latest checkpoint the witness policy accepted, cosignatures included. Customers are
-    // shown this one; like the plain checkpoint, only the latest is kept.
-    r#"
-CREATE TABLE witnessed_checkpoint (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    size INTEGER NOT NULL,
-    note TEXT NOT NULL
-) STRICT;
-"#,
-    // Each customer's own tree (by private label), whose heads make up the directory that every
-    // checkpoint commits to. Kept after erasure: the entries stay in the log, so do their counts.
-    r#"
-CREATE TABLE subject_logs (
-    label BLOB PRIMARY KEY CHECK (length(label) = 32),
-    size  INTEGER NOT NULL,
-    peaks BLOB NOT NULL
-) STRICT, WITHOUT ROWID;
-"#,
-    // The leaf that last grew each customer's tree, so nodes that follow the log read only the
-    // trees that changed since the checkpoint they know.
-    r#"
-ALTER TABLE subject_logs ADD COLUMN last_leaf INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
-"#,
-];
 
 const READ_POOL: usize = 64;
 
@@ -193,9 +104,30 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current: i64 = conn
+    let application_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(db("read schema version"))?;
+    let mut current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(db("read schema version"))?;
+    if application_id != SQLITE_APPLICATION_ID {
+        // A new file, or one numbered before SQLite's and PostgreSQL's lists were one.
+        if current != 0 {
+            current = SQLITE_BEFORE_UNIFICATION
+                .iter()
+                .find(|(before, _)| *before == current)
+                .map(|(_, now)| *now)
+                .ok_or(StoreError::Corrupt(
+                    "the database was made by an early pre-release Candor that this build cannot migrate",
+                ))?;
+        }
+        let tx = conn.transaction().map_err(db("migrate"))?;
+        tx.pragma_update(None, "application_id", SQLITE_APPLICATION_ID)
+            .map_err(db("migrate"))?;
+        tx.pragma_update(None, "user_version", current)
+            .map_err(db("migrate"))?;
+        tx.commit().map_err(db("migrate"))?;
+    }
     let supported = MIGRATIONS.len() as i64;
     if current > supported {
         return Err(StoreError::SchemaTooNew {
@@ -203,12 +135,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(db("migrate"))?;
-        tx.execute_batch(sql).map_err(db("migrate"))?;
+        tx.execute_batch(migration.sqlite).map_err(db("migrate"))?;
         tx.pragma_update(None, "user_version", i as i64 + 1)
             .map_err(db("migrate"))?;
         tx.commit().map_err(db("migrate"))?;
+        tracing::info!(
+            version = i + 1,
+            migration = migration.name,
+            "schema migrated"
+        );
     }
     Ok(())
 }
@@ -721,6 +658,44 @@ mod tests {
                     .expect("the writer waits out readers instead of failing");
             }
         });
+    }
+
+    /// A file numbered before the two lists were one (SQLite's own count, no application id)
+    /// is taken as the same schema's place in the one list, and migrated on from there.
+    #[test]
+    fn a_file_from_before_the_one_migration_list_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(SqliteStore::open(&path).unwrap());
+        // The old numbering's fourth migration left exactly this schema.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA application_id = 0; PRAGMA user_version = 4;")
+            .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let mut seq = TestSequencer(Frontier::default());
+        store
+            .commit(&[create("a"), event("a", 1)], &mut seq)
+            .unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let (id, version): (i64, i64) = conn
+            .query_row(
+                "SELECT * FROM pragma_application_id, pragma_user_version",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (id, version),
+            (SQLITE_APPLICATION_ID, MIGRATIONS.len() as i64)
+        );
+
+        conn.execute_batch("PRAGMA application_id = 0; PRAGMA user_version = 2;")
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
