@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
 use candor_log::{NoteSigner, NoteVerifier, WitnessSigner};
-use candor_store::{PgSettings, PgStore, SqliteStore, Store};
+use candor_store::{Db, LogStore, PgSettings, PgStore, SqliteStore};
 use candor_vault::{SequencerClaim, Vault};
 use zeroize::Zeroizing;
 
@@ -67,11 +67,11 @@ impl Database {
         }
     }
 
-    fn open(&self, dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    fn open(&self, dir: &Path) -> anyhow::Result<Db> {
         Ok(match self {
-            Database::Embedded => Arc::new(SqliteStore::open(&dir.join(DATABASE))?),
+            Database::Embedded => Db::Sqlite(Arc::new(SqliteStore::open(&dir.join(DATABASE))?)),
             // The error names the operation and the driver's cause, never the URL.
-            Database::Postgres(settings, _) => Arc::new(PgStore::open(settings)?),
+            Database::Postgres(settings, _) => Db::Postgres(Arc::new(PgStore::open(settings)?)),
         })
     }
 }
@@ -206,11 +206,12 @@ pub fn init(dir: &Path, origin: Option<&str>, database: &Database) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
     let admin = tokio::runtime::Builder::new_current_thread()
         .build()?
-        .block_on(vault.create_admin_key(now()))
+        .block_on(vault.keys().create_admin_key(now()))
         .map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
     // `serve` may start right after: it must not wait for this process's claim to lapse.
     vault
-        .release_sequencer()
+        .sequencing()
+        .release()
         .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
     Ok(Created {
         dir: dir.display().to_string(),
@@ -250,13 +251,16 @@ pub fn open(dir: &Path, database: &Database, advertise: Option<&str>) -> anyhow:
 
 /// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses
 /// this, because the vault itself refuses to start on a tree that disagrees with its checkpoint.
-pub fn open_log(dir: &Path, database: &Database) -> anyhow::Result<(Arc<dyn Store>, NoteVerifier)> {
+pub fn open_log(
+    dir: &Path,
+    database: &Database,
+) -> anyhow::Result<(Arc<dyn LogStore>, NoteVerifier)> {
     if !is_initialised(dir) {
         bail!("{} is not a Candor home", dir.display());
     }
     let skey = read_secret(&dir.join(LOG_KEY))?;
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
-    let store = database.open(dir)?;
+    let store = database.open(dir)?.log();
     Ok((store, signer.verifier()))
 }
 

@@ -367,13 +367,14 @@ fn serve(
         tracing::info!(
             address = %bound,
             origin = vault.log_key().name(),
-            sequencer = vault.is_sequencer(),
+            sequencer = vault.sequencing().is_sequencer(),
             "candor is serving"
         );
         candor_http::serve(listener, vault.clone(), shutdown_signal()).await?;
         // Drained: no more writes. The next node need not wait for the claim to lapse.
         vault
-            .release_sequencer()
+            .sequencing()
+            .release()
             .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
         anyhow::Ok(())
     })

@@ -18,7 +18,7 @@ use axum::routing::post;
 use candor_core::{DataMap, SAMPLE_DATA_MAP, decide};
 use candor_crypto::{DataKey, RootKey, SealContext};
 use candor_log::NoteSigner;
-use candor_store::SqliteStore;
+use candor_store::{Db, SqliteStore};
 use candor_vault::{NewKeySpec, Vault};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tower::ServiceExt;
@@ -56,7 +56,9 @@ fn now() -> i64 {
 
 fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let store = Db::Sqlite(Arc::new(
+        SqliteStore::open(&dir.path().join("bench.db")).unwrap(),
+    ));
     let map = DataMap::parse(SAMPLE_DATA_MAP).unwrap();
     let signer = NoteSigner::generate("bench.candor.example/log").unwrap();
     let claim = candor_vault::SequencerClaim {
@@ -65,8 +67,8 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     };
     let vault = Arc::new(Vault::open(store, map, &RootKey::generate(), signer, &claim).unwrap());
     let token = rt.block_on(async {
-        let admin = vault.create_admin_key(now()).await.unwrap();
-        let admin = vault.authenticate(&admin.token, now()).unwrap();
+        let admin = vault.keys().create_admin_key(now()).await.unwrap();
+        let admin = vault.keys().authenticate(&admin.token, now()).unwrap();
         let spec = NewKeySpec {
             name: "bench".into(),
             purposes: vec![OPS.into()],
@@ -75,12 +77,13 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             can_erase: false,
         };
         let token = vault
+            .keys()
             .create_key(&admin, spec, now())
             .await
             .unwrap()
             .token
             .to_string();
-        let service = vault.authenticate(&token, now()).unwrap();
+        let service = vault.keys().authenticate(&token, now()).unwrap();
         // Seed concurrently so group commit makes this quick.
         let mut seeding = Vec::new();
         for i in 0..SUBJECTS {
@@ -93,6 +96,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
                     .map(|(f, v)| (f.to_string(), zeroize::Zeroizing::new(v.to_string())))
                     .collect();
                 vault
+                    .collection()
                     .collect(&service, &subject, OPS, fields, now())
                     .await
                     .unwrap();

@@ -10,7 +10,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use candor_core::{DataMap, SAMPLE_DATA_MAP, SubjectId};
 use candor_crypto::RootKey;
 use candor_log::NoteSigner;
-use candor_store::SqliteStore;
+use candor_store::{Db, SqliteStore};
 use candor_vault::{NewKeySpec, SequencerClaim, Vault};
 use tower::ServiceExt;
 use utoipa::OpenApi;
@@ -40,7 +40,9 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("c.db")).unwrap());
+    let store = Db::Sqlite(Arc::new(
+        SqliteStore::open(&dir.path().join("c.db")).unwrap(),
+    ));
     let claim = SequencerClaim {
         holder: "test".into(),
         ttl: std::time::Duration::from_secs(10),
@@ -55,8 +57,8 @@ async fn fixture() -> Fixture {
         )
         .unwrap(),
     );
-    let admin = vault.create_admin_key(now()).await.unwrap();
-    let admin_principal = vault.authenticate(&admin.token, now()).unwrap();
+    let admin = vault.keys().create_admin_key(now()).await.unwrap();
+    let admin_principal = vault.keys().authenticate(&admin.token, now()).unwrap();
     let spec = NewKeySpec {
         name: "everything".into(),
         purposes: vec![OPS.into()],
@@ -65,19 +67,22 @@ async fn fixture() -> Fixture {
         can_erase: true,
     };
     let service = vault
+        .keys()
         .create_key(&admin_principal, spec, now())
         .await
         .unwrap();
-    let service_principal = vault.authenticate(&service.token, now()).unwrap();
+    let service_principal = vault.keys().authenticate(&service.token, now()).unwrap();
     let mut sessions = Vec::new();
     for id in ["cus_a", "cus_b"] {
         let subject = SubjectId::parse(id).unwrap();
         let fields = vec![("user.name".to_owned(), Zeroizing::new("A".to_owned()))];
         vault
+            .collection()
             .collect(&service_principal, &subject, OPS, fields, now())
             .await
             .unwrap();
         let (token, _) = vault
+            .keys()
             .mint_session(&service_principal, &subject, now())
             .unwrap();
         sessions.push(token);

@@ -108,7 +108,7 @@ pub(crate) async fn authorise(
         )
     })?;
     let now = now();
-    let principal = vault.authenticate(token, now)?;
+    let principal = vault.keys().authenticate(token, now)?;
     let subject_in_path = params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v);
     let admitted = callers.iter().any(|caller| match (caller, &principal) {
         (Caller::Admin, Principal::Admin { .. }) | (Caller::Service, Principal::Service(_)) => true,

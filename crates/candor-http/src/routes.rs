@@ -79,6 +79,7 @@ pub async fn put_data(
         .map(|(k, v)| (k, Zeroizing::new(v)))
         .collect();
     let leaf_index = vault
+        .collection()
         .collect(&p, &subject(&id)?, &req.purpose, fields, now)
         .await?;
     Ok(Json(PutDataResponse { leaf_index }))
@@ -94,7 +95,7 @@ pub async fn get_data(
     Path(id): Path<String>,
     Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<OwnDataResponse>, ApiError> {
-    let (values, leaf_index) = vault.own_data(&p, &subject(&id)?, now).await?;
+    let (values, leaf_index) = vault.access().own_data(&p, &subject(&id)?, now).await?;
     Ok(Json(OwnDataResponse {
         data: values
             .into_iter()
@@ -114,7 +115,7 @@ pub async fn get_consents(
     Path(id): Path<String>,
     Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<ConsentsResponse>, ApiError> {
-    Ok(Json(consents_body(vault.consents(
+    Ok(Json(consents_body(vault.consents().view(
         &p,
         &subject(&id)?,
         now,
@@ -155,7 +156,8 @@ pub async fn post_consents(
         })
         .collect();
     let view = vault
-        .record_consent(&p, &subject(&id)?, changes, gpc, now)
+        .consents()
+        .record(&p, &subject(&id)?, changes, gpc, now)
         .await?;
     Ok(Json(consents_body(view)))
 }
@@ -172,6 +174,7 @@ pub async fn access(
 ) -> Result<Json<AccessResponse>, ApiError> {
     let Json(req) = body?;
     let out = vault
+        .access()
         .access(&p, &subject(&req.subject)?, &req.purpose, &req.fields, now)
         .await?;
     Ok(Json(AccessResponse {
@@ -205,6 +208,7 @@ pub async fn lookup(
     let Json(req) = body?;
     let value = Zeroizing::new(req.value);
     let found = vault
+        .access()
         .lookup(&p, &req.purpose, &req.category, &value, now)
         .await?;
     Ok(Json(LookupResponse {
@@ -224,7 +228,7 @@ pub async fn history(
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let subject = subject(&id)?;
     // A long history means many proofs and reads: keep it off the async workers.
-    let h = tokio::task::spawn_blocking(move || vault.history(&p, &subject))
+    let h = tokio::task::spawn_blocking(move || vault.histories().history(&p, &subject))
         .await
         .map_err(|_| ApiError::internal())??;
     let events = h
@@ -261,7 +265,7 @@ pub async fn erase(
     Path(id): Path<String>,
     Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<ErasureResponse>, ApiError> {
-    let r = vault.erase(&p, &subject(&id)?, now).await?;
+    let r = vault.erasure().erase(&p, &subject(&id)?, now).await?;
     Ok(Json(ErasureResponse {
         erased: true,
         leaf_index: r.leaf_index,
@@ -281,7 +285,7 @@ pub async fn mint_session(
     Path(id): Path<String>,
     Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let (token, expires_at) = vault.mint_session(&p, &subject(&id)?, now)?;
+    let (token, expires_at) = vault.keys().mint_session(&p, &subject(&id)?, now)?;
     Ok(Json(SessionResponse { token, expires_at }))
 }
 
@@ -302,7 +306,7 @@ pub async fn create_key(
         can_mint_sessions: req.can_mint_sessions,
         can_erase: req.can_erase,
     };
-    let key = vault.create_key(&p, spec, now).await?;
+    let key = vault.keys().create_key(&p, spec, now).await?;
     Ok(Json(CreateKeyResponse {
         id: key.id,
         token: key.token.to_string(),
@@ -310,7 +314,7 @@ pub async fn create_key(
 }
 
 async fn latest_checkpoint(vault: Arc<Vault>) -> Result<Option<(u64, String)>, ApiError> {
-    tokio::task::spawn_blocking(move || vault.checkpoint())
+    tokio::task::spawn_blocking(move || vault.public_log().checkpoint())
         .await
         .map_err(|_| ApiError::internal())?
         .map(|cp| cp.map(|c| (c.size, c.note)))
@@ -355,9 +359,9 @@ pub async fn tile(
     let path = candor_log::parse_tile_path(&path)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_tile_path", e.to_string()))?;
     // A cached full tile is answered inline; anything else reads storage on the blocking pool.
-    let bytes = match vault.cached_tile(&path) {
+    let bytes = match vault.public_log().cached_tile(&path) {
         Some(bytes) => bytes,
-        None => tokio::task::spawn_blocking(move || vault.tile(path))
+        None => tokio::task::spawn_blocking(move || vault.public_log().tile(path))
             .await
             .map_err(|_| ApiError::internal())??,
     };
@@ -388,7 +392,7 @@ pub async fn receipt(
             "the leaf index is a decimal number",
         )
     })?;
-    let receipt = tokio::task::spawn_blocking(move || vault.receipt(index))
+    let receipt = tokio::task::spawn_blocking(move || vault.public_log().receipt(index))
         .await
         .map_err(|_| ApiError::internal())??;
     Ok((
@@ -416,7 +420,7 @@ pub async fn consistency(
             "need ?from=N&to=M",
         )
     })?;
-    let proof = tokio::task::spawn_blocking(move || vault.consistency(q.from, q.to))
+    let proof = tokio::task::spawn_blocking(move || vault.public_log().consistency(q.from, q.to))
         .await
         .map_err(|_| ApiError::internal())??;
     Ok(Json(ConsistencyResponse {
@@ -429,7 +433,7 @@ pub async fn consistency(
 /// Liveness and the log's size (public).
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 pub async fn health(State(vault): State<Arc<Vault>>) -> Result<Json<Health>, ApiError> {
-    let sequencer = vault.is_sequencer();
+    let sequencer = vault.sequencing().is_sequencer();
     let tree_size = latest_checkpoint(vault).await?.map_or(0, |(s, _)| s);
     Ok(Json(Health {
         status: "ok",

@@ -33,11 +33,11 @@ pub async fn run(vault: Arc<Vault>, witnesses: Vec<WitnessEndpoint>, quorum: usi
         .expect("HTTP client");
     // What each witness last cosigned, as it told us; None until it answers.
     let mut known: Vec<Option<u64>> = vec![None; witnesses.len()];
-    let mut heads = vault.heads();
+    let mut heads = vault.sequencing().heads();
     loop {
         // In a cluster only the sequencer sends checkpoints: a follower's view may lag it, and a
         // witness that has cosigned a newer checkpoint can never be shown an older one.
-        if vault.is_sequencer()
+        if vault.sequencing().is_sequencer()
             && let Err(e) = publish(&vault, &client, &witnesses, &mut known, quorum).await
         {
             tracing::warn!(error = %e, "checkpoint not witnessed yet");
@@ -64,13 +64,13 @@ async fn publish(
     quorum: usize,
 ) -> Result<(), String> {
     // The checkpoint and its directory, as one committed head.
-    let head = vault.heads().borrow().clone();
+    let head = vault.sequencing().heads().borrow().clone();
     let Some(note) = head.note.clone() else {
         return Ok(());
     };
     let v = vault.clone();
     let published =
-        blocking(move || v.store().latest_witnessed().map_err(|e| e.to_string())).await?;
+        blocking(move || v.db().log().latest_witnessed().map_err(|e| e.to_string())).await?;
     let new = Checkpoint::open(&note, vault.log_key()).map_err(|e| e.to_string())?;
     let (old_size, old_root) = match &published {
         Some(p) => {
@@ -82,7 +82,9 @@ async fn publish(
     if new.size <= old_size {
         // Already cosigned (say, before a restart): customers can be shown its directory.
         if new.size == old_size {
-            vault.record_witnessed_directory(new.size, head.directory);
+            vault
+                .public_log()
+                .record_witnessed_directory(new.size, head.directory);
         }
         return Ok(());
     }
@@ -131,10 +133,13 @@ async fn publish(
         note: format!("{note}{lines}"),
     };
     // The directory first: a history shown against the new checkpoint finds it at once.
-    vault.record_witnessed_directory(new.size, head.directory);
+    vault
+        .public_log()
+        .record_witnessed_directory(new.size, head.directory);
     let v = vault.clone();
     blocking(move || {
-        v.store()
+        v.db()
+            .log()
             .record_witnessed(&cosigned)
             .map_err(|e| e.to_string())
     })
@@ -153,7 +158,7 @@ async fn prove(vault: &Arc<Vault>, old: u64, new: u64) -> Result<Vec<Hash>, Stri
     }
     let v = vault.clone();
     blocking(move || {
-        candor_log::consistency_proof(old, new, &StoreHashes(&**v.store()))
+        candor_log::consistency_proof(old, new, &StoreHashes(&*v.db().log()))
             .map_err(|e| e.to_string())
     })
     .await

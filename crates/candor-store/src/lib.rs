@@ -1,23 +1,33 @@
-//! Candor's persistence: the [`Store`] contract and its two backends, embedded SQLite (the
-//! default) and PostgreSQL (for a business that outgrows one machine; the SQL also suits
+//! The log kernel's storage: the [`LogStore`] contract and its two backends, embedded SQLite
+//! (the default) and PostgreSQL (for a business that outgrows one machine; the SQL also suits
 //! CockroachDB and YugabyteDB). Both pass the same contract tests.
 //!
-//! The store holds only ciphertexts, blind-index digests, opaque ids, consent metadata, log
-//! commitments, tree hashes, customers' tree heads and the latest signed checkpoints. It never
-//! sees a key or a plaintext value.
+//! The kernel owns the log's tables (entries with the customers' sealed copies, tree hashes,
+//! customers' trees, checkpoints, the sequencer lease) and the customer registry (who exists, who
+//! is erased, and the wrapped key their entries are sealed under), because every entry is about
+//! one active customer. Feature slices own the rest: they read their tables through [`Db`] and
+//! write them through [`Change`]s that the group commit applies in its one transaction.
 //!
-//! Writes go through [`Store::commit`], which takes a whole group of requests and makes them
+//! Writes go through [`LogStore::commit`], which takes a whole group of requests and makes them
 //! durable in one transaction together with the log leaves they carry and the new checkpoint.
 //! That single fsync per group is what lets many concurrent requests share the cost of durability.
+//!
+//! The store holds only ciphertexts, digests, opaque ids, metadata, commitments, tree hashes,
+//! customers' tree heads and signed checkpoints. It never sees a key or a plaintext value.
 
+mod change;
 #[cfg(test)]
 mod contract_tests;
+pub mod customers;
+mod db;
 mod migrations;
 mod pg;
 mod rows;
 mod sqlite;
 
-pub use pg::{PgSettings, PgStore};
+pub use change::{Change, Standing, Tx, TxError};
+pub use db::Db;
+pub use pg::{PgSession, PgSettings, PgStore};
 
 pub use sqlite::SqliteStore;
 
@@ -82,49 +92,6 @@ pub enum SubjectState {
     },
 }
 
-/// A `subjects` row as both backends read it: the wrapped key and when erased.
-type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>)>;
-
-/// A customer's state from their `subjects` row.
-fn subject_state(row: SubjectRow) -> Result<SubjectState, StoreError> {
-    Ok(match row {
-        None => SubjectState::Unknown,
-        Some((_, Some(at))) => SubjectState::Erased { at },
-        Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
-        Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
-    })
-}
-
-/// A customer as one access sees them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubjectRecord {
-    /// Whether they exist, and their wrapped key.
-    pub state: SubjectState,
-    /// Consent records in the order recorded (empty unless active).
-    pub consents: Vec<ConsentRow>,
-    /// Sealed fields by data category (empty unless active).
-    pub fields: Vec<(String, Vec<u8>)>,
-}
-
-/// A stored consent record (metadata only; the customer id is the row's key).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentRow {
-    /// The purpose id.
-    pub purpose: String,
-    /// The recipient it is limited to.
-    pub recipient: Option<String>,
-    /// `grant` or `withdraw`.
-    pub action: String,
-    /// Unix seconds when given.
-    pub at: i64,
-    /// When a grant lapses.
-    pub expires_at: Option<i64>,
-    /// Evidence: where.
-    pub channel: String,
-    /// Evidence: which notice.
-    pub notice_version: String,
-}
-
 /// A log event as stored for its customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRow {
@@ -136,29 +103,6 @@ pub struct EventRow {
     pub sealed_body: Vec<u8>,
 }
 
-/// An API key as stored: the hash of its secret, never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRow {
-    /// Public id.
-    pub id: String,
-    /// SHA-256 of the secret.
-    pub secret_hash: [u8; 32],
-    /// `admin` or `service`.
-    pub role: String,
-    /// Display name (shown to customers as who read their data).
-    pub name: String,
-    /// Purposes the key may name.
-    pub purposes: Vec<String>,
-    /// The recipient this key acts for, for third parties and processors.
-    pub recipient: Option<String>,
-    /// May mint customer session tokens.
-    pub can_mint_sessions: bool,
-    /// May erase customers.
-    pub can_erase: bool,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
 /// A signed checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {
@@ -166,54 +110,6 @@ pub struct StoredCheckpoint {
     pub size: u64,
     /// The C2SP signed note.
     pub note: String,
-}
-
-/// One change inside a write request.
-#[derive(Debug, Clone)]
-pub enum Mutation {
-    /// Creates the customer with this wrapped key unless they already exist.
-    CreateSubject {
-        /// Customer id.
-        subject: String,
-        /// Their new wrapped data key.
-        wrapped_key: Vec<u8>,
-        /// Unix seconds.
-        at: i64,
-    },
-    /// Sets one sealed field.
-    PutField {
-        /// Customer id.
-        subject: String,
-        /// Data category.
-        category: String,
-        /// Sealed value.
-        sealed: Vec<u8>,
-    },
-    /// Sets the customer's blind-index digest for a category.
-    PutBlindIndex {
-        /// Customer id.
-        subject: String,
-        /// Data category.
-        category: String,
-        /// Truncated keyed HMAC of the normalised value.
-        digest: Vec<u8>,
-    },
-    /// Appends a consent record.
-    AddConsent {
-        /// Customer id.
-        subject: String,
-        /// The record.
-        row: ConsentRow,
-    },
-    /// Destroys the customer's key, fields, index entries, consents and event bodies.
-    Erase {
-        /// Customer id.
-        subject: String,
-        /// Unix seconds.
-        at: i64,
-    },
-    /// Stores a new API key.
-    InsertApiKey(ApiKeyRow),
 }
 
 /// A log leaf to append, with the customer's sealed copy of the event.
@@ -233,8 +129,8 @@ pub struct LogEntry {
 pub struct WriteRequest {
     /// If set, the request applies only while this customer exists and is not erased.
     pub requires_active: Option<String>,
-    /// Changes to apply, in order.
-    pub mutations: Vec<Mutation>,
+    /// The slices' changes to apply, in order.
+    pub changes: Vec<std::sync::Arc<dyn Change>>,
     /// Log leaves to append, in order, after the mutations.
     pub entries: Vec<LogEntry>,
 }
@@ -297,7 +193,7 @@ pub enum Claim {
 
 /// Assigns leaf positions and signs checkpoints while the store's transaction is open.
 ///
-/// Implemented by the log's single writer. If [`Store::commit`] returns an error, nothing was
+/// Implemented by the log's single writer. If [`LogStore::commit`] returns an error, nothing was
 /// committed and the caller must reset the sequencer to its state before the call.
 pub trait Sequencer {
     /// Appends a leaf about `subject`; returns what to store.
@@ -313,11 +209,11 @@ pub trait Sequencer {
 /// The outcome of one request: the leaf indexes of its entries, or why it was skipped.
 pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 
-/// Candor's storage contract.
+/// The log kernel's storage contract.
 ///
-/// - Every method may be called concurrently from many threads, except that [`Store::commit`] is
+/// - Every method may be called concurrently from many threads, except that [`LogStore::commit`] is
 ///   only ever called by one writer at a time (the log has a single sequencer).
-/// - Exactly one process sequences a log: it first wins [`Store::claim_sequencer`], and commits
+/// - Exactly one process sequences a log: it first wins [`LogStore::claim_sequencer`], and commits
 ///   carrying a token that is no longer current fail with [`StoreError::Fenced`], whatever else
 ///   they hold, so a deposed sequencer can never add to the log.
 /// - Entries and tree hashes are never changed once committed, erasure included (erasure removes
@@ -328,27 +224,17 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 /// - Reads see only committed data. Tree hashes below the latest checkpoint's size never change.
 /// - Errors: [`StoreError::Database`] for failures the caller cannot fix; per-request
 ///   [`Conflict`]s for preconditions that no longer hold.
-pub trait Store: Send + Sync {
-    /// The customer's state.
+pub trait LogStore: Send + Sync {
+    /// The customer's standing in the registry.
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError>;
-    /// The customer's state with their consents and sealed fields, read in one transaction
-    /// (what an access needs, consistently and with one round of page reads).
-    fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError>;
-    /// Customers whose blind-index digest for `category` equals `digest` (candidates: confirm them).
-    fn blind_index_matches(&self, category: &str, digest: &[u8])
-    -> Result<Vec<String>, StoreError>;
-    /// The customer's consent records in the order recorded.
-    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError>;
-    /// The customer's log events with bodies, in log order.
-    fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError>;
-    /// An API key by id.
-    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// The customer's own copies of their entries, with bodies, in log order (none once erased).
+    fn subject_events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// The latest checkpoint that the witness policy accepted, with its cosignatures.
     fn latest_witnessed(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Records a cosigned checkpoint, durably, if it is larger than the one recorded; returns
-    /// whether it was. May run concurrently with [`Store::commit`]; the caller has checked it.
+    /// whether it was. May run concurrently with [`LogStore::commit`]; the caller has checked it.
     fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
     /// Every customer's tree head (for the directory, rebuilt at start-up, and for fsck).
     fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError>;
@@ -380,8 +266,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<RequestOutcome>, StoreError>;
 }
 
-/// Adapts a [`Store`] to the log's hash reader.
-pub struct StoreHashes<'a>(pub &'a dyn Store);
+/// Adapts a [`LogStore`] to the log's hash reader.
+pub struct StoreHashes<'a>(pub &'a dyn LogStore);
 
 impl candor_log::HashReader for StoreHashes<'_> {
     type Error = StoreError;

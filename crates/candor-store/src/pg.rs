@@ -19,11 +19,11 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
+use crate::customers::{row_postgres, subject_state};
 use crate::migrations::MIGRATIONS;
 use crate::{
-    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, LogUpdate, Mutation,
-    RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow,
-    SubjectState, WriteRequest, subject_state,
+    Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, Standing,
+    StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
 };
 
 /// How to reach PostgreSQL. `Debug` never shows the URL, which may carry a password.
@@ -66,7 +66,7 @@ impl PgSettings {
     }
 }
 
-fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+pub(crate) fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
     move |source| {
         // Aborted to stay serializable, or chosen as a deadlock's victim: safe to run again.
         let retryable = source.code().is_some_and(|code| {
@@ -86,9 +86,9 @@ fn db(operation: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
 /// How often a read the database aborted under contention is run again before giving up.
 const READ_ATTEMPTS: usize = 3;
 
-/// A connection with the statements it has prepared: each is parsed and planned once per
-/// connection instead of on every call.
-struct Session {
+/// A PostgreSQL connection as the slices read and write through it, with the statements it has
+/// prepared: each is parsed and planned once per connection instead of on every call.
+pub struct PgSession {
     client: Client,
     statements: HashMap<&'static str, Statement>,
     // Inside a transaction that spans calls (the writer's group commit): a lost connection must
@@ -96,9 +96,9 @@ struct Session {
     in_transaction: bool,
 }
 
-impl Session {
-    fn new(client: Client) -> Session {
-        Session {
+impl PgSession {
+    fn new(client: Client) -> PgSession {
+        PgSession {
             client,
             statements: HashMap::new(),
             in_transaction: false,
@@ -131,7 +131,8 @@ impl Session {
         Ok(statement)
     }
 
-    fn query(
+    /// Runs a query with a statement prepared once on this connection.
+    pub fn query(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -140,7 +141,8 @@ impl Session {
         self.client.query(&statement, params)
     }
 
-    fn query_opt(
+    /// Runs a query of at most one row.
+    pub fn query_opt(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -149,7 +151,8 @@ impl Session {
         self.client.query_opt(&statement, params)
     }
 
-    fn execute(
+    /// Runs a statement; returns how many rows it changed.
+    pub fn execute(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -163,7 +166,7 @@ impl Session {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Session) + Send>;
+type Job = Box<dyn FnOnce(&mut PgSession) + Send>;
 
 /// A connection on its own thread.
 struct Conn {
@@ -181,7 +184,7 @@ impl Conn {
                 let mut session = match connect(&settings) {
                     Ok(client) => {
                         let _ = ready_tx.send(Ok(()));
-                        Session::new(client)
+                        PgSession::new(client)
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -193,7 +196,7 @@ impl Conn {
                     // the next job, unless a transaction was open on it: that one must fail.
                     if session.client.is_closed() && !session.in_transaction {
                         match connect(&settings) {
-                            Ok(client) => session = Session::new(client),
+                            Ok(client) => session = PgSession::new(client),
                             Err(e) => tracing::warn!(error = %e, "reconnecting failed"),
                         }
                     }
@@ -208,7 +211,7 @@ impl Conn {
     }
 
     /// Runs `f` on this connection and waits for its answer.
-    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Session) -> R + Send + 'static) -> R {
+    fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut PgSession) -> R + Send + 'static) -> R {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
             .send(Box::new(move |c| {
@@ -251,7 +254,7 @@ fn connect(settings: &PgSettings) -> Result<Client, StoreError> {
     }
 }
 
-/// PostgreSQL-backed [`crate::Store`].
+/// PostgreSQL-backed [`crate::LogStore`].
 pub struct PgStore {
     writer: Mutex<Conn>,
     // Idle readers; a reader waits on `returned` when all are busy.
@@ -293,10 +296,10 @@ impl PgStore {
     }
 
     /// Runs the read `f` on an idle reader, again if the database aborted it under contention.
-    fn read<T: Send + 'static>(
+    pub(crate) fn read<T: Send + 'static>(
         &self,
         operation: &'static str,
-        f: impl Fn(&mut Session) -> Result<T, postgres::Error> + Send + Sync + 'static,
+        f: impl Fn(&mut PgSession) -> Result<T, postgres::Error> + Send + Sync + 'static,
     ) -> Result<T, StoreError> {
         let f = Arc::new(f);
         let mut attempt = 1;
@@ -312,7 +315,7 @@ impl PgStore {
     fn read_once<T: Send + 'static>(
         &self,
         operation: &'static str,
-        f: impl FnOnce(&mut Session) -> Result<T, postgres::Error> + Send + 'static,
+        f: impl FnOnce(&mut PgSession) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = {
             let mut idle = self.readers.lock().expect("reader pool poisoned");
@@ -378,35 +381,8 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
     }
 }
 
-fn subject_row(c: &mut Session, subject: &str) -> Result<SubjectRow, postgres::Error> {
-    Ok(c.query_opt(
-        "SELECT wrapped_key, erased_at FROM subjects WHERE id = $1",
-        &[&subject],
-    )?
-    .map(|r| (r.get(0), r.get(1))))
-}
-
-fn consent_rows(c: &mut Session, subject: &str) -> Result<Vec<ConsentRow>, postgres::Error> {
-    Ok(c.query(
-        "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
-         FROM consents WHERE subject_id = $1 ORDER BY seq",
-        &[&subject],
-    )?
-    .iter()
-    .map(|r| ConsentRow {
-        purpose: r.get(0),
-        recipient: r.get(1),
-        action: r.get(2),
-        at: r.get(3),
-        expires_at: r.get(4),
-        channel: r.get(5),
-        notice_version: r.get(6),
-    })
-    .collect())
-}
-
 fn checkpoint_row(
-    c: &mut Session,
+    c: &mut PgSession,
     sql: &'static str,
 ) -> Result<Option<StoredCheckpoint>, postgres::Error> {
     Ok(c.query_opt(sql, &[])?.map(|r| StoredCheckpoint {
@@ -415,25 +391,21 @@ fn checkpoint_row(
     }))
 }
 
-fn hash32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], StoreError> {
-    bytes.try_into().map_err(|_| StoreError::Corrupt(what))
-}
-
 /// Where each customer a group names stands: absent, or present with when erased (if ever).
-type Standing = HashMap<String, Option<Option<i64>>>;
+type Standing_ = HashMap<String, Option<Option<i64>>>;
 
 /// Reads, in one query, where every customer the group names stands.
-fn standing(tx: &mut Session, requests: &[WriteRequest]) -> Result<Standing, postgres::Error> {
+fn standing(tx: &mut PgSession, requests: &[WriteRequest]) -> Result<Standing_, postgres::Error> {
     let mut named: Vec<String> = Vec::new();
     for r in requests {
         named.extend(r.requires_active.iter().cloned());
-        for m in &r.mutations {
-            if let Mutation::CreateSubject { subject, .. } | Mutation::Erase { subject, .. } = m {
-                named.push(subject.clone());
+        for change in &r.changes {
+            if let Some((subject, _)) = change.standing() {
+                named.push(subject.to_owned());
             }
         }
     }
-    let mut known: Standing = named.iter().map(|s| (s.clone(), None)).collect();
+    let mut known: Standing_ = named.iter().map(|s| (s.clone(), None)).collect();
     for row in tx.query(
         "SELECT id, erased_at FROM subjects WHERE id = ANY($1)",
         &[&named],
@@ -443,13 +415,13 @@ fn standing(tx: &mut Session, requests: &[WriteRequest]) -> Result<Standing, pos
     Ok(known)
 }
 
-/// Checks a request's precondition against `standing` and, if it holds, applies its mutations,
+/// Checks a request's precondition against `standing` and, if it holds, applies its changes,
 /// inside `tx`, keeping `standing` up to date for the requests after it in the group.
 fn apply_request(
-    tx: &mut Session,
+    tx: &mut PgSession,
     request: &WriteRequest,
-    standing: &mut Standing,
-) -> Result<Result<(), Conflict>, postgres::Error> {
+    standing: &mut Standing_,
+) -> Result<Result<(), Conflict>, StoreError> {
     if let Some(subject) = &request.requires_active {
         match standing.get(subject).cloned().flatten() {
             None => return Ok(Err(Conflict::SubjectUnknown)),
@@ -457,102 +429,22 @@ fn apply_request(
             Some(None) => {}
         }
     }
-    for m in &request.mutations {
-        match m {
-            Mutation::CreateSubject { subject, .. } => {
+    for change in &request.changes {
+        match change.standing() {
+            Some((subject, Standing::Created)) => {
                 standing
-                    .entry(subject.clone())
+                    .entry(subject.to_owned())
                     .or_default()
                     .get_or_insert(None);
             }
-            Mutation::Erase { subject, at } => {
-                standing.insert(subject.clone(), Some(Some(*at)));
+            Some((subject, Standing::Erased { at })) => {
+                standing.insert(subject.to_owned(), Some(Some(at)));
             }
-            _ => {}
+            None => {}
         }
-        match m {
-            Mutation::CreateSubject {
-                subject,
-                wrapped_key,
-                at,
-            } => {
-                tx.execute(
-                    "INSERT INTO subjects (id, wrapped_key, created_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (id) DO NOTHING",
-                    &[subject, wrapped_key, at],
-                )?;
-            }
-            Mutation::PutField {
-                subject,
-                category,
-                sealed,
-            } => {
-                tx.execute(
-                    "INSERT INTO fields (subject_id, category, sealed) VALUES ($1, $2, $3)
-                     ON CONFLICT (subject_id, category) DO UPDATE SET sealed = excluded.sealed",
-                    &[subject, category, sealed],
-                )?;
-            }
-            Mutation::PutBlindIndex {
-                subject,
-                category,
-                digest,
-            } => {
-                tx.execute(
-                    "INSERT INTO blind_index (category, digest, subject_id) VALUES ($1, $2, $3)
-                     ON CONFLICT (category, subject_id) DO UPDATE SET digest = excluded.digest",
-                    &[category, digest, subject],
-                )?;
-            }
-            Mutation::AddConsent { subject, row } => {
-                tx.execute(
-                    "INSERT INTO consents (subject_id, purpose, recipient, action, at,
-                       expires_at, channel, notice_version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        subject,
-                        &row.purpose,
-                        &row.recipient,
-                        &row.action,
-                        &row.at,
-                        &row.expires_at,
-                        &row.channel,
-                        &row.notice_version,
-                    ],
-                )?;
-            }
-            Mutation::Erase { subject, at } => {
-                tx.execute("DELETE FROM fields WHERE subject_id = $1", &[subject])?;
-                tx.execute("DELETE FROM blind_index WHERE subject_id = $1", &[subject])?;
-                tx.execute("DELETE FROM consents WHERE subject_id = $1", &[subject])?;
-                tx.execute(
-                    "UPDATE events SET sealed_body = NULL, subject_id = NULL WHERE subject_id = $1",
-                    &[subject],
-                )?;
-                tx.execute(
-                    "UPDATE subjects SET wrapped_key = NULL, erased_at = $2 WHERE id = $1",
-                    &[subject, at],
-                )?;
-            }
-            Mutation::InsertApiKey(k) => {
-                tx.execute(
-                    "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
-                       can_mint_sessions, can_erase, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        &k.id,
-                        &&k.secret_hash[..],
-                        &k.role,
-                        &k.name,
-                        &k.purposes.join("\n"),
-                        &k.recipient,
-                        &k.can_mint_sessions,
-                        &k.can_erase,
-                        &k.created_at,
-                    ],
-                )?;
-            }
-        }
+        change
+            .apply(&mut Tx::Postgres(tx))
+            .map_err(|e| e.into_store("apply change"))?;
     }
     Ok(Ok(()))
 }
@@ -572,7 +464,7 @@ struct Batch {
     checkpoint: Option<StoredCheckpoint>,
 }
 
-fn write_batch(tx: &mut Session, b: &Batch) -> Result<(), postgres::Error> {
+fn write_batch(tx: &mut PgSession, b: &Batch) -> Result<(), postgres::Error> {
     if !b.leaf_index.is_empty() {
         tx.execute(
             "INSERT INTO events (leaf_index, subject_id, commitment, sealed_body)
@@ -628,7 +520,7 @@ const CLAIM_LEASE: &str = "INSERT INTO sequencer_lease (id, holder, token, expir
         OR sequencer_lease.expires_at < (extract(epoch from clock_timestamp()) * 1000)::BIGINT
      RETURNING token";
 
-impl crate::Store for PgStore {
+impl crate::LogStore for PgStore {
     fn claim_sequencer(&self, holder: &str, ttl: Duration) -> Result<Claim, StoreError> {
         let (holder, ttl) = (holder.to_owned(), ttl.as_millis() as i64);
         self.writer
@@ -675,84 +567,10 @@ impl crate::Store for PgStore {
 
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError> {
         let subject = subject.to_owned();
-        subject_state(self.read("read subject", move |c| subject_row(c, &subject))?)
+        subject_state(self.read("read subject", move |c| row_postgres(c, &subject))?)
     }
 
-    fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError> {
-        let subject = subject.to_owned();
-        // One statement is one snapshot, and one round trip instead of a transaction's five.
-        let (row, consents, fields) = self.read("read subject record", move |c| {
-            let Some(r) = c.query_opt(
-                "SELECT wrapped_key, erased_at,
-                   ARRAY(SELECT purpose FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT recipient FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT action FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT at FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT expires_at FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT channel FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT notice_version FROM consents WHERE subject_id = $1 ORDER BY seq),
-                   ARRAY(SELECT category FROM fields WHERE subject_id = $1 ORDER BY category),
-                   ARRAY(SELECT sealed FROM fields WHERE subject_id = $1 ORDER BY category)
-                 FROM subjects WHERE id = $1",
-                &[&subject],
-            )?
-            else {
-                return Ok((None, Vec::new(), Vec::new()));
-            };
-            let purposes: Vec<String> = r.get(2);
-            let recipients: Vec<Option<String>> = r.get(3);
-            let actions: Vec<String> = r.get(4);
-            let ats: Vec<i64> = r.get(5);
-            let expiries: Vec<Option<i64>> = r.get(6);
-            let channels: Vec<String> = r.get(7);
-            let notices: Vec<String> = r.get(8);
-            let consents = (0..purposes.len())
-                .map(|i| ConsentRow {
-                    purpose: purposes[i].clone(),
-                    recipient: recipients[i].clone(),
-                    action: actions[i].clone(),
-                    at: ats[i],
-                    expires_at: expiries[i],
-                    channel: channels[i].clone(),
-                    notice_version: notices[i].clone(),
-                })
-                .collect();
-            let categories: Vec<String> = r.get(9);
-            let sealed: Vec<Vec<u8>> = r.get(10);
-            let fields = categories.into_iter().zip(sealed).collect();
-            Ok((Some((r.get(0), r.get(1))), consents, fields))
-        })?;
-        Ok(SubjectRecord {
-            state: subject_state(row)?,
-            consents,
-            fields,
-        })
-    }
-
-    fn blind_index_matches(
-        &self,
-        category: &str,
-        digest: &[u8],
-    ) -> Result<Vec<String>, StoreError> {
-        let (category, digest) = (category.to_owned(), digest.to_vec());
-        self.read("read blind index", move |c| {
-            Ok(c.query(
-                "SELECT subject_id FROM blind_index WHERE category = $1 AND digest = $2
-                 ORDER BY subject_id",
-                &[&category, &digest],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-        })
-    }
-
-    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError> {
-        let subject = subject.to_owned();
-        self.read("read consents", move |c| consent_rows(c, &subject))
-    }
-
-    fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
+    fn subject_events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
         let subject = subject.to_owned();
         let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = self.read("read events", move |c| {
             Ok(c.query(
@@ -765,50 +583,6 @@ impl crate::Store for PgStore {
             .collect())
         })?;
         rows.into_iter().map(crate::rows::event_row).collect()
-    }
-
-    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        let id = id.to_owned();
-        let row = self.read("read api key", move |c| {
-            Ok(c.query_opt(
-                "SELECT id, secret_hash, role, name, purposes, recipient, can_mint_sessions,
-                   can_erase, created_at FROM api_keys WHERE id = $1",
-                &[&id],
-            )?
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    r.get::<_, Vec<u8>>(1),
-                    r.get::<_, String>(2),
-                    r.get::<_, String>(3),
-                    r.get::<_, String>(4),
-                    r.get::<_, Option<String>>(5),
-                    r.get::<_, bool>(6),
-                    r.get::<_, bool>(7),
-                    r.get::<_, i64>(8),
-                )
-            }))
-        })?;
-        let Some((id, hash, role, name, purposes, recipient, can_mint_sessions, can_erase, at)) =
-            row
-        else {
-            return Ok(None);
-        };
-        Ok(Some(ApiKeyRow {
-            id,
-            secret_hash: hash32(&hash, "secret hash is not 32 bytes")?,
-            role,
-            name,
-            purposes: purposes
-                .split('\n')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            recipient,
-            can_mint_sessions,
-            can_erase,
-            created_at: at,
-        }))
     }
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -926,22 +700,24 @@ impl crate::Store for PgStore {
         sequencer: &mut dyn Sequencer,
     ) -> Result<Vec<RequestOutcome>, StoreError> {
         let writer = self.writer.lock().expect("writer poisoned");
-        // Round trip one: begin, then each request's precondition and mutations, in order, so an
+        // Round trip one: begin, then each request's precondition and changes, in order, so an
         // erasure earlier in the group is seen by a later request's precondition.
         let owned = requests.to_vec();
         // The transaction spans both round trips, so it is driven by hand on the session.
         let token = sequencer.fencing_token().map(|t| t as i64);
         type Checks = Option<Vec<Result<(), Conflict>>>;
-        let checks = writer.call(move |c| -> Result<Checks, postgres::Error> {
-            c.begin()?;
+        let checks = writer.call(move |c| -> Result<Checks, StoreError> {
+            c.begin().map_err(db("begin"))?;
             // The fence, and the lease's renewal: the row is locked until this commit ends, so a
             // takeover either happened before (and this group is refused) or waits for it.
             if let Some(token) = token
-                && c.execute(RENEW_LEASE, &[&token])? == 0
+                && c.execute(RENEW_LEASE, &[&token])
+                    .map_err(db("renew the sequencer lease"))?
+                    == 0
             {
                 return Ok(None);
             }
-            let mut known = standing(c, &owned)?;
+            let mut known = standing(c, &owned).map_err(db("check preconditions"))?;
             owned
                 .iter()
                 .map(|r| apply_request(c, r, &mut known))
@@ -956,7 +732,7 @@ impl crate::Store for PgStore {
             }
             Err(e) => {
                 writer.call(|c| c.rollback());
-                return Err(db("apply mutations")(e));
+                return Err(e);
             }
         };
         // Sequencing happens here, on the writer's thread, between the two round trips.

@@ -8,16 +8,16 @@ use std::sync::Mutex;
 use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::customers::{row_sqlite, subject_state};
 use crate::migrations::{MIGRATIONS, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION};
 use crate::{
-    ApiKeyRow, Appended, Claim, Conflict, ConsentRow, EventRow, LogUpdate, Mutation,
-    RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog, SubjectRecord, SubjectRow,
-    SubjectState, WriteRequest, subject_state,
+    Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, StoreError,
+    StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
 };
 
 const READ_POOL: usize = 64;
 
-/// SQLite-backed [`crate::Store`].
+/// SQLite-backed [`crate::LogStore`].
 pub struct SqliteStore {
     // Only the log's writer thread takes this lock, so it is uncontended in normal operation.
     writer: Mutex<Connection>,
@@ -84,7 +84,7 @@ impl SqliteStore {
         })
     }
 
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -162,96 +162,6 @@ fn check_active(tx: &Connection, subject: &str) -> Result<Result<(), Conflict>, 
     })
 }
 
-fn apply(tx: &Connection, m: &Mutation) -> rusqlite::Result<()> {
-    match m {
-        Mutation::CreateSubject {
-            subject,
-            wrapped_key,
-            at,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO subjects (id, wrapped_key, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO NOTHING",
-            )?
-            .execute(params![subject, wrapped_key, at])?;
-        }
-        Mutation::PutField {
-            subject,
-            category,
-            sealed,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO fields (subject_id, category, sealed) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (subject_id, category) DO UPDATE SET sealed = excluded.sealed",
-            )?
-            .execute(params![subject, category, sealed])?;
-        }
-        Mutation::PutBlindIndex {
-            subject,
-            category,
-            digest,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO blind_index (category, digest, subject_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (category, subject_id) DO UPDATE SET digest = excluded.digest",
-            )?
-            .execute(params![category, digest, subject])?;
-        }
-        Mutation::AddConsent { subject, row } => {
-            tx.prepare_cached(
-                "INSERT INTO consents
-                   (subject_id, purpose, recipient, action, at, expires_at, channel, notice_version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                subject,
-                row.purpose,
-                row.recipient,
-                row.action,
-                row.at,
-                row.expires_at,
-                row.channel,
-                row.notice_version
-            ])?;
-        }
-        Mutation::Erase { subject, at } => {
-            tx.prepare_cached("DELETE FROM fields WHERE subject_id = ?1")?
-                .execute([subject])?;
-            tx.prepare_cached("DELETE FROM blind_index WHERE subject_id = ?1")?
-                .execute([subject])?;
-            tx.prepare_cached("DELETE FROM consents WHERE subject_id = ?1")?
-                .execute([subject])?;
-            tx.prepare_cached(
-                "UPDATE events SET sealed_body = NULL, subject_id = NULL WHERE subject_id = ?1",
-            )?
-            .execute([subject])?;
-            tx.prepare_cached(
-                "UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![subject, at])?;
-        }
-        Mutation::InsertApiKey(k) => {
-            tx.prepare_cached(
-                "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
-                   can_mint_sessions, can_erase, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                k.id,
-                k.secret_hash,
-                k.role,
-                k.name,
-                k.purposes.join("\n"),
-                k.recipient,
-                k.can_mint_sessions,
-                k.can_erase,
-                k.created_at
-            ])?;
-        }
-    }
-    Ok(())
-}
-
 fn checkpoint_row(c: &Connection, sql: &str) -> rusqlite::Result<Option<StoredCheckpoint>> {
     c.prepare_cached(sql)?
         .query_row([], |r| {
@@ -263,75 +173,12 @@ fn checkpoint_row(c: &Connection, sql: &str) -> rusqlite::Result<Option<StoredCh
         .optional()
 }
 
-fn subject_row(c: &Connection, subject: &str) -> rusqlite::Result<SubjectRow> {
-    c.prepare_cached("SELECT wrapped_key, erased_at FROM subjects WHERE id = ?1")?
-        .query_row([subject], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-}
-
-fn consent_rows(c: &Connection, subject: &str) -> rusqlite::Result<Vec<ConsentRow>> {
-    c.prepare_cached(
-        "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
-         FROM consents WHERE subject_id = ?1 ORDER BY seq",
-    )?
-    .query_map([subject], |r| {
-        Ok(ConsentRow {
-            purpose: r.get(0)?,
-            recipient: r.get(1)?,
-            action: r.get(2)?,
-            at: r.get(3)?,
-            expires_at: r.get(4)?,
-            channel: r.get(5)?,
-            notice_version: r.get(6)?,
-        })
-    })?
-    .collect()
-}
-
-impl crate::Store for SqliteStore {
+impl crate::LogStore for SqliteStore {
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError> {
-        subject_state(self.read("read subject", |c| subject_row(c, subject))?)
+        subject_state(self.read("read subject", |c| row_sqlite(c, subject))?)
     }
 
-    fn subject_record(&self, subject: &str) -> Result<SubjectRecord, StoreError> {
-        let (row, consents, fields) = self.read("read subject record", |c| {
-            let tx = c.unchecked_transaction()?;
-            let row = subject_row(&tx, subject)?;
-            let consents = consent_rows(&tx, subject)?;
-            let fields = tx
-                .prepare_cached("SELECT category, sealed FROM fields WHERE subject_id = ?1")?
-                .query_map([subject], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<(String, Vec<u8>)>>>()?;
-            tx.finish()?;
-            Ok((row, consents, fields))
-        })?;
-        Ok(SubjectRecord {
-            state: subject_state(row)?,
-            consents,
-            fields,
-        })
-    }
-
-    fn blind_index_matches(
-        &self,
-        category: &str,
-        digest: &[u8],
-    ) -> Result<Vec<String>, StoreError> {
-        self.read("read blind index", |c| {
-            c.prepare_cached(
-                "SELECT subject_id FROM blind_index WHERE category = ?1 AND digest = ?2
-                 ORDER BY subject_id",
-            )?
-            .query_map(params![category, digest], |r| r.get(0))?
-            .collect()
-        })
-    }
-
-    fn consents(&self, subject: &str) -> Result<Vec<ConsentRow>, StoreError> {
-        self.read("read consents", |c| consent_rows(c, subject))
-    }
-
-    fn events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
+    fn subject_events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
         let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = self.read("read events", |c| {
             c.prepare_cached(
                 "SELECT leaf_index, commitment, sealed_body FROM events
@@ -341,50 +188,6 @@ impl crate::Store for SqliteStore {
             .collect()
         })?;
         rows.into_iter().map(crate::rows::event_row).collect()
-    }
-
-    fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        let row = self.read("read api key", |c| {
-            c.prepare_cached(
-                "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
-                   can_erase, created_at FROM api_keys WHERE id = ?1",
-            )?
-            .query_row([id], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, bool>(5)?,
-                    r.get::<_, bool>(6)?,
-                    r.get::<_, i64>(7)?,
-                ))
-            })
-            .optional()
-        })?;
-        let Some((hash, role, name, purposes, recipient, can_mint_sessions, can_erase, created_at)) =
-            row
-        else {
-            return Ok(None);
-        };
-        Ok(Some(ApiKeyRow {
-            id: id.to_owned(),
-            secret_hash: hash
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("secret hash is not 32 bytes"))?,
-            role,
-            name,
-            purposes: purposes
-                .split('\n')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            recipient,
-            can_mint_sessions,
-            can_erase,
-            created_at,
-        }))
     }
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -564,8 +367,10 @@ impl crate::Store for SqliteStore {
             // Mutations are plain upserts and deletes that cannot conflict once the precondition
             // holds, so no savepoint is needed: any error here is a database failure and aborts
             // the whole group.
-            for m in &request.mutations {
-                apply(&tx, m).map_err(db("apply mutation"))?;
+            for change in &request.changes {
+                change
+                    .apply(&mut Tx::Sqlite(&tx))
+                    .map_err(|e| e.into_store("apply change"))?;
             }
             let mut leaves = Vec::with_capacity(request.entries.len());
             for entry in &request.entries {
@@ -631,7 +436,7 @@ impl crate::Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::LogStore;
     use crate::contract_tests::{TestSequencer, create, event};
     use candor_log::Frontier;
 
@@ -648,7 +453,7 @@ mod tests {
                     for _ in 0..100 {
                         // An empty pool forces a fresh connection for each read.
                         store.readers.lock().unwrap().clear();
-                        store.subject_record("a").expect("read during commits");
+                        store.subject_events("a").expect("read during commits");
                     }
                 });
             }

@@ -8,8 +8,8 @@
 use std::io::Write;
 
 use candor_log::{Frontier, MemoryHashes, NoteSigner, inclusion_proof};
-use candor_store::{LogEntry, SqliteStore, Store, StoreHashes, WriteRequest};
-use candor_vault::writer::LogSequencer;
+use candor_store::{LogEntry, LogStore, SqliteStore, StoreHashes, WriteRequest};
+use candor_vault::kernel::writer::LogSequencer;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
 
@@ -33,7 +33,7 @@ fn group(n: usize, salt: u64) -> Vec<WriteRequest> {
             commitment[8..16].copy_from_slice(&(i as u64).to_be_bytes());
             WriteRequest {
                 requires_active: None,
-                mutations: vec![],
+                changes: vec![],
                 entries: vec![LogEntry {
                     subject: format!("s{}", i % 1000),
                     commitment: Sha256::digest(commitment).into(),

@@ -107,6 +107,7 @@ pub(crate) async fn completeness(
         })?;
     Ok(Json(
         vault
+            .public_log()
             .witnessed_completeness(label, query.size)
             .as_ref()
             .map(CompletenessProof::from_domain),
@@ -124,7 +125,7 @@ fn authenticate_peer(vault: &Vault, headers: &HeaderMap, body: &[u8]) -> Result<
                 "this route is for Candor's own nodes",
             )
         })?;
-    Ok(vault.authenticate_node(header, body, now())?)
+    Ok(vault.nodes().authenticate(header, body, now())?)
 }
 
 /// A write's outcome on the wire, from the sequencer's result.
@@ -184,7 +185,7 @@ pub(crate) async fn commit(
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
         }
     })?;
-    if !vault.is_sequencer() {
+    if !vault.sequencing().is_sequencer() {
         return Err(candor_vault::VaultError::NotSequencer.into());
     }
     // Every write is queued at once, so they share the writer's next group.
@@ -192,7 +193,7 @@ pub(crate) async fn commit(
         .into_iter()
         .map(|request| {
             let vault = vault.clone();
-            tokio::spawn(async move { vault.commit_forwarded(request).await })
+            tokio::spawn(async move { vault.sequencing().submit_here(request).await })
         })
         .collect();
     let mut outcomes = Vec::with_capacity(pending.len());

@@ -1,16 +1,16 @@
 //! The nodes' internal protocol, version 1: the bytes that cross `POST /internal/v1/log/commit`.
 //!
-//! These types are the protocol, converted by hand from and to the store's types, so that a
-//! change to a store type cannot silently change what nodes send each other, and a cluster can be
-//! upgraded one node at a time: every body names its version, and a node refuses a version it
-//! does not speak, before anything is committed. Golden files in `testdata/cluster` pin the bytes.
-//! Byte strings are base64 (a third of the size of JSON's lists of numbers).
+//! These types are the protocol's envelope, converted by hand from and to the store's types, so
+//! that a change to a store type cannot silently change what nodes send each other, and a cluster
+//! can be upgraded one node at a time: every body names its version, and a node refuses a version
+//! it does not speak, before anything is committed. Each change inside is in the form its slice
+//! gives it (`{"type": …, …}`, see `candor_vault::wire`). Golden files in `testdata/cluster` pin
+//! the bytes of every kind. Byte strings are base64 (a third of the size of JSON's lists of
+//! numbers).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use candor_store::{
-    ApiKeyRow, Conflict, ConsentRow, LogEntry, Mutation, RequestOutcome, WriteRequest,
-};
+use candor_store::{Conflict, LogEntry, RequestOutcome, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version these types speak.
@@ -40,90 +40,10 @@ pub struct CommitOutcomes {
 pub struct WriteRequestV1 {
     /// The customer who must exist, unerased, for the write to apply.
     pub requires_active: Option<String>,
-    /// Changes, in order.
-    pub mutations: Vec<MutationV1>,
+    /// The slices' changes, in order, each in its slice's wire form.
+    pub mutations: Vec<serde_json::Value>,
     /// Log leaves, in order, after the changes.
     pub entries: Vec<LogEntryV1>,
-}
-
-/// One change of a write.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum MutationV1 {
-    /// A new customer and their wrapped key.
-    CreateSubject {
-        /// Customer id.
-        subject: String,
-        /// The wrapped data key, base64.
-        wrapped_key: String,
-        /// Unix seconds.
-        at: i64,
-    },
-    /// One sealed field.
-    PutField {
-        /// Customer id.
-        subject: String,
-        /// Data category.
-        category: String,
-        /// The sealed value, base64.
-        sealed: String,
-    },
-    /// A blind-index digest.
-    PutBlindIndex {
-        /// Customer id.
-        subject: String,
-        /// Data category.
-        category: String,
-        /// The digest, base64.
-        digest: String,
-    },
-    /// A consent record.
-    AddConsent {
-        /// Customer id.
-        subject: String,
-        /// Purpose id.
-        purpose: String,
-        /// The recipient it is limited to.
-        recipient: Option<String>,
-        /// `grant` or `withdraw`.
-        action: String,
-        /// Unix seconds.
-        at: i64,
-        /// When a grant lapses.
-        expires_at: Option<i64>,
-        /// Evidence: where.
-        channel: String,
-        /// Evidence: which notice.
-        notice_version: String,
-    },
-    /// The erasure of a customer.
-    Erase {
-        /// Customer id.
-        subject: String,
-        /// Unix seconds.
-        at: i64,
-    },
-    /// A new API key (the hash of its secret, never the secret).
-    InsertApiKey {
-        /// Public id.
-        id: String,
-        /// SHA-256 of the secret, base64.
-        secret_hash: String,
-        /// `admin` or `service`.
-        role: String,
-        /// Display name.
-        name: String,
-        /// Purposes it may name.
-        purposes: Vec<String>,
-        /// The recipient it acts for.
-        recipient: Option<String>,
-        /// May mint customer sessions.
-        can_mint_sessions: bool,
-        /// May erase customers.
-        can_erase: bool,
-        /// Unix seconds.
-        created_at: i64,
-    },
 }
 
 /// A log leaf to append.
@@ -213,11 +133,7 @@ impl WriteRequestV1 {
     pub fn from_store(request: &WriteRequest) -> WriteRequestV1 {
         WriteRequestV1 {
             requires_active: request.requires_active.clone(),
-            mutations: request
-                .mutations
-                .iter()
-                .map(MutationV1::from_store)
-                .collect(),
+            mutations: request.changes.iter().map(|c| c.to_wire()).collect(),
             entries: request
                 .entries
                 .iter()
@@ -233,10 +149,15 @@ impl WriteRequestV1 {
     fn into_store(self) -> Result<WriteRequest, WireError> {
         Ok(WriteRequest {
             requires_active: self.requires_active,
-            mutations: self
+            changes: self
                 .mutations
                 .into_iter()
-                .map(MutationV1::into_store)
+                .map(|m| {
+                    candor_vault::decode_change(m).map_err(|e| {
+                        tracing::warn!(error = %e, "a peer sent a change this node cannot read");
+                        WireError::Malformed("change")
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             entries: self
                 .entries
@@ -252,140 +173,6 @@ impl WriteRequestV1 {
                     })
                 })
                 .collect::<Result<_, WireError>>()?,
-        })
-    }
-}
-
-impl MutationV1 {
-    fn from_store(mutation: &Mutation) -> MutationV1 {
-        match mutation {
-            Mutation::CreateSubject {
-                subject,
-                wrapped_key,
-                at,
-            } => MutationV1::CreateSubject {
-                subject: subject.clone(),
-                wrapped_key: B64.encode(wrapped_key),
-                at: *at,
-            },
-            Mutation::PutField {
-                subject,
-                category,
-                sealed,
-            } => MutationV1::PutField {
-                subject: subject.clone(),
-                category: category.clone(),
-                sealed: B64.encode(sealed),
-            },
-            Mutation::PutBlindIndex {
-                subject,
-                category,
-                digest,
-            } => MutationV1::PutBlindIndex {
-                subject: subject.clone(),
-                category: category.clone(),
-                digest: B64.encode(digest),
-            },
-            Mutation::AddConsent { subject, row } => MutationV1::AddConsent {
-                subject: subject.clone(),
-                purpose: row.purpose.clone(),
-                recipient: row.recipient.clone(),
-                action: row.action.clone(),
-                at: row.at,
-                expires_at: row.expires_at,
-                channel: row.channel.clone(),
-                notice_version: row.notice_version.clone(),
-            },
-            Mutation::Erase { subject, at } => MutationV1::Erase {
-                subject: subject.clone(),
-                at: *at,
-            },
-            Mutation::InsertApiKey(key) => MutationV1::InsertApiKey {
-                id: key.id.clone(),
-                secret_hash: B64.encode(key.secret_hash),
-                role: key.role.clone(),
-                name: key.name.clone(),
-                purposes: key.purposes.clone(),
-                recipient: key.recipient.clone(),
-                can_mint_sessions: key.can_mint_sessions,
-                can_erase: key.can_erase,
-                created_at: key.created_at,
-            },
-        }
-    }
-
-    fn into_store(self) -> Result<Mutation, WireError> {
-        Ok(match self {
-            MutationV1::CreateSubject {
-                subject,
-                wrapped_key,
-                at,
-            } => Mutation::CreateSubject {
-                subject,
-                wrapped_key: bytes(&wrapped_key, "wrapped_key")?,
-                at,
-            },
-            MutationV1::PutField {
-                subject,
-                category,
-                sealed,
-            } => Mutation::PutField {
-                subject,
-                category,
-                sealed: bytes(&sealed, "sealed")?,
-            },
-            MutationV1::PutBlindIndex {
-                subject,
-                category,
-                digest,
-            } => Mutation::PutBlindIndex {
-                subject,
-                category,
-                digest: bytes(&digest, "digest")?,
-            },
-            MutationV1::AddConsent {
-                subject,
-                purpose,
-                recipient,
-                action,
-                at,
-                expires_at,
-                channel,
-                notice_version,
-            } => Mutation::AddConsent {
-                subject,
-                row: ConsentRow {
-                    purpose,
-                    recipient,
-                    action,
-                    at,
-                    expires_at,
-                    channel,
-                    notice_version,
-                },
-            },
-            MutationV1::Erase { subject, at } => Mutation::Erase { subject, at },
-            MutationV1::InsertApiKey {
-                id,
-                secret_hash,
-                role,
-                name,
-                purposes,
-                recipient,
-                can_mint_sessions,
-                can_erase,
-                created_at,
-            } => Mutation::InsertApiKey(ApiKeyRow {
-                id,
-                secret_hash: digest(&secret_hash, "secret_hash")?,
-                role,
-                name,
-                purposes,
-                recipient,
-                can_mint_sessions,
-                can_erase,
-                created_at,
-            }),
         })
     }
 }
@@ -421,40 +208,49 @@ impl CommittedV1 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use candor_core::{ConsentAction, ConsentRecord, Evidence, SubjectId};
+    use candor_vault::consent::AddConsent;
+    use candor_vault::erasure::Erase;
+    use candor_vault::keys::{ApiKeyRow, InsertApiKey, Role};
+    use candor_vault::subjects::{CreateSubject, PutBlindIndex, PutField};
+
     use super::*;
 
     fn sample_requests() -> Vec<WriteRequest> {
+        let consent = ConsentRecord {
+            purpose: "marketing.communications.email".into(),
+            recipient: None,
+            action: ConsentAction::Grant,
+            at: 1_700_000_001,
+            expires_at: Some(1_800_000_000),
+            evidence: Evidence {
+                channel: "privacy_center".into(),
+                notice_version: "2026-11".into(),
+            },
+        };
+        let customer = SubjectId::parse("cus_1").unwrap();
         vec![
             WriteRequest {
                 requires_active: Some("cus_1".into()),
-                mutations: vec![
-                    Mutation::CreateSubject {
+                changes: vec![
+                    Arc::new(CreateSubject {
                         subject: "cus_1".into(),
                         wrapped_key: vec![0, 1, 255],
                         at: 1_700_000_000,
-                    },
-                    Mutation::PutField {
+                    }),
+                    Arc::new(PutField {
                         subject: "cus_1".into(),
                         category: "user.name".into(),
                         sealed: vec![9; 4],
-                    },
-                    Mutation::PutBlindIndex {
+                    }),
+                    Arc::new(PutBlindIndex {
                         subject: "cus_1".into(),
                         category: "user.contact.email".into(),
                         digest: vec![7; 8],
-                    },
-                    Mutation::AddConsent {
-                        subject: "cus_1".into(),
-                        row: ConsentRow {
-                            purpose: "marketing.communications.email".into(),
-                            recipient: None,
-                            action: "grant".into(),
-                            at: 1_700_000_001,
-                            expires_at: Some(1_800_000_000),
-                            channel: "privacy_center".into(),
-                            notice_version: "2026-11".into(),
-                        },
-                    },
+                    }),
+                    Arc::new(AddConsent::of(&customer, &consent)),
                 ],
                 entries: vec![LogEntry {
                     subject: "cus_1".into(),
@@ -464,10 +260,10 @@ mod tests {
             },
             WriteRequest {
                 requires_active: Some("cus_2".into()),
-                mutations: vec![Mutation::Erase {
+                changes: vec![Arc::new(Erase {
                     subject: "cus_2".into(),
                     at: 1_700_000_002,
-                }],
+                })],
                 entries: vec![LogEntry {
                     subject: "cus_2".into(),
                     commitment: [8; 32],
@@ -476,17 +272,17 @@ mod tests {
             },
             WriteRequest {
                 requires_active: None,
-                mutations: vec![Mutation::InsertApiKey(ApiKeyRow {
+                changes: vec![Arc::new(InsertApiKey(ApiKeyRow {
                     id: "k1".into(),
                     secret_hash: [3; 32],
-                    role: "service".into(),
+                    role: Role::Service,
                     name: "checkout".into(),
                     purposes: vec!["essential.service.operations".into()],
                     recipient: None,
                     can_mint_sessions: true,
                     can_erase: false,
                     created_at: 1_700_000_003,
-                })],
+                }))],
                 entries: vec![],
             },
         ]
@@ -559,6 +355,24 @@ mod tests {
         assert_eq!(
             parsed.into_requests().unwrap_err(),
             WireError::Malformed("commitment")
+        );
+
+        batch["requests"][0]["entries"][0]["commitment"] = B64.encode([7; 32]).into();
+        batch["requests"][0]["mutations"][1]["type"] = "put_nothing".into();
+        let parsed: CommitBatch = serde_json::from_value(batch.clone()).unwrap();
+        assert_eq!(
+            parsed.into_requests().unwrap_err(),
+            WireError::Malformed("change"),
+            "a change no slice makes"
+        );
+
+        batch["requests"][0]["mutations"][1]["type"] = "put_field".into();
+        batch["requests"][0]["mutations"][1]["surprise"] = true.into();
+        let parsed: CommitBatch = serde_json::from_value(batch.clone()).unwrap();
+        assert_eq!(
+            parsed.into_requests().unwrap_err(),
+            WireError::Malformed("change"),
+            "a change with a field its slice does not know"
         );
 
         batch["requests"][0]["surprise"] = true.into();

@@ -19,11 +19,11 @@ use std::time::Duration;
 use candor_crypto::LabelKey;
 use candor_log::NoteSigner;
 use candor_log::directory::Directory;
-use candor_store::{Claim, LogUpdate, RequestOutcome, Store, StoreError, WriteRequest};
+use candor_store::{Claim, LogStore, LogUpdate, RequestOutcome, StoreError, WriteRequest};
 use tokio::sync::watch;
 
 use crate::Completeness;
-use crate::writer::{
+use crate::kernel::writer::{
     LogHead, LogWriter, SequencerClaim, WriterError, open_checkpoint, subject_tree,
 };
 
@@ -66,7 +66,7 @@ struct Candidate {
 
 /// This node's part in sequencing the log.
 pub struct Sequencing {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     role: Mutex<Role>,
     // Bumped on every change of role or of sequencer, so a write waiting on one can resume.
     changes: watch::Sender<u64>,
@@ -84,7 +84,7 @@ impl Sequencing {
     /// A node alone: it claims the log (waiting out a crashed holder's claim) and sequences it,
     /// or fails with [`StoreError::SequencerBusy`].
     pub fn alone(
-        store: Arc<dyn Store>,
+        store: Arc<dyn LogStore>,
         signer: NoteSigner,
         labels: LabelKey,
         claim: &SequencerClaim,
@@ -106,7 +106,7 @@ impl Sequencing {
     /// that holds it, handing its writes there with `forwarder`. A background thread keeps
     /// trying to claim the log, so this node takes over when the sequencer's claim lapses.
     pub fn in_cluster(
-        store: Arc<dyn Store>,
+        store: Arc<dyn LogStore>,
         signer: NoteSigner,
         labels: LabelKey,
         claim: &SequencerClaim,
@@ -399,7 +399,7 @@ mod tests {
     use candor_store::SqliteStore;
 
     use super::*;
-    use crate::writer::tests::{create, event};
+    use crate::kernel::writer::tests::{create, event};
 
     /// Hands writes to whichever node of `nodes` sequences, in process.
     #[derive(Default)]
@@ -455,7 +455,7 @@ mod tests {
                 // Long enough that the background campaign never runs during the test.
                 ttl: Duration::from_secs(600),
             };
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+            let store: Arc<dyn LogStore> = Arc::new(SqliteStore::open(&path).unwrap());
             let node = Sequencing::in_cluster(
                 store,
                 signer.clone(),
@@ -518,6 +518,6 @@ mod tests {
             Ok(vec![3])
         );
         assert_eq!(a.head().unwrap().size, 4, "the deposed node follows");
-        crate::fsck::fsck(&*b.store, &signer.verifier(), None).unwrap();
+        crate::kernel::fsck::fsck(&*b.store, &signer.verifier(), None).unwrap();
     }
 }

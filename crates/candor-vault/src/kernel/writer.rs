@@ -14,7 +14,7 @@ use candor_crypto::LabelKey;
 use candor_log::directory::{self, Directory, Head};
 use candor_log::{Checkpoint, Frontier, NoteSigner};
 use candor_store::{
-    Appended, Claim, RequestOutcome, Sequencer, Store, StoreError, StoredCheckpoint, SubjectLog,
+    Appended, Claim, LogStore, RequestOutcome, Sequencer, StoreError, StoredCheckpoint, SubjectLog,
     WriteRequest,
 };
 use tokio::sync::{oneshot, watch};
@@ -140,7 +140,7 @@ impl LogSequencer {
 
     /// Rebuilds the log's state from `store` and checks it against the latest checkpoint: at
     /// start-up, and after a commit whose outcome is unknown (a lost answer to `COMMIT`).
-    pub fn reload(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+    pub fn reload(&mut self, store: &dyn LogStore) -> Result<(), StoreError> {
         let latest = store.latest_checkpoint()?;
         let size = latest.as_ref().map_or(0, |c| c.size);
         let frontier = Frontier::load(size, &candor_store::StoreHashes(store))?;
@@ -322,7 +322,7 @@ pub struct SequencerClaim {
     pub ttl: std::time::Duration,
 }
 
-fn claim_within(store: &dyn Store, claim: &SequencerClaim) -> Result<u64, StoreError> {
+fn claim_within(store: &dyn LogStore, claim: &SequencerClaim) -> Result<u64, StoreError> {
     let deadline = std::time::Instant::now() + claim.ttl + std::time::Duration::from_secs(1);
     loop {
         match store.claim_sequencer(&claim.holder, claim.ttl)? {
@@ -357,7 +357,7 @@ impl LogWriter {
     /// second more for a holder that stopped renewing (a crashed node) to lapse, and refuses to
     /// start if another holder still renews it.
     pub fn start(
-        store: Arc<dyn Store>,
+        store: Arc<dyn LogStore>,
         signer: NoteSigner,
         labels: LabelKey,
         claim: &SequencerClaim,
@@ -370,7 +370,7 @@ impl LogWriter {
     /// Starts the writer under a claim already granted with `token`, publishing each new head
     /// on `heads` (a node keeps one channel whichever role it has).
     pub fn start_claimed(
-        store: Arc<dyn Store>,
+        store: Arc<dyn LogStore>,
         signer: NoteSigner,
         labels: LabelKey,
         claim: &SequencerClaim,
@@ -423,7 +423,7 @@ impl LogWriter {
 /// The writer's loop; returns when every handle is gone or the claim is lost (the writes still
 /// queued are dropped uncommitted, and their callers told so).
 fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     mut sequencer: LogSequencer,
     jobs: mpsc::Receiver<Job>,
     heads: &watch::Sender<LogHead>,
@@ -513,7 +513,7 @@ fn run(
 /// Commits one group, running it again while the database aborts it under contention; the
 /// sequencer is put back before each new attempt, so the group gets the same leaves.
 fn commit_group(
-    store: &dyn Store,
+    store: &dyn LogStore,
     requests: &[WriteRequest],
     sequencer: &mut LogSequencer,
 ) -> Result<Vec<RequestOutcome>, StoreError> {
@@ -539,10 +539,7 @@ fn commit_group(
 pub(crate) mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use candor_store::{
-        ApiKeyRow, ConsentRow, EventRow, LogEntry, LogUpdate, Mutation, SqliteStore, SubjectRecord,
-        SubjectState,
-    };
+    use candor_store::{EventRow, LogEntry, LogUpdate, SqliteStore, SubjectState};
 
     use super::*;
 
@@ -565,24 +562,12 @@ pub(crate) mod tests {
         }
     }
 
-    impl Store for Faulty {
+    impl LogStore for Faulty {
         fn subject(&self, s: &str) -> Result<SubjectState, StoreError> {
             self.inner.subject(s)
         }
-        fn subject_record(&self, s: &str) -> Result<SubjectRecord, StoreError> {
-            self.inner.subject_record(s)
-        }
-        fn blind_index_matches(&self, c: &str, d: &[u8]) -> Result<Vec<String>, StoreError> {
-            self.inner.blind_index_matches(c, d)
-        }
-        fn consents(&self, s: &str) -> Result<Vec<ConsentRow>, StoreError> {
-            self.inner.consents(s)
-        }
-        fn events(&self, s: &str) -> Result<Vec<EventRow>, StoreError> {
-            self.inner.events(s)
-        }
-        fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-            self.inner.api_key(id)
+        fn subject_events(&self, s: &str) -> Result<Vec<EventRow>, StoreError> {
+            self.inner.subject_events(s)
         }
         fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
             self.inner.latest_checkpoint()
@@ -648,7 +633,7 @@ pub(crate) mod tests {
     pub(crate) fn event(subject: &str, byte: u8) -> WriteRequest {
         WriteRequest {
             requires_active: Some(subject.into()),
-            mutations: vec![],
+            changes: vec![],
             entries: vec![LogEntry {
                 subject: subject.into(),
                 commitment: [byte; 32],
@@ -660,11 +645,11 @@ pub(crate) mod tests {
     /// Creates `subject`.
     pub(crate) fn create(subject: &str) -> WriteRequest {
         WriteRequest {
-            mutations: vec![Mutation::CreateSubject {
+            changes: vec![Arc::new(crate::subjects::CreateSubject {
                 subject: subject.into(),
                 wrapped_key: vec![1],
                 at: 1,
-            }],
+            })],
             ..Default::default()
         }
     }
@@ -708,7 +693,7 @@ pub(crate) mod tests {
         }
 
         fn fsck(&self) {
-            crate::fsck::fsck(&*self.store, &self.verifier, None).unwrap();
+            crate::kernel::fsck::fsck(&*self.store, &self.verifier, None).unwrap();
         }
     }
 

@@ -5,14 +5,14 @@
 //! from every customer's stored tree with the checkpoint's directory line, and every stored
 //! checkpoint's signature (and, under a witness policy, its cosignatures) is checked. The first
 //! mismatch is reported by position, so a changed byte anywhere in the log's tables is found.
-//! It reads through the [`Store`] contract, so it checks any backend.
+//! It reads through the [`LogStore`] contract, so it checks any backend.
 
 use candor_log::directory::{Directory, Head, from_checkpoint_text};
 use candor_log::note::signature_lines;
 use candor_log::{
     Checkpoint, Frontier, NoteVerifier, split_stored_hash_index, tree_hash, verify_cosignatures,
 };
-use candor_store::{Store, StoreError, StoreHashes, StoredCheckpoint};
+use candor_store::{LogStore, StoreError, StoreHashes, StoredCheckpoint};
 
 use crate::WitnessPolicy;
 
@@ -64,7 +64,7 @@ pub enum FsckError {
 
 /// Checks the whole log in `store` against the log's key and the witness policy.
 pub fn fsck(
-    store: &dyn Store,
+    store: &dyn LogStore,
     log_key: &NoteVerifier,
     policy: Option<&WitnessPolicy>,
 ) -> Result<FsckReport, FsckError> {

@@ -1,0 +1,91 @@
+//! The customer registry, the one thing the kernel knows of customers beyond their trees: who
+//! exists, who is erased, and the wrapped key their entries' bodies are sealed under. Every entry
+//! is about one customer who must be active when it is appended (see
+//! [`WriteRequest::requires_active`](crate::WriteRequest)), and erasure destroys the key and the
+//! bodies of their entries in the same transaction, so it is the kernel's too.
+//!
+//! The slices that create and erase customers call [`create`] and [`erase`] from their changes;
+//! what a slice keeps about a customer in its own tables it erases itself, in the same change.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{PgSession, StoreError, SubjectState, Tx, TxError};
+
+/// A `subjects` row as both backends read it: the wrapped key and when erased.
+pub type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>)>;
+
+/// A customer's standing from their `subjects` row.
+pub fn subject_state(row: SubjectRow) -> Result<SubjectState, StoreError> {
+    Ok(match row {
+        None => SubjectState::Unknown,
+        Some((_, Some(at))) => SubjectState::Erased { at },
+        Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
+        Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
+    })
+}
+
+/// The customer's row, on SQLite.
+pub fn row_sqlite(c: &Connection, subject: &str) -> rusqlite::Result<SubjectRow> {
+    c.prepare_cached("SELECT wrapped_key, erased_at FROM subjects WHERE id = ?1")?
+        .query_row([subject], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// The customer's row, on PostgreSQL.
+pub fn row_postgres(c: &mut PgSession, subject: &str) -> Result<SubjectRow, postgres::Error> {
+    Ok(c.query_opt(
+        "SELECT wrapped_key, erased_at FROM subjects WHERE id = $1",
+        &[&subject],
+    )?
+    .map(|r| (r.get(0), r.get(1))))
+}
+
+/// Registers the customer with their wrapped key, unless they exist already.
+pub fn create(tx: &mut Tx<'_>, subject: &str, wrapped_key: &[u8], at: i64) -> Result<(), TxError> {
+    match tx {
+        Tx::Sqlite(c) => {
+            c.prepare_cached(
+                "INSERT INTO subjects (id, wrapped_key, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![subject, wrapped_key, at])?;
+        }
+        Tx::Postgres(c) => {
+            c.execute(
+                "INSERT INTO subjects (id, wrapped_key, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&subject, &wrapped_key, &at],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Erases the customer from the kernel's tables: their key is destroyed, the bodies of their
+/// entries and the entries' link to them are removed, and they are marked erased. The entries'
+/// commitments stay, so the log and every proof stay valid.
+pub fn erase(tx: &mut Tx<'_>, subject: &str, at: i64) -> Result<(), TxError> {
+    match tx {
+        Tx::Sqlite(c) => {
+            c.prepare_cached(
+                "UPDATE events SET sealed_body = NULL, subject_id = NULL WHERE subject_id = ?1",
+            )?
+            .execute([subject])?;
+            c.prepare_cached(
+                "UPDATE subjects SET wrapped_key = NULL, erased_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![subject, at])?;
+        }
+        Tx::Postgres(c) => {
+            c.execute(
+                "UPDATE events SET sealed_body = NULL, subject_id = NULL WHERE subject_id = $1",
+                &[&subject],
+            )?;
+            c.execute(
+                "UPDATE subjects SET wrapped_key = NULL, erased_at = $2 WHERE id = $1",
+                &[&subject, &at],
+            )?;
+        }
+    }
+    Ok(())
+}

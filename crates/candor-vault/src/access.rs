@@ -1,0 +1,358 @@
+//! Purpose-bound access: a service reads fields for a purpose and gets only those the policy
+//! allows; a customer reads everything held about them; a service finds customers by an exact
+//! value through the blind index. Every read is logged, durably, before anything is opened.
+
+use std::sync::Arc;
+
+use candor_core::{
+    DataMap, Denial, EventKind, FieldDecision, FieldOutcome, Permit, SUBJECT_ACCESS, SubjectId,
+    decide, subject_access,
+};
+use candor_crypto::{DataKey, SealContext};
+use candor_store::customers::{SubjectRow, row_sqlite, subject_state};
+use candor_store::{Db, StoreError, SubjectState};
+use zeroize::Zeroizing;
+
+use crate::VaultError;
+use crate::consent::{self, ConsentRow, to_records};
+use crate::error::invalid;
+use crate::kernel::Journal;
+use crate::keys::Principal;
+use crate::subjects::{self, BlindIndexes, Customers, MAX_FIELDS, normalise};
+
+/// A customer as one access sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// Whether they exist, and their wrapped key.
+    pub state: SubjectState,
+    /// Consent records in the order recorded (empty unless active).
+    pub consents: Vec<ConsentRow>,
+    /// Sealed fields by data category (empty unless active).
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+/// The customer's standing, consents and sealed fields, read as one snapshot: what an access
+/// needs, consistently. It reads across the registry's, consent's and fields' tables because one
+/// read transaction (SQLite) or one statement (PostgreSQL) costs a fraction of three.
+pub fn subject_record(db: &Db, subject: &SubjectId) -> Result<SubjectRecord, StoreError> {
+    type Read = (SubjectRow, Vec<ConsentRow>, Vec<(String, Vec<u8>)>);
+    let owned = subject.as_str().to_owned();
+    let (row, consents, fields): Read = db.read(
+        "read subject record",
+        |c| {
+            let tx = c.unchecked_transaction()?;
+            let row = row_sqlite(&tx, subject.as_str())?;
+            let consents = consent::rows_sqlite(&tx, subject.as_str())?;
+            let fields = subjects::fields_sqlite(&tx, subject.as_str())?;
+            tx.finish()?;
+            Ok((row, consents, fields))
+        },
+        move |c| {
+            let Some(r) = c.query_opt(
+                "SELECT wrapped_key, erased_at,
+                   ARRAY(SELECT purpose FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT recipient FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT action FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT at FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT expires_at FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT channel FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT notice_version FROM consents WHERE subject_id = $1 ORDER BY seq),
+                   ARRAY(SELECT category FROM fields WHERE subject_id = $1 ORDER BY category),
+                   ARRAY(SELECT sealed FROM fields WHERE subject_id = $1 ORDER BY category)
+                 FROM subjects WHERE id = $1",
+                &[&owned],
+            )?
+            else {
+                return Ok((None, Vec::new(), Vec::new()));
+            };
+            let purposes: Vec<String> = r.get(2);
+            let recipients: Vec<Option<String>> = r.get(3);
+            let actions: Vec<String> = r.get(4);
+            let ats: Vec<i64> = r.get(5);
+            let expiries: Vec<Option<i64>> = r.get(6);
+            let channels: Vec<String> = r.get(7);
+            let notices: Vec<String> = r.get(8);
+            let consents = (0..purposes.len())
+                .map(|i| ConsentRow {
+                    purpose: purposes[i].clone(),
+                    recipient: recipients[i].clone(),
+                    action: actions[i].clone(),
+                    at: ats[i],
+                    expires_at: expiries[i],
+                    channel: channels[i].clone(),
+                    notice_version: notices[i].clone(),
+                })
+                .collect();
+            let categories: Vec<String> = r.get(9);
+            let sealed: Vec<Vec<u8>> = r.get(10);
+            let fields = categories.into_iter().zip(sealed).collect();
+            Ok((Some((r.get(0), r.get(1))), consents, fields))
+        },
+    )?;
+    Ok(SubjectRecord {
+        state: subject_state(row)?,
+        consents,
+        fields,
+    })
+}
+
+/// What an access released.
+pub struct AccessOutcome {
+    /// Per-field decisions, in request order.
+    pub decisions: Vec<FieldDecision>,
+    /// Allowed fields that hold a value, with the value.
+    pub values: Vec<(String, Zeroizing<String>)>,
+    /// The access event's position in the log.
+    pub leaf_index: u64,
+}
+
+/// Reading personal data.
+pub struct Access {
+    map: Arc<DataMap>,
+    db: Db,
+    customers: Arc<Customers>,
+    blind: Arc<BlindIndexes>,
+    journal: Journal,
+}
+
+impl Access {
+    /// The use cases over their parts.
+    pub fn new(
+        map: Arc<DataMap>,
+        db: Db,
+        customers: Arc<Customers>,
+        blind: Arc<BlindIndexes>,
+        journal: Journal,
+    ) -> Access {
+        Access {
+            map,
+            db,
+            customers,
+            blind,
+            journal,
+        }
+    }
+
+    /// Reads fields for a purpose: decide, log durably, then unseal only what the policy permits.
+    pub async fn access(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        purpose_id: &str,
+        fields: &[String],
+        now: i64,
+    ) -> Result<AccessOutcome, VaultError> {
+        let key = principal.service()?;
+        if fields.is_empty() || fields.len() > MAX_FIELDS {
+            return Err(invalid(format!("ask for 1 to {MAX_FIELDS} fields")));
+        }
+        if !key.purposes.contains(purpose_id) {
+            self.log_refusal(principal, subject, purpose_id, now)
+                .await?;
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+        }
+        let purpose = self
+            .map
+            .purpose(purpose_id)
+            .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        // Everything is read up front, ciphertexts included; nothing is opened before the event
+        // is durable, and an erasure racing this read makes the log write fail its precondition.
+        let record = subject_record(&self.db, subject)?;
+        let dek = self.customers.unwrap_key(subject, record.state)?;
+        let consents = to_records(record.consents)?;
+        let decision = decide(
+            &self.map,
+            purpose,
+            key.recipient.as_deref(),
+            &consents,
+            fields,
+            now,
+        );
+        let kind = EventKind::Accessed {
+            purpose: purpose_id.to_owned(),
+            recipient: key.recipient.clone(),
+            fields: decision
+                .fields
+                .iter()
+                .map(|d| FieldOutcome {
+                    field: d.field.clone(),
+                    outcome: d.denial.map_or("allowed", Denial::code),
+                })
+                .collect(),
+        };
+        let leaf_index = self
+            .journal
+            .log_event(&dek, principal.actor(), subject, now, kind)
+            .await?;
+        // The event is durable; only now may plaintext leave the vault.
+        let values = release(&dek, subject, &decision.permit, record.fields)?;
+        Ok(AccessOutcome {
+            decisions: decision.fields,
+            values,
+            leaf_index,
+        })
+    }
+
+    /// The customer reads everything held about them (their right of access). Logged, and
+    /// durable, before anything is opened, like every other read.
+    pub async fn own_data(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<(Vec<(String, Zeroizing<String>)>, u64), VaultError> {
+        if !principal.is_subject(subject) {
+            return Err(VaultError::Forbidden(
+                "only the customer may read all their data",
+            ));
+        }
+        let record = subject_record(&self.db, subject)?;
+        let dek = self.customers.unwrap_key(subject, record.state)?;
+        let held: Vec<String> = record.fields.iter().map(|(f, _)| f.clone()).collect();
+        let permit = subject_access(&held);
+        let kind = EventKind::Accessed {
+            purpose: SUBJECT_ACCESS.to_owned(),
+            recipient: None,
+            fields: held
+                .iter()
+                .map(|f| FieldOutcome {
+                    field: f.clone(),
+                    outcome: "allowed",
+                })
+                .collect(),
+        };
+        let leaf_index = self
+            .journal
+            .log_event(&dek, principal.actor(), subject, now, kind)
+            .await?;
+        let values = release(&dek, subject, &permit, record.fields)?;
+        Ok((values, leaf_index))
+    }
+
+    /// Logs a refused call against the customer, if they exist, so they see the attempt.
+    async fn log_refusal(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        purpose: &str,
+        now: i64,
+    ) -> Result<(), VaultError> {
+        let dek = match self.customers.data_key(subject, false, now).await {
+            Ok(k) => k,
+            Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let kind = EventKind::Refused {
+            purpose: purpose.to_owned(),
+            reason: "purpose_not_permitted",
+        };
+        match self
+            .journal
+            .log_event(&dek, principal.actor(), subject, now, kind)
+            .await
+        {
+            Ok(_) | Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finds customers whose `category` equals `value`, through the blind index. Each match is
+    /// decided like an access for `purpose` and logged before it is returned.
+    pub async fn lookup(
+        &self,
+        principal: &Principal,
+        purpose_id: &str,
+        category: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<Vec<SubjectId>, VaultError> {
+        let key = principal.service()?;
+        if !key.purposes.contains(purpose_id) {
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+        }
+        let purpose = self
+            .map
+            .purpose(purpose_id)
+            .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        let digest = self.blind.digest(category, value).ok_or_else(|| {
+            invalid(format!(
+                "`{category}` is not declared with lookup = true in the data map"
+            ))
+        })?;
+        let wanted = normalise(category, value);
+        let mut found = Vec::new();
+        for candidate in subjects::blind_index_matches(&self.db, category, &digest)? {
+            let Ok(subject) = SubjectId::parse(&candidate) else {
+                continue;
+            };
+            let record = subject_record(&self.db, &subject)?;
+            let dek = match self.customers.unwrap_key(&subject, record.state) {
+                Ok(k) => k,
+                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            let consents = to_records(record.consents)?;
+            let field = [category.to_owned()];
+            let decision = decide(
+                &self.map,
+                purpose,
+                key.recipient.as_deref(),
+                &consents,
+                &field,
+                now,
+            );
+            // Truncated digests can coincide: confirm by opening the stored value.
+            let released = release(&dek, &subject, &decision.permit, record.fields)?;
+            let Some((_, plain)) = released.into_iter().next() else {
+                continue;
+            };
+            if normalise(category, &plain) != wanted {
+                continue;
+            }
+            let kind = EventKind::Accessed {
+                purpose: purpose_id.to_owned(),
+                recipient: key.recipient.clone(),
+                fields: vec![FieldOutcome {
+                    field: category.to_owned(),
+                    outcome: "lookup_match",
+                }],
+            };
+            match self
+                .journal
+                .log_event(&dek, principal.actor(), &subject, now, kind)
+                .await
+            {
+                Ok(_) => found.push(subject),
+                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Opens the stored values of the fields a policy decision permitted; nothing else can be
+/// opened, because only the policy makes a [`Permit`].
+fn release(
+    dek: &DataKey,
+    subject: &SubjectId,
+    permit: &Permit,
+    mut sealed: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<(String, Zeroizing<String>)>, VaultError> {
+    let mut values = Vec::with_capacity(permit.fields().len());
+    for wanted in permit.fields() {
+        let Some(at) = sealed.iter().position(|(field, _)| field == wanted) else {
+            continue;
+        };
+        let (field, blob) = sealed.swap_remove(at);
+        let plain = dek
+            .open(subject.as_str(), SealContext::Field(&field), &blob)
+            .map_err(|_| {
+                tracing::error!(subject = %subject, field = %field, "field failed to open");
+                VaultError::Internal
+            })?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| VaultError::Internal)?;
+        values.push((field, Zeroizing::new(text)));
+    }
+    Ok(values)
+}

@@ -1,0 +1,393 @@
+//! Consent: customers (or services, with evidence) grant and withdraw consent per purpose, the
+//! Global Privacy Control signal withdraws every purpose that sells or shares data, and every
+//! change is logged with its evidence.
+
+use std::sync::Arc;
+
+use candor_core::{
+    ConsentAction, ConsentRecord, ConsentState, DataMap, EventKind, Evidence, SubjectId,
+    consent_in_force,
+};
+use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use crate::VaultError;
+use crate::error::{check_label, invalid};
+use crate::kernel::Journal;
+use crate::keys::Principal;
+use crate::subjects::Customers;
+use crate::wire::tagged;
+
+/// A stored consent record (metadata only; the customer id is the row's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The purpose id.
+    pub purpose: String,
+    /// The recipient it is limited to.
+    pub recipient: Option<String>,
+    /// `grant` or `withdraw`.
+    pub action: String,
+    /// Unix seconds when given.
+    pub at: i64,
+    /// When a grant lapses.
+    pub expires_at: Option<i64>,
+    /// Evidence: where.
+    pub channel: String,
+    /// Evidence: which notice.
+    pub notice_version: String,
+}
+
+/// Appends a consent record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddConsent {
+    /// Customer id.
+    pub subject: String,
+    /// The purpose id.
+    pub purpose: String,
+    /// The recipient it is limited to.
+    pub recipient: Option<String>,
+    /// `grant` or `withdraw`.
+    pub action: String,
+    /// Unix seconds when given.
+    pub at: i64,
+    /// When a grant lapses.
+    pub expires_at: Option<i64>,
+    /// Evidence: where.
+    pub channel: String,
+    /// Evidence: which notice.
+    pub notice_version: String,
+}
+
+impl AddConsent {
+    /// Its wire type.
+    pub const KIND: &str = "add_consent";
+
+    /// The record for `subject`.
+    pub fn of(subject: &SubjectId, r: &ConsentRecord) -> AddConsent {
+        AddConsent {
+            subject: subject.as_str().to_owned(),
+            purpose: r.purpose.clone(),
+            recipient: r.recipient.clone(),
+            action: r.action.as_str().to_owned(),
+            at: r.at,
+            expires_at: r.expires_at,
+            channel: r.evidence.channel.clone(),
+            notice_version: r.evidence.notice_version.clone(),
+        }
+    }
+}
+
+impl Change for AddConsent {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        tagged(Self::KIND, self)
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        match tx {
+            Tx::Sqlite(c) => {
+                c.prepare_cached(
+                    "INSERT INTO consents
+                       (subject_id, purpose, recipient, action, at, expires_at, channel, notice_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    self.subject,
+                    self.purpose,
+                    self.recipient,
+                    self.action,
+                    self.at,
+                    self.expires_at,
+                    self.channel,
+                    self.notice_version
+                ])?;
+            }
+            Tx::Postgres(c) => {
+                c.execute(
+                    "INSERT INTO consents (subject_id, purpose, recipient, action, at,
+                       expires_at, channel, notice_version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &self.subject,
+                        &self.purpose,
+                        &self.recipient,
+                        &self.action,
+                        &self.at,
+                        &self.expires_at,
+                        &self.channel,
+                        &self.notice_version,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Erases the customer's consent records (see `registry::ON_ERASURE`).
+pub(crate) fn erase(tx: &mut Tx<'_>, subject: &str) -> Result<(), TxError> {
+    match tx {
+        Tx::Sqlite(c) => {
+            c.prepare_cached("DELETE FROM consents WHERE subject_id = ?1")?
+                .execute([subject])?;
+        }
+        Tx::Postgres(c) => {
+            c.execute("DELETE FROM consents WHERE subject_id = $1", &[&subject])?;
+        }
+    }
+    Ok(())
+}
+
+/// The customer's consent rows in the order recorded, on SQLite.
+pub(crate) fn rows_sqlite(
+    c: &rusqlite::Connection,
+    subject: &str,
+) -> rusqlite::Result<Vec<ConsentRow>> {
+    c.prepare_cached(
+        "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
+         FROM consents WHERE subject_id = ?1 ORDER BY seq",
+    )?
+    .query_map([subject], |r| {
+        Ok(ConsentRow {
+            purpose: r.get(0)?,
+            recipient: r.get(1)?,
+            action: r.get(2)?,
+            at: r.get(3)?,
+            expires_at: r.get(4)?,
+            channel: r.get(5)?,
+            notice_version: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// The customer's consent rows in the order recorded, on either backend.
+pub fn rows(db: &Db, subject: &SubjectId) -> Result<Vec<ConsentRow>, StoreError> {
+    let owned = subject.as_str().to_owned();
+    db.read(
+        "read consents",
+        |c| rows_sqlite(c, subject.as_str()),
+        move |c| {
+            Ok(c.query(
+                "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
+                 FROM consents WHERE subject_id = $1 ORDER BY seq",
+                &[&owned],
+            )?
+            .iter()
+            .map(|r| ConsentRow {
+                purpose: r.get(0),
+                recipient: r.get(1),
+                action: r.get(2),
+                at: r.get(3),
+                expires_at: r.get(4),
+                channel: r.get(5),
+                notice_version: r.get(6),
+            })
+            .collect())
+        },
+    )
+}
+
+/// The customer's consent records, checked as they are loaded.
+pub(crate) fn records(db: &Db, subject: &SubjectId) -> Result<Vec<ConsentRecord>, VaultError> {
+    to_records(rows(db, subject)?)
+}
+
+/// Consent rows as records; an unknown action is corrupt data.
+pub(crate) fn to_records(rows: Vec<ConsentRow>) -> Result<Vec<ConsentRecord>, VaultError> {
+    rows.into_iter()
+        .map(|row| {
+            let action =
+                ConsentAction::parse(&row.action).ok_or(StoreError::Corrupt("consent action"))?;
+            Ok(ConsentRecord {
+                purpose: row.purpose,
+                recipient: row.recipient,
+                action,
+                at: row.at,
+                expires_at: row.expires_at,
+                evidence: Evidence {
+                    channel: row.channel,
+                    notice_version: row.notice_version,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A requested consent change.
+#[derive(Debug, Clone)]
+pub struct ConsentChange {
+    /// The purpose.
+    pub purpose: String,
+    /// Limit to one recipient.
+    pub recipient: Option<String>,
+    /// Grant or withdraw.
+    pub action: ConsentAction,
+    /// When a grant lapses (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// How the choice was expressed; required from services, defaulted for customers.
+    pub evidence: Option<Evidence>,
+}
+
+/// The consents of one customer: state in force per consent-based purpose and the full history.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    /// Each consent-based purpose with its state for the business itself.
+    pub in_force: Vec<(String, ConsentState)>,
+    /// Every record, in the order recorded.
+    pub history: Vec<ConsentRecord>,
+}
+
+/// Recording and showing consent.
+pub struct Consents {
+    map: Arc<DataMap>,
+    db: Db,
+    customers: Arc<Customers>,
+    journal: Journal,
+}
+
+impl Consents {
+    /// The use cases over their parts.
+    pub fn new(map: Arc<DataMap>, db: Db, customers: Arc<Customers>, journal: Journal) -> Consents {
+        Consents {
+            map,
+            db,
+            customers,
+            journal,
+        }
+    }
+
+    /// Records consent changes; `gpc` (a `Sec-GPC: 1` signal) withdraws every purpose that
+    /// sells or shares data, after the explicit changes, so the signal always wins.
+    pub async fn record(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        changes: Vec<ConsentChange>,
+        gpc: bool,
+        now: i64,
+    ) -> Result<ConsentView, VaultError> {
+        let as_service = match principal {
+            Principal::Subject(s) if s == subject => None,
+            Principal::Service(k) => Some(k),
+            _ => return Err(VaultError::Forbidden("not your subject")),
+        };
+        if changes.is_empty() && !gpc {
+            return Err(invalid("no consent changes given"));
+        }
+        let mut records = Vec::with_capacity(changes.len());
+        for c in changes {
+            let purpose = self
+                .map
+                .purpose(&c.purpose)
+                .ok_or_else(|| VaultError::UnknownPurpose(c.purpose.clone()))?;
+            if let Some(k) = as_service
+                && !k.purposes.contains(&c.purpose)
+            {
+                return Err(VaultError::PurposeNotPermitted(c.purpose));
+            }
+            if let Some(r) = &c.recipient
+                && !purpose.recipients.contains(r)
+            {
+                return Err(VaultError::RecipientNotDeclared(r.clone()));
+            }
+            if c.expires_at.is_some_and(|e| e <= now) {
+                return Err(invalid("expires_at must be in the future"));
+            }
+            let evidence = match (c.evidence, as_service) {
+                (Some(e), _) => e,
+                (None, None) => Evidence {
+                    channel: "privacy_center".into(),
+                    notice_version: self.map.version.clone(),
+                },
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "services must give evidence: channel and notice_version",
+                    ));
+                }
+            };
+            check_label("evidence.channel", &evidence.channel)?;
+            check_label("evidence.notice_version", &evidence.notice_version)?;
+            records.push(ConsentRecord {
+                purpose: c.purpose,
+                recipient: c.recipient,
+                action: c.action,
+                at: now,
+                expires_at: c.expires_at,
+                evidence,
+            });
+        }
+        if gpc {
+            for p in self.map.purposes.values().filter(|p| p.sells_or_shares) {
+                records.push(ConsentRecord {
+                    purpose: p.id.clone(),
+                    recipient: None,
+                    action: ConsentAction::Withdraw,
+                    at: now,
+                    expires_at: None,
+                    evidence: Evidence {
+                        channel: "gpc".into(),
+                        notice_version: self.map.version.clone(),
+                    },
+                });
+            }
+        }
+        let dek = self.customers.data_key(subject, true, now).await?;
+        let mut changes: Vec<Arc<dyn Change>> = Vec::with_capacity(records.len());
+        let mut entries = Vec::with_capacity(records.len());
+        for r in &records {
+            let kind = EventKind::ConsentChanged {
+                purpose: r.purpose.clone(),
+                recipient: r.recipient.clone(),
+                action: r.action.as_str(),
+                expires_at: r.expires_at,
+                channel: r.evidence.channel.clone(),
+                notice_version: r.evidence.notice_version.clone(),
+            };
+            let sealed = self
+                .journal
+                .seal(Some(&dek), principal.actor(), subject, now, kind);
+            entries.push(sealed.entry);
+            changes.push(Arc::new(AddConsent::of(subject, r)));
+        }
+        self.journal.submit(Some(subject), changes, entries).await?;
+        self.view(principal, subject, now)
+    }
+
+    /// The customer's consents: the customer themself, or a service (any purpose it holds).
+    pub fn view(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<ConsentView, VaultError> {
+        let visible: Box<dyn Fn(&str) -> bool> = match principal {
+            Principal::Subject(s) if s == subject => Box::new(|_| true),
+            Principal::Service(k) => {
+                let held = k.purposes.clone();
+                Box::new(move |p| held.contains(p))
+            }
+            _ => return Err(VaultError::Forbidden("not your subject")),
+        };
+        let history = match self.customers.state(subject)? {
+            SubjectState::Active { .. } => records(&self.db, subject)?,
+            SubjectState::Unknown => Vec::new(),
+            SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
+        };
+        let history: Vec<ConsentRecord> = history
+            .into_iter()
+            .filter(|r| visible(&r.purpose))
+            .collect();
+        let in_force = self
+            .map
+            .purposes
+            .values()
+            .filter(|p| p.legal_basis.needs_consent() && visible(&p.id))
+            .map(|p| (p.id.clone(), consent_in_force(&history, &p.id, None, now)))
+            .collect();
+        Ok(ConsentView { in_force, history })
+    }
+}

@@ -1,0 +1,103 @@
+//! Erasure: a customer's key is destroyed with everything sealed under it, in one durable step
+//! with the event that records it. The log's entries stay, so every proof stays valid.
+
+use std::sync::Arc;
+
+use candor_core::{EventKind, SubjectId};
+use candor_store::{Change, Standing, Tx, TxError};
+use serde::{Deserialize, Serialize};
+
+use crate::VaultError;
+use crate::history::LeafOpening;
+use crate::kernel::Journal;
+use crate::keys::Principal;
+use crate::subjects::Customers;
+use crate::wire::tagged;
+
+/// Erases a customer everywhere: from every slice that keeps something of theirs
+/// (`registry::ON_ERASURE`), then from the kernel (their key, their entries' bodies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Erase {
+    /// Customer id.
+    pub subject: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+impl Erase {
+    /// Its wire type.
+    pub const KIND: &str = "erase";
+}
+
+impl Change for Erase {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        tagged(Self::KIND, self)
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        for erase in crate::registry::ON_ERASURE {
+            erase(tx, &self.subject)?;
+        }
+        candor_store::customers::erase(tx, &self.subject, self.at)
+    }
+    fn standing(&self) -> Option<(&str, Standing)> {
+        Some((&self.subject, Standing::Erased { at: self.at }))
+    }
+}
+
+/// Erasing customers.
+pub struct Erasure {
+    customers: Arc<Customers>,
+    journal: Journal,
+}
+
+impl Erasure {
+    /// The use case over its parts.
+    pub fn new(customers: Arc<Customers>, journal: Journal) -> Erasure {
+        Erasure { customers, journal }
+    }
+
+    /// Erases a customer: destroys their data key, fields, index entries, consents and event
+    /// bodies in one durable step, and logs the erasure. The returned opening is the caller's
+    /// only copy of the erasure event's nonce.
+    pub async fn erase(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<LeafOpening, VaultError> {
+        let allowed = match principal {
+            Principal::Subject(s) => s == subject,
+            Principal::Service(k) => k.can_erase,
+            Principal::Admin { .. } => true,
+        };
+        if !allowed {
+            return Err(VaultError::Forbidden(
+                "this caller may not erase this subject",
+            ));
+        }
+        // Fails with SubjectErased or SubjectNotFound as appropriate.
+        drop(self.customers.data_key(subject, false, now).await?);
+        let sealed = self
+            .journal
+            .seal(None, principal.actor(), subject, now, EventKind::Erased);
+        let commitment = sealed.entry.commitment;
+        let change = Erase {
+            subject: subject.as_str().to_owned(),
+            at: now,
+        };
+        let leaves = self
+            .journal
+            .submit(Some(subject), vec![Arc::new(change)], vec![sealed.entry])
+            .await?;
+        Ok(LeafOpening {
+            leaf_index: leaves[0],
+            commitment,
+            nonce: sealed.nonce,
+            canonical_event: String::from_utf8(sealed.canonical).expect("canonical JSON is UTF-8"),
+        })
+    }
+}

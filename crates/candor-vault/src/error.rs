@@ -1,0 +1,118 @@
+//! The use cases' errors: one enum with a stable machine code per variant, which `candor-http`
+//! maps to a status deliberately. Messages never contain personal values or secrets.
+
+use candor_store::StoreError;
+
+use crate::kernel::writer::WriterError;
+
+/// Why a use case failed. Each variant has a stable [`VaultError::code`]; messages never contain
+/// personal values or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// No valid credentials.
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    /// The caller is authenticated but may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The service key is not bound to this purpose; the refusal is logged.
+    #[error("this key may not use purpose `{0}`")]
+    PurposeNotPermitted(String),
+    /// The purpose is not in the data map.
+    #[error("purpose `{0}` is not declared in the data map")]
+    UnknownPurpose(String),
+    /// The field is not a data category of the data map.
+    #[error("field `{0}` is not a data category of the data map")]
+    UnknownField(String),
+    /// The purpose does not need this field.
+    #[error("purpose `{purpose}` does not need field `{field}`")]
+    FieldNotNeeded {
+        /// The field.
+        field: String,
+        /// The purpose.
+        purpose: String,
+    },
+    /// The purpose needs consent that is not in force.
+    #[error("purpose `{0}` needs the customer's consent, which is not in force")]
+    ConsentRequired(String),
+    /// The recipient is unknown or not declared for the purpose.
+    #[error("recipient `{0}` is not declared for this purpose")]
+    RecipientNotDeclared(String),
+    /// No such customer.
+    #[error("no such subject")]
+    SubjectNotFound,
+    /// The customer was erased.
+    #[error("this subject has been erased")]
+    SubjectErased,
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The tile or entry bundle is not (yet) in the log.
+    #[error("no such tile in the log's current tree")]
+    TileNotFound,
+    /// No node sequences the log just now (one is taking over); nothing was written.
+    #[error("the log is changing sequencer; nothing was written, try again")]
+    LogUnavailable,
+    /// A write was handed to this node, which does not sequence the log (any more).
+    #[error("this node does not sequence the log")]
+    NotSequencer,
+    /// Something failed inside Candor; the cause went to the operator's log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl VaultError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VaultError::Unauthenticated => "unauthenticated",
+            VaultError::Forbidden(_) => "forbidden",
+            VaultError::PurposeNotPermitted(_) => "purpose_not_permitted",
+            VaultError::UnknownPurpose(_) => "unknown_purpose",
+            VaultError::UnknownField(_) => "unknown_field",
+            VaultError::FieldNotNeeded { .. } => "field_not_needed_by_purpose",
+            VaultError::ConsentRequired(_) => "consent_required",
+            VaultError::RecipientNotDeclared(_) => "recipient_not_declared",
+            VaultError::SubjectNotFound => "subject_not_found",
+            VaultError::SubjectErased => "subject_erased",
+            VaultError::Invalid(_) => "invalid_request",
+            VaultError::TileNotFound => "tile_not_found",
+            VaultError::LogUnavailable => "log_unavailable",
+            VaultError::NotSequencer => "not_sequencer",
+            VaultError::Internal => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for VaultError {
+    fn from(e: StoreError) -> VaultError {
+        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
+        VaultError::Internal
+    }
+}
+
+impl From<WriterError> for VaultError {
+    fn from(e: WriterError) -> VaultError {
+        tracing::error!(error = %e, "log write failure");
+        match e {
+            WriterError::NotSequencer => VaultError::NotSequencer,
+            // Nothing was written, and the client may simply try again.
+            e if e.never_committed() => VaultError::LogUnavailable,
+            _ => VaultError::Internal,
+        }
+    }
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> VaultError {
+    VaultError::Invalid(msg.into())
+}
+
+/// A label a person typed (a key's name, consent evidence): 1 to 64 printable characters.
+pub(crate) fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
+    if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{what} must be 1 to 64 printable characters"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! A customer's history: every event the log holds about them, each with what they need to check
+//! it (the opening of its commitment, an inclusion proof, a receipt) and the proof that nothing
+//! was left out.
+
+use std::sync::Arc;
+
+use candor_core::SubjectId;
+use candor_crypto::{LabelKey, RootKey, SealContext};
+use candor_log::directory::{Directory, Head, NodeRef};
+use candor_log::{Hash, Receipt, leaf_hash};
+use candor_store::{Db, StoreError, StoreHashes};
+
+use crate::VaultError;
+use crate::kernel::sequencing::Sequencing;
+use crate::keys::Principal;
+use crate::public_log::PublicLog;
+use crate::subjects::Customers;
+
+/// What opens a leaf's commitment: anyone holding it can recompute the leaf from the event.
+#[derive(Debug, Clone)]
+pub struct LeafOpening {
+    /// Position in the log.
+    pub leaf_index: u64,
+    /// The leaf's entry: SHA-256(domain || nonce || canonical event).
+    pub commitment: [u8; 32],
+    /// The commitment's nonce.
+    pub nonce: [u8; 32],
+    /// The exact canonical event bytes committed to.
+    pub canonical_event: String,
+}
+
+/// One event of a customer's history, with what they need to check it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The event and the means to check it opens the leaf.
+    pub opening: LeafOpening,
+    /// RFC 6962 leaf hash of the commitment.
+    pub leaf_hash: Hash,
+    /// Inclusion proof against the checkpoint's tree.
+    pub inclusion_proof: Vec<Hash>,
+    /// The same proof with its checkpoint as a C2SP tlog-proof, checkable offline.
+    pub receipt: Receipt,
+}
+
+/// A customer's history against one signed checkpoint.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The signed checkpoint note every proof is against.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub tree_size: u64,
+    /// The events, in log order.
+    pub entries: Vec<HistoryEntry>,
+    /// Events already committed but not yet in the published checkpoint (awaiting the witnesses):
+    /// they appear, with proofs, once it is cosigned.
+    pub pending: usize,
+    /// The proof that `entries` are all the events the log attributes to this customer, when the
+    /// checkpoint's directory is at hand.
+    pub completeness: Option<Completeness>,
+}
+
+/// What lets a customer check that their history is complete: the directory that the checkpoint
+/// commits to records, under their label, a tree of exactly the events shown.
+#[derive(Debug, Clone)]
+pub struct Completeness {
+    /// The customer's private directory label.
+    pub label: [u8; 32],
+    /// Their tree's head in the directory: as many entries as shown, and the root over them.
+    pub head: Head,
+    /// The siblings from the directory's root down to their leaf.
+    pub proof: Vec<NodeRef>,
+    /// The directory root, as the checkpoint's `candor-directory` line gives it.
+    pub directory: NodeRef,
+}
+
+/// The proof that `label`'s tree in `directory` is the one shown (`None` if they have none).
+pub(crate) fn completeness_in(directory: &Directory, label: [u8; 32]) -> Option<Completeness> {
+    Some(Completeness {
+        label,
+        head: directory.get(&label)?,
+        proof: directory.prove(&label)?,
+        directory: directory.root_ref(),
+    })
+}
+
+/// Showing customers their history.
+pub struct Histories {
+    db: Db,
+    customers: Arc<Customers>,
+    public_log: Arc<PublicLog>,
+    sequencing: Arc<Sequencing>,
+    labels: LabelKey,
+}
+
+impl Histories {
+    /// The use case over its parts; customers' labels come from the root key.
+    pub fn new(
+        db: Db,
+        root: &RootKey,
+        customers: Arc<Customers>,
+        public_log: Arc<PublicLog>,
+        sequencing: Arc<Sequencing>,
+    ) -> Histories {
+        Histories {
+            db,
+            customers,
+            public_log,
+            sequencing,
+            labels: root.directory_label_key(),
+        }
+    }
+
+    /// The customer's own history, each event with an inclusion proof against the published
+    /// checkpoint.
+    pub fn history(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+    ) -> Result<History, VaultError> {
+        if !principal.is_subject(subject) {
+            return Err(VaultError::Forbidden(
+                "only the customer may read their history",
+            ));
+        }
+        let state = self.customers.state(subject)?;
+        let dek = self.customers.unwrap_key(subject, state)?;
+        // The checkpoint first, then the events: every event below its size was committed before
+        // it was published, so the events read include all that its directory counts; later ones
+        // are pending.
+        let Some((cp, directory)) = self.public_log.published()? else {
+            return Err(VaultError::SubjectNotFound);
+        };
+        let store = self.db.log();
+        let rows = store.subject_events(subject.as_str())?;
+        let hashes = StoreHashes(&*store);
+        let mut entries = Vec::with_capacity(rows.len());
+        let pending = rows.iter().filter(|r| r.leaf_index >= cp.size).count();
+        for row in rows.into_iter().filter(|r| r.leaf_index < cp.size) {
+            let body = dek
+                .open(subject.as_str(), SealContext::Event, &row.sealed_body)
+                .map_err(|_| VaultError::Internal)?;
+            if body.len() < 32 {
+                return Err(StoreError::Corrupt("event body too short").into());
+            }
+            let nonce: [u8; 32] = body[..32].try_into().expect("checked length");
+            let canonical_event =
+                String::from_utf8(body[32..].to_vec()).map_err(|_| VaultError::Internal)?;
+            let inclusion_proof = candor_log::inclusion_proof(row.leaf_index, cp.size, &hashes)?;
+            entries.push(HistoryEntry {
+                leaf_hash: leaf_hash(&row.commitment),
+                receipt: Receipt {
+                    extra: None,
+                    index: row.leaf_index,
+                    proof: inclusion_proof.clone(),
+                    checkpoint: cp.note.clone(),
+                },
+                inclusion_proof,
+                opening: LeafOpening {
+                    leaf_index: row.leaf_index,
+                    commitment: row.commitment,
+                    nonce,
+                    canonical_event,
+                },
+            });
+        }
+        let label = self.labels.label(subject.as_str());
+        let completeness = match directory {
+            Some(directory) => completeness_in(&directory, label),
+            // A follower under a witness policy has not seen the cosigned checkpoint's directory;
+            // the sequencer has.
+            None => self.sequencing.completeness_from_sequencer(label, cp.size),
+        };
+        if let Some(c) = &completeness
+            && c.head.size != entries.len() as u64
+        {
+            tracing::error!(
+                subject = %subject,
+                "the directory disagrees with the customer's stored events"
+            );
+            return Err(VaultError::Internal);
+        }
+        Ok(History {
+            checkpoint: cp.note,
+            tree_size: cp.size,
+            entries,
+            pending,
+            completeness,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! How a slice writes: it seals its event for the customer, builds one write request of its
+//! changes and entries, and submits it through the sequencing node's writer, which answers once
+//! the request is durable. This is the slices' only way to the log.
+
+use std::sync::Arc;
+
+use candor_core::{Actor, Event, EventKind, SubjectId};
+use candor_crypto::{DataKey, SealContext};
+use candor_log::commitment;
+use candor_store::{Change, Conflict, LogEntry, WriteRequest};
+use zeroize::Zeroizing;
+
+use crate::VaultError;
+use crate::kernel::sequencing::Sequencing;
+
+/// An event sealed for the log: the entry to append, and what opens its commitment.
+pub struct Sealed {
+    /// The leaf's entry, with the customer's sealed copy of the event (none for an erasure).
+    pub entry: LogEntry,
+    /// The commitment's nonce.
+    pub nonce: [u8; 32],
+    /// The canonical event bytes committed to.
+    pub canonical: Vec<u8>,
+}
+
+/// The slices' one path to the log.
+#[derive(Clone)]
+pub struct Journal {
+    sequencing: Arc<Sequencing>,
+}
+
+impl Journal {
+    /// A journal writing through `sequencing`.
+    pub fn new(sequencing: Arc<Sequencing>) -> Journal {
+        Journal { sequencing }
+    }
+
+    /// The sequencing this journal writes through.
+    pub fn sequencing(&self) -> &Arc<Sequencing> {
+        &self.sequencing
+    }
+
+    /// Commits `changes` and `entries` as one request, applied only while `subject` (if given)
+    /// is active, and waits until it is durable; returns the entries' leaf indexes.
+    pub async fn submit(
+        &self,
+        requires_active: Option<&SubjectId>,
+        changes: Vec<Arc<dyn Change>>,
+        entries: Vec<LogEntry>,
+    ) -> Result<Vec<u64>, VaultError> {
+        let request = WriteRequest {
+            requires_active: requires_active.map(|s| s.as_str().to_owned()),
+            changes,
+            entries,
+        };
+        match self.sequencing.submit(request).await? {
+            Ok(leaves) => Ok(leaves),
+            Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
+            Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),
+        }
+    }
+
+    /// Seals `kind`, done by `actor` at `now`, about `subject`: the entry commits to the event,
+    /// and carries the customer's copy sealed under `key` (no copy when `key` is `None`, as for
+    /// the erasure that destroys the key).
+    pub fn seal(
+        &self,
+        key: Option<&DataKey>,
+        actor: Actor,
+        subject: &SubjectId,
+        now: i64,
+        kind: EventKind,
+    ) -> Sealed {
+        let event = Event::new(subject.as_str(), now, actor, kind);
+        let nonce = commitment::fresh_nonce();
+        let canonical = event.canonical();
+        let commitment = commitment::commit(&nonce, &canonical);
+        let sealed_body = key.map(|k| {
+            let mut body = Zeroizing::new(Vec::with_capacity(32 + canonical.len()));
+            body.extend_from_slice(&nonce);
+            body.extend_from_slice(&canonical);
+            k.seal(subject.as_str(), SealContext::Event, &body)
+        });
+        Sealed {
+            entry: LogEntry {
+                subject: subject.as_str().to_owned(),
+                commitment,
+                sealed_body,
+            },
+            nonce,
+            canonical,
+        }
+    }
+
+    /// Logs one event about an active customer and waits until it is durable; returns its leaf.
+    /// Fails with `SubjectErased` if an erasure committed first.
+    pub async fn log_event(
+        &self,
+        key: &DataKey,
+        actor: Actor,
+        subject: &SubjectId,
+        now: i64,
+        kind: EventKind,
+    ) -> Result<u64, VaultError> {
+        let sealed = self.seal(Some(key), actor, subject, now, kind);
+        let leaves = self
+            .submit(Some(subject), vec![], vec![sealed.entry])
+            .await?;
+        Ok(leaves[0])
+    }
+}

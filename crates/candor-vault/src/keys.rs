@@ -1,0 +1,460 @@
+//! Keys and sessions: the admin key, service keys bound to purposes, customer session tokens,
+//! and authentication of every bearer token.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use candor_core::{Actor, DataMap, SubjectId};
+use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
+use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::VaultError;
+use crate::error::check_label;
+use crate::kernel::Journal;
+use crate::wire::{b64, tagged};
+
+/// How long a customer session token lasts.
+pub const SESSION_TTL_SECS: i64 = 15 * 60;
+
+/// What an API key is: the business's administrator, or one of its (or a recipient's) services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages keys and erasure; reads no personal data.
+    Admin,
+    /// Reads and writes through the purposes it is bound to.
+    Service,
+}
+
+impl Role {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Service => "service",
+        }
+    }
+
+    /// The role a stored name names; any other name is corrupt data, never a service.
+    pub fn parse(stored: &str) -> Result<Role, StoreError> {
+        match stored {
+            "admin" => Ok(Role::Admin),
+            "service" => Ok(Role::Service),
+            _ => Err(StoreError::Corrupt("unknown API key role")),
+        }
+    }
+}
+
+/// An API key as stored: the hash of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRow {
+    /// Public id.
+    pub id: String,
+    /// SHA-256 of the secret.
+    #[serde(with = "b64")]
+    pub secret_hash: [u8; 32],
+    /// Admin or service.
+    pub role: Role,
+    /// Display name (shown to customers as who read their data).
+    pub name: String,
+    /// Purposes the key may name.
+    pub purposes: Vec<String>,
+    /// The recipient this key acts for, for third parties and processors.
+    pub recipient: Option<String>,
+    /// May mint customer session tokens.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Stores a new API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InsertApiKey(pub ApiKeyRow);
+
+impl InsertApiKey {
+    /// Its wire type.
+    pub const KIND: &str = "insert_api_key";
+}
+
+impl Change for InsertApiKey {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        tagged(Self::KIND, self)
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        let k = &self.0;
+        let purposes = k.purposes.join("\n");
+        match tx {
+            Tx::Sqlite(c) => {
+                c.prepare_cached(
+                    "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
+                       can_mint_sessions, can_erase, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    k.id,
+                    k.secret_hash,
+                    k.role.as_str(),
+                    k.name,
+                    purposes,
+                    k.recipient,
+                    k.can_mint_sessions,
+                    k.can_erase,
+                    k.created_at
+                ])?;
+            }
+            Tx::Postgres(c) => {
+                c.execute(
+                    "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
+                       can_mint_sessions, can_erase, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &k.id,
+                        &&k.secret_hash[..],
+                        &k.role.as_str(),
+                        &k.name,
+                        &purposes,
+                        &k.recipient,
+                        &k.can_mint_sessions,
+                        &k.can_erase,
+                        &k.created_at,
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The columns of an `api_keys` row, as both backends read them.
+type KeyColumns = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    bool,
+    i64,
+);
+
+/// An API key by id.
+pub fn api_key(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+    let owned = id.to_owned();
+    let row: Option<KeyColumns> = db.read(
+        "read api key",
+        |c| {
+            c.prepare_cached(
+                "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
+                   can_erase, created_at FROM api_keys WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()
+        },
+        move |c| {
+            Ok(c.query_opt(
+                "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
+                   can_erase, created_at FROM api_keys WHERE id = $1",
+                &[&owned],
+            )?
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                )
+            }))
+        },
+    )?;
+    let Some((hash, role, name, purposes, recipient, can_mint_sessions, can_erase, created_at)) =
+        row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ApiKeyRow {
+        id: id.to_owned(),
+        secret_hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("secret hash is not 32 bytes"))?,
+        role: Role::parse(&role)?,
+        name,
+        purposes: purposes
+            .split('\n')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        recipient,
+        can_mint_sessions,
+        can_erase,
+        created_at,
+    }))
+}
+
+/// A service API key's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceKey {
+    /// Public key id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Purposes it may name.
+    pub purposes: BTreeSet<String>,
+    /// The recipient it acts for, if it is not the business itself.
+    pub recipient: Option<String>,
+    /// May mint customer sessions.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+}
+
+/// Who is calling, after authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The business's administrator: manages keys and erasure, reads no personal data.
+    Admin {
+        /// Key id.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// A service of the business or a recipient.
+    Service(ServiceKey),
+    /// A customer, through a session token.
+    Subject(SubjectId),
+}
+
+impl Principal {
+    /// Who the log records as the actor.
+    pub(crate) fn actor(&self) -> Actor {
+        match self {
+            Principal::Admin { id, name } => Actor::Admin {
+                id: id.clone(),
+                name: name.clone(),
+            },
+            Principal::Service(k) => Actor::Service {
+                id: k.id.clone(),
+                name: k.name.clone(),
+            },
+            Principal::Subject(s) => Actor::Subject {
+                id: s.as_str().to_owned(),
+            },
+        }
+    }
+
+    pub(crate) fn service(&self) -> Result<&ServiceKey, VaultError> {
+        match self {
+            Principal::Service(k) => Ok(k),
+            _ => Err(VaultError::Forbidden("only service keys may do this")),
+        }
+    }
+
+    pub(crate) fn is_subject(&self, subject: &SubjectId) -> bool {
+        matches!(self, Principal::Subject(s) if s == subject)
+    }
+}
+
+/// A new API key's grants.
+#[derive(Debug, Clone)]
+pub struct NewKeySpec {
+    /// Display name, shown to customers in their history.
+    pub name: String,
+    /// Purposes it may name.
+    pub purposes: Vec<String>,
+    /// The recipient it acts for.
+    pub recipient: Option<String>,
+    /// May mint customer sessions.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+}
+
+/// A freshly created key; the token is shown once.
+pub struct CreatedKey {
+    /// Public id.
+    pub id: String,
+    /// The secret bearer token.
+    pub token: Zeroizing<String>,
+}
+
+/// Authentication, keys and customer sessions.
+pub struct Keys {
+    map: Arc<DataMap>,
+    db: Db,
+    journal: Journal,
+    sessions: SessionKey,
+    // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
+    // row is never stale; this saves a database read on every request.
+    cache: RwLock<HashMap<String, ApiKeyRow>>,
+}
+
+impl Keys {
+    /// The use cases over their parts; sessions are MACed with the root's session key.
+    pub fn new(map: Arc<DataMap>, db: Db, root: &RootKey, journal: Journal) -> Keys {
+        Keys {
+            map,
+            db,
+            journal,
+            sessions: root.session_key(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a bearer token: a customer session (`cst_…`) or an API key (`cnd_…`).
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<Principal, VaultError> {
+        if token.starts_with("cst_") {
+            let session = self
+                .sessions
+                .verify(token, now)
+                .map_err(|_| VaultError::Unauthenticated)?;
+            let subject =
+                SubjectId::parse(&session.subject).map_err(|_| VaultError::Unauthenticated)?;
+            return Ok(Principal::Subject(subject));
+        }
+        let (id, presented) = parse_api_key(token).ok_or(VaultError::Unauthenticated)?;
+        let cached = self
+            .cache
+            .read()
+            .expect("key cache poisoned")
+            .get(id)
+            .cloned();
+        let row = match cached {
+            Some(row) => Some(row),
+            None => {
+                let row = api_key(&self.db, id)?;
+                if let Some(r) = &row {
+                    let mut keys = self.cache.write().expect("key cache poisoned");
+                    keys.insert(r.id.clone(), r.clone());
+                }
+                row
+            }
+        };
+        // Compare against a dummy when the id is unknown, so timing does not reveal valid ids.
+        let stored = row.as_ref().map_or([0u8; 32], |r| r.secret_hash);
+        if !ct_eq(&stored, &presented) {
+            return Err(VaultError::Unauthenticated);
+        }
+        let row = row.ok_or(VaultError::Unauthenticated)?;
+        Ok(match row.role {
+            Role::Admin => Principal::Admin {
+                id: row.id,
+                name: row.name,
+            },
+            Role::Service => Principal::Service(ServiceKey {
+                id: row.id,
+                name: row.name,
+                purposes: row.purposes.into_iter().collect(),
+                recipient: row.recipient,
+                can_mint_sessions: row.can_mint_sessions,
+                can_erase: row.can_erase,
+            }),
+        })
+    }
+
+    /// Mints a short-lived session token for a customer, on a trusted service's word.
+    pub fn mint_session(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        now: i64,
+    ) -> Result<(String, i64), VaultError> {
+        let key = principal.service()?;
+        if !key.can_mint_sessions {
+            return Err(VaultError::Forbidden(
+                "this key may not mint customer sessions",
+            ));
+        }
+        if let SubjectState::Erased { .. } = self.db.log().subject(subject.as_str())? {
+            return Err(VaultError::SubjectErased);
+        }
+        let expires_at = now + SESSION_TTL_SECS;
+        Ok((self.sessions.mint(subject.as_str(), expires_at), expires_at))
+    }
+
+    /// Creates a service key (admin only).
+    pub async fn create_key(
+        &self,
+        principal: &Principal,
+        spec: NewKeySpec,
+        now: i64,
+    ) -> Result<CreatedKey, VaultError> {
+        if !matches!(principal, Principal::Admin { .. }) {
+            return Err(VaultError::Forbidden("only the admin key may create keys"));
+        }
+        check_label("name", &spec.name)?;
+        for p in &spec.purposes {
+            if self.map.purpose(p).is_none() {
+                return Err(VaultError::UnknownPurpose(p.clone()));
+            }
+        }
+        if let Some(r) = &spec.recipient
+            && !self.map.recipients.contains_key(r)
+        {
+            return Err(VaultError::RecipientNotDeclared(r.clone()));
+        }
+        self.insert(Role::Service, spec, now).await
+    }
+
+    /// Creates the admin key; `candor init` calls this once, no API reaches it.
+    pub async fn create_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
+        let spec = NewKeySpec {
+            name: "admin".into(),
+            purposes: vec![],
+            recipient: None,
+            can_mint_sessions: false,
+            can_erase: true,
+        };
+        self.insert(Role::Admin, spec, now).await
+    }
+
+    async fn insert(
+        &self,
+        role: Role,
+        spec: NewKeySpec,
+        now: i64,
+    ) -> Result<CreatedKey, VaultError> {
+        let new = new_api_key();
+        let row = ApiKeyRow {
+            id: new.id.clone(),
+            secret_hash: new.secret_hash,
+            role,
+            name: spec.name,
+            purposes: spec.purposes,
+            recipient: spec.recipient,
+            can_mint_sessions: spec.can_mint_sessions,
+            can_erase: spec.can_erase,
+            created_at: now,
+        };
+        self.journal
+            .submit(None, vec![Arc::new(InsertApiKey(row))], vec![])
+            .await?;
+        Ok(CreatedKey {
+            id: new.id,
+            token: new.token,
+        })
+    }
+}

@@ -1,0 +1,419 @@
+//! Customers and their fields: a customer's data key (created with their first write), fields
+//! collected for a purpose and sealed under that key, and the blind index that finds a customer
+//! by an exact value of a `lookup = true` category.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use candor_core::{ConsentState, DataMap, EventKind, SubjectId, consent_in_force};
+use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
+use candor_store::{Change, Db, Standing, StoreError, SubjectState, Tx, TxError};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::invalid;
+use crate::kernel::Journal;
+use crate::keys::Principal;
+use crate::wire::{b64, tagged};
+use crate::{VaultError, consent};
+
+/// The most fields one request may name.
+pub const MAX_FIELDS: usize = 64;
+/// The longest value one field may hold, in bytes.
+pub const MAX_VALUE_LEN: usize = 16 * 1024;
+
+/// Registers a customer with their new wrapped data key, unless they exist already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubject {
+    /// Customer id.
+    pub subject: String,
+    /// Their data key, wrapped by the root-derived key-wrapping key.
+    #[serde(with = "b64")]
+    pub wrapped_key: Vec<u8>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+impl CreateSubject {
+    /// Its wire type.
+    pub const KIND: &str = "create_subject";
+}
+
+impl Change for CreateSubject {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        tagged(Self::KIND, self)
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        candor_store::customers::create(tx, &self.subject, &self.wrapped_key, self.at)
+    }
+    fn standing(&self) -> Option<(&str, Standing)> {
+        Some((&self.subject, Standing::Created))
+    }
+}
+
+/// Sets one sealed field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutField {
+    /// Customer id.
+    pub subject: String,
+    /// Data category.
+    pub category: String,
+    /// The value sealed under the customer's key, bound to customer and category.
+    #[serde(with = "b64")]
+    pub sealed: Vec<u8>,
+}
+
+impl PutField {
+    /// Its wire type.
+    pub const KIND: &str = "put_field";
+}
+
+impl Change for PutField {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        tagged(Self::KIND, self)
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        match tx {
+            Tx::Sqlite(c) => {
+                c.prepare_cached(
+                    "INSERT INTO fields (subject_id, category, sealed) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (subject_id, category) DO UPDATE SET sealed = excluded.sealed",
+                )?
+                .execute(params![self.subject, self.category, self.sealed])?;
+            }
+            Tx::Postgres(c) => {
+                c.execute(
+                    "INSERT INTO fields (subject_id, category, sealed) VALUES ($1, $2, $3)
+                     ON CONFLICT (subject_id, category) DO UPDATE SET sealed = excluded.sealed",
+                    &[&self.subject, &self.category, &self.sealed],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets the customer's blind-index digest for a category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutBlindIndex {
+    /// Customer id.
+    pub subject: String,
+    /// Data category.
+    pub category: String,
+    /// Truncated keyed HMAC of the normalised value.
+    #[serde(with = "b64")]
+    pub digest: Vec<u8>,
+}
+
+impl PutBlindIndex {
+    /// Its wire type.
+    pub const KIND: &str = "put_blind_index";
+}
+
+impl Change for PutBlindIndex {
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        tagged(Self::KIND, self)
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        match tx {
+            Tx::Sqlite(c) => {
+                c.prepare_cached(
+                    "INSERT INTO blind_index (category, digest, subject_id) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (category, subject_id) DO UPDATE SET digest = excluded.digest",
+                )?
+                .execute(params![self.category, self.digest, self.subject])?;
+            }
+            Tx::Postgres(c) => {
+                c.execute(
+                    "INSERT INTO blind_index (category, digest, subject_id) VALUES ($1, $2, $3)
+                     ON CONFLICT (category, subject_id) DO UPDATE SET digest = excluded.digest",
+                    &[&self.category, &self.digest, &self.subject],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Erases the customer's fields and index entries (see `registry::ON_ERASURE`).
+pub(crate) fn erase(tx: &mut Tx<'_>, subject: &str) -> Result<(), TxError> {
+    match tx {
+        Tx::Sqlite(c) => {
+            c.prepare_cached("DELETE FROM fields WHERE subject_id = ?1")?
+                .execute([subject])?;
+            c.prepare_cached("DELETE FROM blind_index WHERE subject_id = ?1")?
+                .execute([subject])?;
+        }
+        Tx::Postgres(c) => {
+            c.execute("DELETE FROM fields WHERE subject_id = $1", &[&subject])?;
+            c.execute("DELETE FROM blind_index WHERE subject_id = $1", &[&subject])?;
+        }
+    }
+    Ok(())
+}
+
+/// The customer's sealed fields by category, on SQLite (PostgreSQL reads them with the
+/// customer's record in one statement, see `access`).
+pub(crate) fn fields_sqlite(
+    c: &rusqlite::Connection,
+    subject: &str,
+) -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
+    c.prepare_cached("SELECT category, sealed FROM fields WHERE subject_id = ?1")?
+        .query_map([subject], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// Customers whose blind-index digest for `category` equals `digest` (candidates: confirm them).
+pub(crate) fn blind_index_matches(
+    db: &Db,
+    category: &str,
+    digest: &[u8],
+) -> Result<Vec<String>, StoreError> {
+    let (owned_category, owned_digest) = (category.to_owned(), digest.to_vec());
+    db.read(
+        "read blind index",
+        |c| {
+            c.prepare_cached(
+                "SELECT subject_id FROM blind_index WHERE category = ?1 AND digest = ?2
+                 ORDER BY subject_id",
+            )?
+            .query_map(params![category, digest], |r| r.get(0))?
+            .collect()
+        },
+        move |c| {
+            Ok(c.query(
+                "SELECT subject_id FROM blind_index WHERE category = $1 AND digest = $2
+                 ORDER BY subject_id",
+                &[&owned_category, &owned_digest],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        },
+    )
+}
+
+/// The customer registry as the slices use it: whether a customer exists, and their data key.
+pub struct Customers {
+    db: Db,
+    kek: KeyWrappingKey,
+    journal: Journal,
+}
+
+impl Customers {
+    /// The registry over `db`, unwrapping keys with the root's key-wrapping key.
+    pub fn new(db: Db, root: &RootKey, journal: Journal) -> Customers {
+        Customers {
+            db,
+            kek: root.key_wrapping_key(),
+            journal,
+        }
+    }
+
+    /// The customer's standing.
+    pub fn state(&self, subject: &SubjectId) -> Result<SubjectState, VaultError> {
+        Ok(self.db.log().subject(subject.as_str())?)
+    }
+
+    /// Unwraps the key of an active customer; erased and unknown customers are errors.
+    pub fn unwrap_key(
+        &self,
+        subject: &SubjectId,
+        state: SubjectState,
+    ) -> Result<DataKey, VaultError> {
+        match state {
+            SubjectState::Active { wrapped_key } => self
+                .kek
+                .unwrap(subject.as_str(), &wrapped_key)
+                .map_err(|_| {
+                    tracing::error!(subject = %subject, "data key failed to unwrap");
+                    VaultError::Internal
+                }),
+            SubjectState::Erased { .. } => Err(VaultError::SubjectErased),
+            SubjectState::Unknown => Err(VaultError::SubjectNotFound),
+        }
+    }
+
+    /// The customer's data key; with `create`, a first write creates the customer.
+    pub async fn data_key(
+        &self,
+        subject: &SubjectId,
+        create: bool,
+        now: i64,
+    ) -> Result<DataKey, VaultError> {
+        let mut created = false;
+        loop {
+            match self.state(subject)? {
+                state @ (SubjectState::Active { .. } | SubjectState::Erased { .. }) => {
+                    return self.unwrap_key(subject, state);
+                }
+                SubjectState::Unknown if create && !created => {
+                    // Concurrent first writes may race; whichever key lands first is re-read above.
+                    let wrapped_key = self.kek.wrap(subject.as_str(), &DataKey::generate());
+                    let change = CreateSubject {
+                        subject: subject.as_str().to_owned(),
+                        wrapped_key,
+                        at: now,
+                    };
+                    self.journal
+                        .submit(None, vec![Arc::new(change)], vec![])
+                        .await?;
+                    created = true;
+                }
+                SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
+            }
+        }
+    }
+}
+
+/// One blind-index key per category declared `lookup = true`.
+pub struct BlindIndexes(BTreeMap<String, BlindIndexKey>);
+
+impl BlindIndexes {
+    /// The keys for `map`'s lookup categories, derived from the root key.
+    pub fn new(map: &DataMap, root: &RootKey) -> BlindIndexes {
+        BlindIndexes(
+            map.categories
+                .values()
+                .filter(|c| c.lookup)
+                .map(|c| (c.key.clone(), root.blind_index_key(&c.key)))
+                .collect(),
+        )
+    }
+
+    /// The digest of `value` in `category`, if the category is indexed.
+    pub fn digest(&self, category: &str, value: &str) -> Option<Vec<u8>> {
+        let key = self.0.get(category)?;
+        Some(key.index(normalise(category, value).as_bytes()).to_vec())
+    }
+}
+
+/// Normalises a value before blind indexing, so lookups match however the value was typed.
+pub(crate) fn normalise(category: &str, value: &str) -> String {
+    if category.starts_with("user.contact.email") {
+        value.trim().to_lowercase()
+    } else {
+        value.trim().to_owned()
+    }
+}
+
+/// Collecting fields for a purpose.
+pub struct Collection {
+    map: Arc<DataMap>,
+    db: Db,
+    customers: Arc<Customers>,
+    blind: Arc<BlindIndexes>,
+    journal: Journal,
+}
+
+impl Collection {
+    /// The use case over its parts.
+    pub fn new(
+        map: Arc<DataMap>,
+        db: Db,
+        customers: Arc<Customers>,
+        blind: Arc<BlindIndexes>,
+        journal: Journal,
+    ) -> Collection {
+        Collection {
+            map,
+            db,
+            customers,
+            blind,
+            journal,
+        }
+    }
+
+    /// Stores fields for a customer, collected for `purpose`.
+    pub async fn collect(
+        &self,
+        principal: &Principal,
+        subject: &SubjectId,
+        purpose_id: &str,
+        fields: Vec<(String, Zeroizing<String>)>,
+        now: i64,
+    ) -> Result<u64, VaultError> {
+        let key = principal.service()?;
+        if !key.purposes.contains(purpose_id) {
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+        }
+        let purpose = self
+            .map
+            .purpose(purpose_id)
+            .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        if fields.is_empty() || fields.len() > MAX_FIELDS {
+            return Err(invalid(format!("send 1 to {MAX_FIELDS} fields")));
+        }
+        for (field, value) in &fields {
+            if !self.map.categories.contains_key(field) {
+                return Err(VaultError::UnknownField(field.clone()));
+            }
+            if !purpose.categories.contains(field) {
+                return Err(VaultError::FieldNotNeeded {
+                    field: field.clone(),
+                    purpose: purpose.id.clone(),
+                });
+            }
+            if value.len() > MAX_VALUE_LEN {
+                return Err(invalid(format!(
+                    "field `{field}` is longer than {MAX_VALUE_LEN} bytes"
+                )));
+            }
+        }
+        if purpose.legal_basis.needs_consent() {
+            let records = match self.customers.state(subject)? {
+                SubjectState::Active { .. } => consent::records(&self.db, subject)?,
+                _ => Vec::new(),
+            };
+            let state = consent_in_force(&records, purpose_id, key.recipient.as_deref(), now);
+            if state != ConsentState::Granted {
+                return Err(VaultError::ConsentRequired(purpose_id.to_owned()));
+            }
+        }
+        let dek = self.customers.data_key(subject, true, now).await?;
+        let mut changes: Vec<Arc<dyn Change>> = Vec::with_capacity(fields.len() * 2);
+        for (field, value) in &fields {
+            changes.push(Arc::new(PutField {
+                subject: subject.as_str().to_owned(),
+                category: field.clone(),
+                sealed: dek.seal(
+                    subject.as_str(),
+                    SealContext::Field(field),
+                    value.as_bytes(),
+                ),
+            }));
+            if let Some(digest) = self.blind.digest(field, value) {
+                changes.push(Arc::new(PutBlindIndex {
+                    subject: subject.as_str().to_owned(),
+                    category: field.clone(),
+                    digest,
+                }));
+            }
+        }
+        let kind = EventKind::Collected {
+            purpose: purpose_id.to_owned(),
+            fields: fields.iter().map(|(f, _)| f.clone()).collect(),
+        };
+        let sealed = self
+            .journal
+            .seal(Some(&dek), principal.actor(), subject, now, kind);
+        let leaves = self
+            .journal
+            .submit(Some(subject), changes, vec![sealed.entry])
+            .await?;
+        Ok(leaves[0])
+    }
+}
