@@ -211,6 +211,11 @@ impl Conn {
     }
 
     /// Runs `f` on this connection and waits for its answer.
+    ///
+    /// The one rule for blocking work: every store call blocks its caller, and a PostgreSQL call,
+    /// which waits on the network, tells the async runtime so when it is made on one of its
+    /// workers (`block_in_place`), so the worker's other tasks move to another worker instead of
+    /// waiting behind it. SQLite's calls are short reads of a local file and run inline.
     fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut PgSession) -> R + Send + 'static) -> R {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
@@ -218,7 +223,15 @@ impl Conn {
                 let _ = tx.send(f(c));
             }))
             .expect("the database thread outlives its connection handle");
-        rx.recv().expect("the database thread answers every job")
+        let wait = || rx.recv().expect("the database thread answers every job");
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime)
+                if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
     }
 }
 

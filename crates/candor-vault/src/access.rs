@@ -356,3 +356,183 @@ fn release(
     }
     Ok(values)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use candor_store::Change;
+
+    use super::*;
+    use crate::consent::AddConsent;
+    use crate::subjects::{CreateSubject, PutBlindIndex, PutField};
+    use crate::testing::{EMAIL, Fixture, NOW, OPS, apply, on_every_backend};
+
+    #[test]
+    fn only_services_read_for_a_purpose_and_a_refusal_is_logged() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], false, false);
+        let subject = f.customer("cus_a", &service);
+        let me = Principal::Subject(subject.clone());
+        let fields = ["user.name".to_owned()];
+        for caller in [&f.admin, &me] {
+            let r = f.run(f.vault.access().access(caller, &subject, OPS, &fields, NOW));
+            assert!(matches!(r, Err(VaultError::Forbidden(_))));
+        }
+        let r = f.run(
+            f.vault
+                .access()
+                .access(&service, &subject, EMAIL, &fields, NOW),
+        );
+        assert!(matches!(r, Err(VaultError::PurposeNotPermitted(_))));
+        let history = f.vault.histories().history(&me, &subject).unwrap();
+        assert!(
+            history
+                .entries
+                .last()
+                .unwrap()
+                .opening
+                .canonical_event
+                .contains("\"refused\""),
+            "the customer sees the refused attempt"
+        );
+        let out = f
+            .run(
+                f.vault
+                    .access()
+                    .access(&service, &subject, OPS, &fields, NOW),
+            )
+            .unwrap();
+        assert_eq!(out.values.len(), 1);
+        assert_eq!(&*out.values[0].1, "Ada");
+    }
+
+    #[test]
+    fn a_field_the_purpose_needs_consent_for_is_denied_until_granted() {
+        let f = Fixture::new();
+        let ops = f.service(&[OPS], false, false);
+        let marketing = f.service(&[EMAIL], false, false);
+        let subject = f.customer("cus_a", &ops);
+        let fields = ["user.contact.email".to_owned()];
+        let out = f
+            .run(
+                f.vault
+                    .access()
+                    .access(&marketing, &subject, EMAIL, &fields, NOW),
+            )
+            .unwrap();
+        assert_eq!(
+            out.decisions[0].denial.map(|d| d.code()),
+            Some("no_consent")
+        );
+        assert!(out.values.is_empty());
+        let grant = crate::consent::ConsentChange {
+            purpose: EMAIL.into(),
+            recipient: None,
+            action: candor_core::ConsentAction::Grant,
+            expires_at: None,
+            evidence: None,
+        };
+        let me = Principal::Subject(subject.clone());
+        f.run(
+            f.vault
+                .consents()
+                .record(&me, &subject, vec![grant], false, NOW),
+        )
+        .unwrap();
+        let out = f
+            .run(
+                f.vault
+                    .access()
+                    .access(&marketing, &subject, EMAIL, &fields, NOW),
+            )
+            .unwrap();
+        assert_eq!(out.decisions[0].denial, None);
+    }
+
+    #[test]
+    fn only_the_customer_reads_all_their_data() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], false, false);
+        let a = f.customer("cus_a", &service);
+        let b = f.customer("cus_b", &service);
+        for caller in [&service, &f.admin, &Principal::Subject(b)] {
+            let r = f.run(f.vault.access().own_data(caller, &a, NOW));
+            assert!(matches!(r, Err(VaultError::Forbidden(_))));
+        }
+        let (values, _) = f
+            .run(
+                f.vault
+                    .access()
+                    .own_data(&Principal::Subject(a.clone()), &a, NOW),
+            )
+            .unwrap();
+        assert_eq!(values.len(), 1);
+    }
+
+    /// The customer's record, read as one snapshot across the registry's, consent's and fields'
+    /// tables, on every backend; and the blind index finds them.
+    fn customer_records_round_trip(db: &Db) {
+        let subject = SubjectId::parse("c").unwrap();
+        let consent = candor_core::ConsentRecord {
+            purpose: "p1".into(),
+            recipient: None,
+            action: candor_core::ConsentAction::Grant,
+            at: 10,
+            expires_at: Some(110),
+            evidence: candor_core::Evidence {
+                channel: "web".into(),
+                notice_version: "v1".into(),
+            },
+        };
+        let changes: Vec<Arc<dyn Change>> = vec![
+            Arc::new(CreateSubject {
+                subject: "c".into(),
+                wrapped_key: vec![7; 40],
+                at: 2,
+            }),
+            Arc::new(PutField {
+                subject: "c".into(),
+                category: "user.name".into(),
+                sealed: vec![1, 2],
+            }),
+            Arc::new(PutField {
+                subject: "c".into(),
+                category: "user.name".into(),
+                sealed: vec![3, 4],
+            }),
+            Arc::new(PutBlindIndex {
+                subject: "c".into(),
+                category: "user.contact.email".into(),
+                digest: vec![5; 8],
+            }),
+            Arc::new(AddConsent::of(&subject, &consent)),
+        ];
+        apply(db, changes);
+        let record = subject_record(db, &subject).unwrap();
+        assert_eq!(
+            record.state,
+            SubjectState::Active {
+                wrapped_key: vec![7; 40]
+            }
+        );
+        assert_eq!(record.fields, vec![("user.name".into(), vec![3, 4])]);
+        assert_eq!(record.consents.len(), 1);
+        assert_eq!(
+            subjects::blind_index_matches(db, "user.contact.email", &[5; 8]).unwrap(),
+            vec!["c".to_owned()]
+        );
+        assert!(
+            subjects::blind_index_matches(db, "user.contact.email", &[6; 8])
+                .unwrap()
+                .is_empty()
+        );
+        let nobody = SubjectId::parse("nobody").unwrap();
+        assert_eq!(
+            subject_record(db, &nobody).unwrap().state,
+            SubjectState::Unknown
+        );
+    }
+
+    on_every_backend!(customer_records_round_trip);
+}

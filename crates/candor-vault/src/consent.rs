@@ -391,3 +391,143 @@ impl Consents {
         Ok(ConsentView { in_force, history })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{EMAIL, Fixture, NOW, OPS, apply, on_every_backend};
+
+    fn grant(purpose: &str, evidence: Option<Evidence>) -> ConsentChange {
+        ConsentChange {
+            purpose: purpose.into(),
+            recipient: None,
+            action: ConsentAction::Grant,
+            expires_at: None,
+            evidence,
+        }
+    }
+
+    #[test]
+    fn customers_change_only_their_own_consent_and_services_only_with_evidence() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS, EMAIL], false, false);
+        let a = f.customer("cus_a", &service);
+        let b = f.customer("cus_b", &service);
+        let consents = f.vault.consents();
+        let as_b = Principal::Subject(b.clone());
+        for caller in [&as_b, &f.admin] {
+            let r = f.run(consents.record(caller, &a, vec![grant(EMAIL, None)], false, NOW));
+            assert!(matches!(r, Err(VaultError::Forbidden(_))));
+        }
+        let r = f.run(consents.record(&service, &a, vec![grant(EMAIL, None)], false, NOW));
+        assert!(matches!(r, Err(VaultError::Invalid(_))), "no evidence");
+        let evidence = Evidence {
+            channel: "checkout".into(),
+            notice_version: "v1".into(),
+        };
+        let r = f.run(consents.record(
+            &service,
+            &a,
+            vec![grant("analytics.reporting", Some(evidence.clone()))],
+            false,
+            NOW,
+        ));
+        assert!(
+            matches!(r, Err(VaultError::PurposeNotPermitted(_))),
+            "not its purpose"
+        );
+        let view = f
+            .run(consents.record(&service, &a, vec![grant(EMAIL, Some(evidence))], false, NOW))
+            .unwrap();
+        assert!(
+            view.in_force
+                .contains(&(EMAIL.to_owned(), ConsentState::Granted))
+        );
+        let view = f
+            .run(consents.record(
+                &Principal::Subject(a.clone()),
+                &a,
+                vec![grant("analytics.reporting", None)],
+                false,
+                NOW,
+            ))
+            .unwrap();
+        assert_eq!(view.history.len(), 2);
+        assert_eq!(view.history[1].evidence.channel, "privacy_center");
+        // A service sees only the purposes it holds.
+        let seen = consents.view(&service, &a, NOW).unwrap();
+        assert_eq!(seen.history.len(), 1);
+        assert!(matches!(
+            consents.view(&as_b, &a, NOW),
+            Err(VaultError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn the_gpc_signal_withdraws_every_purpose_that_sells_or_shares() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], false, false);
+        let a = f.customer("cus_a", &service);
+        let me = Principal::Subject(a.clone());
+        let view = f
+            .run(f.vault.consents().record(
+                &me,
+                &a,
+                vec![grant("third_party_sharing", None)],
+                true,
+                NOW,
+            ))
+            .unwrap();
+        let last = view.history.last().unwrap();
+        assert_eq!(
+            (
+                last.purpose.as_str(),
+                last.action,
+                last.evidence.channel.as_str()
+            ),
+            ("third_party_sharing", ConsentAction::Withdraw, "gpc")
+        );
+        assert!(
+            view.in_force
+                .contains(&("third_party_sharing".to_owned(), ConsentState::Withdrawn))
+        );
+    }
+
+    fn consent_records_round_trip_in_order(db: &Db) {
+        let subject = SubjectId::parse("c").unwrap();
+        let record = |action, at| ConsentRecord {
+            purpose: "p1".into(),
+            recipient: None,
+            action,
+            at,
+            expires_at: Some(at + 100),
+            evidence: Evidence {
+                channel: "web".into(),
+                notice_version: "v1".into(),
+            },
+        };
+        let written = vec![
+            record(ConsentAction::Grant, 10),
+            record(ConsentAction::Withdraw, 10),
+        ];
+        apply(
+            db,
+            vec![
+                Arc::new(crate::subjects::CreateSubject {
+                    subject: "c".into(),
+                    wrapped_key: vec![7; 40],
+                    at: 2,
+                }),
+                Arc::new(AddConsent::of(&subject, &written[0])),
+                Arc::new(AddConsent::of(&subject, &written[1])),
+            ],
+        );
+        assert_eq!(
+            records(db, &subject).unwrap(),
+            written,
+            "in the order recorded, even at the same second"
+        );
+    }
+
+    on_every_backend!(consent_records_round_trip_in_order);
+}

@@ -101,3 +101,50 @@ impl Erasure {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, NOW, OPS};
+
+    #[test]
+    fn erasure_needs_the_customer_the_admin_or_a_key_allowed_to_erase() {
+        let f = Fixture::new();
+        let plain = f.service(&[OPS], false, false);
+        let eraser = f.service(&[OPS], false, true);
+        let a = f.customer("cus_a", &plain);
+        let b = f.customer("cus_b", &plain);
+        let c = f.customer("cus_c", &plain);
+        let erasure = f.vault.erasure();
+        for caller in [&plain, &Principal::Subject(b.clone())] {
+            let r = f.run(erasure.erase(caller, &a, NOW));
+            assert!(matches!(r, Err(VaultError::Forbidden(_))));
+        }
+        f.run(erasure.erase(&Principal::Subject(a.clone()), &a, NOW))
+            .unwrap();
+        f.run(erasure.erase(&f.admin, &b, NOW)).unwrap();
+        let opening = f.run(erasure.erase(&eraser, &c, NOW)).unwrap();
+        assert!(opening.canonical_event.contains("\"erased\""));
+        assert!(matches!(
+            f.run(erasure.erase(&f.admin, &a, NOW)),
+            Err(VaultError::SubjectErased)
+        ));
+        let fields = ["user.name".to_owned()];
+        assert!(matches!(
+            f.run(f.vault.access().access(&plain, &c, OPS, &fields, NOW)),
+            Err(VaultError::SubjectErased)
+        ));
+    }
+
+    #[test]
+    fn an_erasure_crosses_the_nodes_protocol_intact() {
+        let change = Erase {
+            subject: "cus_a".into(),
+            at: 5,
+        };
+        let back = crate::decode_change(change.to_wire()).unwrap();
+        assert_eq!(back.kind(), Erase::KIND);
+        assert_eq!(back.to_wire(), change.to_wire());
+        assert_eq!(back.standing(), Some(("cus_a", Standing::Erased { at: 5 })));
+    }
+}

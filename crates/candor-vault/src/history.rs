@@ -188,3 +188,32 @@ impl Histories {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, OPS};
+
+    #[test]
+    fn only_the_customer_reads_their_history_and_it_is_complete() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], true, false);
+        let a = f.customer("cus_a", &service);
+        let b = f.customer("cus_b", &service);
+        for caller in [&service, &f.admin, &Principal::Subject(b)] {
+            assert!(matches!(
+                f.vault.histories().history(caller, &a),
+                Err(VaultError::Forbidden(_))
+            ));
+        }
+        let history = f
+            .vault
+            .histories()
+            .history(&Principal::Subject(a.clone()), &a)
+            .unwrap();
+        assert_eq!(history.entries.len(), 1);
+        assert_eq!(history.pending, 0);
+        let completeness = history.completeness.expect("no witness policy: at hand");
+        assert_eq!(completeness.head.size, 1);
+    }
+}

@@ -458,3 +458,128 @@ impl Keys {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, NOW, OPS, apply, on_every_backend};
+
+    #[test]
+    fn only_the_admin_creates_keys_and_only_for_declared_purposes() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], true, false);
+        let spec = |purposes: Vec<String>| NewKeySpec {
+            name: "x".into(),
+            purposes,
+            recipient: None,
+            can_mint_sessions: false,
+            can_erase: false,
+        };
+        let by_service = f.run(f.vault.keys().create_key(&service, spec(vec![]), NOW));
+        assert!(matches!(by_service, Err(VaultError::Forbidden(_))));
+        let customer = Principal::Subject(f.customer("cus_a", &service));
+        let by_customer = f.run(f.vault.keys().create_key(&customer, spec(vec![]), NOW));
+        assert!(matches!(by_customer, Err(VaultError::Forbidden(_))));
+        let undeclared = f.run(f.vault.keys().create_key(
+            &f.admin,
+            spec(vec!["no.such.purpose".into()]),
+            NOW,
+        ));
+        assert!(matches!(undeclared, Err(VaultError::UnknownPurpose(_))));
+        let mut bad_name = spec(vec![]);
+        bad_name.name = "\u{7}".into();
+        let bad = f.run(f.vault.keys().create_key(&f.admin, bad_name, NOW));
+        assert!(matches!(bad, Err(VaultError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_token_authenticates_only_with_its_own_secret() {
+        let f = Fixture::new();
+        let spec = NewKeySpec {
+            name: "svc".into(),
+            purposes: vec![OPS.into()],
+            recipient: None,
+            can_mint_sessions: false,
+            can_erase: false,
+        };
+        let key = f
+            .run(f.vault.keys().create_key(&f.admin, spec, NOW))
+            .unwrap();
+        assert!(matches!(
+            f.vault.keys().authenticate(&key.token, NOW),
+            Ok(Principal::Service(_))
+        ));
+        let mut forged = key.token.to_string();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'a' { 'b' } else { 'a' });
+        for token in [forged.as_str(), "cnd_nobody_secret", "cst_nonsense", ""] {
+            assert!(
+                matches!(
+                    f.vault.keys().authenticate(token, NOW),
+                    Err(VaultError::Unauthenticated)
+                ),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn sessions_are_minted_only_by_keys_allowed_to_and_never_for_the_erased() {
+        let f = Fixture::new();
+        let minter = f.service(&[OPS], true, true);
+        let plain = f.service(&[OPS], false, false);
+        let subject = f.customer("cus_a", &minter);
+        assert!(matches!(
+            f.vault.keys().mint_session(&plain, &subject, NOW),
+            Err(VaultError::Forbidden(_))
+        ));
+        assert!(matches!(
+            f.vault.keys().mint_session(&f.admin, &subject, NOW),
+            Err(VaultError::Forbidden(_))
+        ));
+        let (token, expires_at) = f.vault.keys().mint_session(&minter, &subject, NOW).unwrap();
+        assert_eq!(expires_at, NOW + SESSION_TTL_SECS);
+        assert_eq!(
+            f.vault.keys().authenticate(&token, NOW).unwrap(),
+            Principal::Subject(subject.clone())
+        );
+        assert!(matches!(
+            f.vault.keys().authenticate(&token, expires_at + 1),
+            Err(VaultError::Unauthenticated)
+        ));
+        f.run(f.vault.erasure().erase(&minter, &subject, NOW))
+            .unwrap();
+        assert!(matches!(
+            f.vault.keys().mint_session(&minter, &subject, NOW),
+            Err(VaultError::SubjectErased)
+        ));
+    }
+
+    #[test]
+    fn an_unknown_stored_role_is_corrupt_data_never_a_service() {
+        assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
+        assert_eq!(Role::parse("service").unwrap(), Role::Service);
+        for stored in ["root", "Service", ""] {
+            assert!(matches!(Role::parse(stored), Err(StoreError::Corrupt(_))));
+        }
+    }
+
+    fn keys_round_trip(db: &Db) {
+        let key = ApiKeyRow {
+            id: "k1".into(),
+            secret_hash: [9; 32],
+            role: Role::Service,
+            name: "shop".into(),
+            purposes: vec!["p1".into(), "p2".into()],
+            recipient: Some("r".into()),
+            can_mint_sessions: true,
+            can_erase: false,
+            created_at: 3,
+        };
+        apply(db, vec![Arc::new(InsertApiKey(key.clone()))]);
+        assert_eq!(api_key(db, "k1").unwrap(), Some(key));
+        assert_eq!(api_key(db, "k2").unwrap(), None);
+    }
+
+    on_every_backend!(keys_round_trip);
+}

@@ -27,6 +27,8 @@ pub mod nodes;
 pub mod public_log;
 mod registry;
 pub mod subjects;
+#[cfg(test)]
+mod testing;
 pub mod wire;
 
 use std::sync::Arc;

@@ -417,3 +417,77 @@ impl Collection {
         Ok(leaves[0])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{EMAIL, Fixture, NOW, OPS};
+
+    fn name() -> Vec<(String, Zeroizing<String>)> {
+        vec![("user.name".to_owned(), Zeroizing::new("Ada".to_owned()))]
+    }
+
+    #[test]
+    fn only_a_service_bound_to_the_purpose_collects_and_only_what_it_needs() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS, EMAIL], false, false);
+        let subject = SubjectId::parse("cus_a").unwrap();
+        let collection = f.vault.collection();
+        let collect = |by: &Principal, purpose: &str, fields| {
+            f.run(collection.collect(by, &subject, purpose, fields, NOW))
+        };
+        assert!(matches!(
+            collect(&f.admin, OPS, name()),
+            Err(VaultError::Forbidden(_))
+        ));
+        assert!(matches!(
+            collect(&service, "analytics.reporting", name()),
+            Err(VaultError::PurposeNotPermitted(_))
+        ));
+        let bank = vec![(
+            "user.financial.bank_account".to_owned(),
+            Zeroizing::new("x".to_owned()),
+        )];
+        assert!(matches!(
+            collect(&service, OPS, bank),
+            Err(VaultError::FieldNotNeeded { .. })
+        ));
+        let email = vec![(
+            "user.contact.email".to_owned(),
+            Zeroizing::new("a@b.org".to_owned()),
+        )];
+        assert!(matches!(
+            collect(&service, EMAIL, email),
+            Err(VaultError::ConsentRequired(_))
+        ));
+        assert!(matches!(
+            collect(&service, OPS, vec![]),
+            Err(VaultError::Invalid(_))
+        ));
+        assert_eq!(
+            f.vault.collection().db.log().subject("cus_a").unwrap(),
+            SubjectState::Unknown,
+            "nothing refused created the customer"
+        );
+        assert_eq!(collect(&service, OPS, name()).unwrap(), 0);
+        assert!(matches!(
+            f.vault.collection().customers.state(&subject).unwrap(),
+            SubjectState::Active { .. }
+        ));
+    }
+
+    #[test]
+    fn the_blind_index_normalises_emails_and_indexes_only_lookup_categories() {
+        let f = Fixture::new();
+        let blind = &f.vault.collection().blind;
+        assert_eq!(
+            blind.digest("user.contact.email", " Ada@Example.org "),
+            blind.digest("user.contact.email", "ada@example.org")
+        );
+        assert_ne!(
+            blind.digest("user.contact.email", "ada@example.org"),
+            blind.digest("user.contact.email", "bob@example.org")
+        );
+        assert_eq!(blind.digest("user.name", "Ada"), None);
+    }
+}

@@ -35,11 +35,6 @@ impl Journal {
         Journal { sequencing }
     }
 
-    /// The sequencing this journal writes through.
-    pub fn sequencing(&self) -> &Arc<Sequencing> {
-        &self.sequencing
-    }
-
     /// Commits `changes` and `entries` as one request, applied only while `subject` (if given)
     /// is active, and waits until it is durable; returns the entries' leaf indexes.
     pub async fn submit(
