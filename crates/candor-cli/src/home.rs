@@ -164,7 +164,14 @@ fn data_map(dir: &Path) -> anyhow::Result<DataMap> {
     let path = dir.join(DATA_MAP);
     let source =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    DataMap::parse(&source).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    DataMap::parse(&source).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .all()
+            .iter()
+            .map(|e| format!("{}:{e}", path.display()))
+            .collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })
 }
 
 /// Creates a Candor home in `dir`.

@@ -269,15 +269,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!(
                         "{}: ok (version {}: {} categories, {} purposes, {} recipients)",
                         file.display(),
-                        map.version,
-                        map.categories.len(),
-                        map.purposes.len(),
-                        map.recipients.len()
+                        map.version(),
+                        map.categories().count(),
+                        map.purposes().count(),
+                        map.recipients().count()
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    eprintln!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message);
+                Err(errors) => {
+                    for e in errors.all() {
+                        eprintln!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message);
+                    }
                     Ok(ExitCode::FAILURE)
                 }
             }

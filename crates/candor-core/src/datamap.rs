@@ -139,62 +139,62 @@ mod raw {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Category {
     /// The fideslang key, e.g. `user.contact.email`.
-    pub key: String,
+    key: String,
     /// Plain-language description for the notice.
-    pub description: String,
+    description: String,
     /// Whether services may find a customer by this value (through a blind index).
-    pub lookup: bool,
+    lookup: bool,
 }
 
 /// A party that receives data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
     /// Short id used in purposes, consents and keys.
-    pub id: String,
+    id: String,
     /// Display name.
-    pub name: String,
+    name: String,
     /// Internal, processor or third party.
-    pub kind: RecipientKind,
+    kind: RecipientKind,
     /// Where it processes data (ISO 3166 code or region such as `EU`).
-    pub jurisdiction: String,
+    jurisdiction: String,
 }
 
 /// A purpose of processing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Purpose {
     /// The id, a fideslang data-use key where one fits.
-    pub id: String,
+    id: String,
     /// Plain-language description for the notice.
-    pub description: String,
+    description: String,
     /// Why processing is lawful.
-    pub legal_basis: LegalBasis,
+    legal_basis: LegalBasis,
     /// The data categories this purpose needs; reads get nothing else.
-    pub categories: BTreeSet<String>,
+    categories: BTreeSet<String>,
     /// How long data collected for this purpose is kept.
-    pub retention_days: u32,
+    retention_days: u32,
     /// Recipients that may receive data for this purpose.
-    pub recipients: BTreeSet<String>,
+    recipients: BTreeSet<String>,
     /// Whether this purpose sells or shares data (CCPA/CPRA); a GPC signal withdraws consent to it.
-    pub sells_or_shares: bool,
+    sells_or_shares: bool,
 }
 
 /// The whole validated data map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataMap {
     /// The version of the map (and the notice generated from it).
-    pub version: String,
+    version: String,
     /// The business responsible (GDPR's controller).
-    pub controller_name: String,
+    controller_name: String,
     /// Where customers reach the privacy team.
-    pub controller_contact: String,
+    controller_contact: String,
     /// The controller's main jurisdiction.
-    pub controller_jurisdiction: String,
+    controller_jurisdiction: String,
     /// Categories by key.
-    pub categories: BTreeMap<String, Category>,
+    categories: BTreeMap<String, Category>,
     /// Recipients by id.
-    pub recipients: BTreeMap<String, Recipient>,
+    recipients: BTreeMap<String, Recipient>,
     /// Purposes by id.
-    pub purposes: BTreeMap<String, Purpose>,
+    purposes: BTreeMap<String, Purpose>,
 }
 
 /// A data-map problem, located in the source.
@@ -222,36 +222,63 @@ impl DataMapError {
     }
 }
 
+/// Every problem a data map has, in the order they appear in the source.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct DataMapErrors(Vec<DataMapError>);
+
+impl DataMapErrors {
+    /// Each problem, first in the source first; never empty.
+    pub fn all(&self) -> &[DataMapError] {
+        &self.0
+    }
+
+    /// The first problem in the source.
+    pub fn first(&self) -> &DataMapError {
+        &self.0[0]
+    }
+}
+
 impl DataMap {
-    /// Parses and validates a data map, naming the line of the first problem.
-    pub fn parse(source: &str) -> Result<DataMap, DataMapError> {
+    /// Parses and validates a data map, naming the line of every problem it finds (a syntax or
+    /// schema error stops the reading at once, so it is the only one reported).
+    pub fn parse(source: &str) -> Result<DataMap, DataMapErrors> {
         let raw: raw::DataMap = toml::from_str(source).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            DataMapError::at(source, span, e.message().trim_end().to_owned())
+            DataMapErrors(vec![DataMapError::at(
+                source,
+                span,
+                e.message().trim_end().to_owned(),
+            )])
         })?;
-        let err = |span: Range<usize>, msg: String| Err(DataMapError::at(source, span, msg));
+        let mut errors: Vec<(usize, DataMapError)> = Vec::new();
+        let mut err = |span: Range<usize>, msg: String| {
+            errors.push((span.start, DataMapError::at(source, span, msg)));
+        };
 
         if raw.version.get_ref().trim().is_empty() {
-            return err(raw.version.span(), "version must not be empty".into());
+            err(raw.version.span(), "version must not be empty".into());
         }
 
         let mut categories = BTreeMap::new();
         for c in raw.categories {
             let key = c.key.get_ref();
             if !key.starts_with("user.") || !is_dotted_key(key) {
-                return err(
+                err(
                     c.key.span(),
                     format!("category `{key}` must be a dotted lowercase key under `user.`"),
                 );
+                continue;
             }
             if !c.custom && !is_fideslang_category(key) {
-                return err(
+                err(
                     c.key.span(),
                     format!(
                         "`{key}` is not a fideslang data category; fix the spelling, \
                          or set `custom = true` to declare your own"
                     ),
                 );
+                continue;
             }
             let category = Category {
                 key: key.clone(),
@@ -259,7 +286,7 @@ impl DataMap {
                 lookup: c.lookup,
             };
             if categories.insert(key.clone(), category).is_some() {
-                return err(c.key.span(), format!("category `{key}` is declared twice"));
+                err(c.key.span(), format!("category `{key}` is declared twice"));
             }
         }
 
@@ -267,10 +294,11 @@ impl DataMap {
         for r in raw.recipients {
             let id = r.id.get_ref();
             if !is_dotted_key(id) {
-                return err(
+                err(
                     r.id.span(),
                     format!("recipient id `{id}` must be lowercase letters, digits, '_' or '.'"),
                 );
+                continue;
             }
             let recipient = Recipient {
                 id: id.clone(),
@@ -279,7 +307,7 @@ impl DataMap {
                 jurisdiction: r.jurisdiction,
             };
             if recipients.insert(id.clone(), recipient).is_some() {
-                return err(r.id.span(), format!("recipient `{id}` is declared twice"));
+                err(r.id.span(), format!("recipient `{id}` is declared twice"));
             }
         }
 
@@ -287,13 +315,14 @@ impl DataMap {
         for p in raw.purposes {
             let id = p.id.get_ref();
             if !is_dotted_key(id) {
-                return err(
+                err(
                     p.id.span(),
                     format!("purpose id `{id}` must be a dotted lowercase key"),
                 );
+                continue;
             }
             if p.categories.get_ref().is_empty() {
-                return err(
+                err(
                     p.categories.span(),
                     format!("purpose `{id}` must need at least one category"),
                 );
@@ -301,20 +330,19 @@ impl DataMap {
             let mut needed = BTreeSet::new();
             for c in p.categories.get_ref() {
                 if !categories.contains_key(c.get_ref()) {
-                    return err(
+                    err(
                         c.span(),
                         format!(
                             "purpose `{id}` needs `{}`, which is not declared under [[categories]]",
                             c.get_ref()
                         ),
                     );
-                }
-                if !needed.insert(c.get_ref().clone()) {
-                    return err(c.span(), format!("`{}` is listed twice", c.get_ref()));
+                } else if !needed.insert(c.get_ref().clone()) {
+                    err(c.span(), format!("`{}` is listed twice", c.get_ref()));
                 }
             }
             if *p.retention_days.get_ref() == 0 {
-                return err(
+                err(
                     p.retention_days.span(),
                     "retention_days must be at least 1".into(),
                 );
@@ -322,15 +350,16 @@ impl DataMap {
             let mut allowed = BTreeSet::new();
             for r in &p.recipients {
                 if !recipients.contains_key(r.get_ref()) {
-                    return err(
+                    err(
                         r.span(),
                         format!(
                             "purpose `{id}` names recipient `{}`, which is not declared under [[recipients]]",
                             r.get_ref()
                         ),
                     );
+                } else {
+                    allowed.insert(r.get_ref().clone());
                 }
-                allowed.insert(r.get_ref().clone());
             }
             let purpose = Purpose {
                 id: id.clone(),
@@ -342,10 +371,14 @@ impl DataMap {
                 sells_or_shares: p.sells_or_shares,
             };
             if purposes.insert(id.clone(), purpose).is_some() {
-                return err(p.id.span(), format!("purpose `{id}` is declared twice"));
+                err(p.id.span(), format!("purpose `{id}` is declared twice"));
             }
         }
 
+        if !errors.is_empty() {
+            errors.sort_by_key(|(at, _)| *at);
+            return Err(DataMapErrors(errors.into_iter().map(|(_, e)| e).collect()));
+        }
         Ok(DataMap {
             version: raw.version.into_inner(),
             controller_name: raw.controller.name,
@@ -357,9 +390,140 @@ impl DataMap {
         })
     }
 
+    /// The version of the map (and the notice generated from it).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The business responsible (GDPR's controller).
+    pub fn controller_name(&self) -> &str {
+        &self.controller_name
+    }
+
+    /// Where customers reach the privacy team.
+    pub fn controller_contact(&self) -> &str {
+        &self.controller_contact
+    }
+
+    /// The controller's main jurisdiction.
+    pub fn controller_jurisdiction(&self) -> &str {
+        &self.controller_jurisdiction
+    }
+
+    /// Every category, by key.
+    pub fn categories(&self) -> impl Iterator<Item = &Category> {
+        self.categories.values()
+    }
+
+    /// The category with this key.
+    pub fn category(&self, key: &str) -> Option<&Category> {
+        self.categories.get(key)
+    }
+
+    /// Every recipient, by id.
+    pub fn recipients(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients.values()
+    }
+
+    /// The recipient with this id.
+    pub fn recipient(&self, id: &str) -> Option<&Recipient> {
+        self.recipients.get(id)
+    }
+
+    /// Every purpose, by id.
+    pub fn purposes(&self) -> impl Iterator<Item = &Purpose> {
+        self.purposes.values()
+    }
+
     /// The purpose with this id.
     pub fn purpose(&self, id: &str) -> Option<&Purpose> {
         self.purposes.get(id)
+    }
+}
+
+impl Category {
+    /// The fideslang key, e.g. `user.contact.email`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Plain-language description for the notice.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Whether services may find a customer by this value (through a blind index).
+    pub fn lookup(&self) -> bool {
+        self.lookup
+    }
+}
+
+impl Recipient {
+    /// Short id used in purposes, consents and keys.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Internal, processor or third party.
+    pub fn kind(&self) -> RecipientKind {
+        self.kind
+    }
+
+    /// Where it processes data (ISO 3166 code or region such as `EU`).
+    pub fn jurisdiction(&self) -> &str {
+        &self.jurisdiction
+    }
+}
+
+impl Purpose {
+    /// The id, a fideslang data-use key where one fits.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Plain-language description for the notice.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Why processing is lawful.
+    pub fn legal_basis(&self) -> LegalBasis {
+        self.legal_basis
+    }
+
+    /// Whether this purpose needs the category `key`; reads get nothing else.
+    pub fn needs(&self, key: &str) -> bool {
+        self.categories.contains(key)
+    }
+
+    /// The data categories this purpose needs.
+    pub fn categories(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().map(String::as_str)
+    }
+
+    /// How long data collected for this purpose is kept.
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days
+    }
+
+    /// Whether `id` is declared as a recipient for this purpose.
+    pub fn allows_recipient(&self, id: &str) -> bool {
+        self.recipients.contains(id)
+    }
+
+    /// Recipients that may receive data for this purpose.
+    pub fn recipients(&self) -> impl Iterator<Item = &str> {
+        self.recipients.iter().map(String::as_str)
+    }
+
+    /// Whether this purpose sells or shares data (CCPA/CPRA); a GPC signal withdraws consent to it.
+    pub fn sells_or_shares(&self) -> bool {
+        self.sells_or_shares
     }
 }
 
@@ -371,7 +535,10 @@ mod tests {
     use super::*;
 
     fn error_of(source: &str) -> DataMapError {
-        DataMap::parse(source).expect_err("should be refused")
+        DataMap::parse(source)
+            .expect_err("should be refused")
+            .first()
+            .clone()
     }
 
     #[test]
@@ -389,11 +556,10 @@ mod tests {
             assert!(map.purpose(id).is_some(), "sample lacks {id}");
         }
         assert!(
-            map.recipients
-                .values()
-                .any(|r| r.kind == RecipientKind::ThirdParty)
+            map.recipients()
+                .any(|r| r.kind() == RecipientKind::ThirdParty)
         );
-        assert!(map.purposes.values().any(|p| p.sells_or_shares));
+        assert!(map.purposes().any(Purpose::sells_or_shares));
     }
 
     #[test]
@@ -456,5 +622,25 @@ mod tests {
             "{SAMPLE_DATA_MAP}\n[[categories]]\nkey = \"user.contact.email\"\ndescription = \"again\"\n"
         );
         assert!(error_of(&twice).message.contains("declared twice"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_source_order() {
+        let src = SAMPLE_DATA_MAP
+            .replacen("recipients = [\"parcelgo\"]", "recipients = [\"dhl\"]", 1)
+            .replacen("retention_days = 730", "retention_days = 0", 1)
+            .replacen(
+                "categories = [\"user.contact.email\"]",
+                "categories = [\"user.contact.phone\"]",
+                1,
+            );
+        let errors = DataMap::parse(&src).expect_err("three problems");
+        let messages: Vec<&str> = errors.all().iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(errors.all().len(), 3, "{errors}");
+        assert!(messages[0].contains("retention_days"), "{errors}");
+        assert!(messages[1].contains("user.contact.phone"), "{errors}");
+        assert!(messages[2].contains("`dhl`"), "{errors}");
+        let lines: Vec<usize> = errors.all().iter().map(|e| e.line).collect();
+        assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
     }
 }

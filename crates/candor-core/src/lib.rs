@@ -12,7 +12,10 @@ pub mod policy;
 pub mod taxonomy;
 
 pub use consent::{ConsentAction, ConsentRecord, ConsentState, Evidence, consent_in_force};
-pub use datamap::{DataMap, DataMapError, LegalBasis, Purpose, RecipientKind, SAMPLE_DATA_MAP};
+pub use datamap::{
+    Category, DataMap, DataMapError, DataMapErrors, LegalBasis, Purpose, Recipient, RecipientKind,
+    SAMPLE_DATA_MAP,
+};
 pub use event::{Actor, EVENT_FORMAT_VERSION, Event, EventKind, FieldOutcome};
 pub use ids::SubjectId;
 pub use policy::{Decision, Denial, FieldDecision, Permit, SUBJECT_ACCESS, decide, subject_access};

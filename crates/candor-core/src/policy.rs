@@ -7,6 +7,7 @@
 
 use crate::consent::{ConsentRecord, ConsentState, consent_in_force};
 use crate::datamap::{DataMap, Purpose};
+use crate::ids::SubjectId;
 
 /// Why a field was denied. The codes are part of the API and of the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +49,26 @@ pub struct FieldDecision {
     pub denial: Option<Denial>,
 }
 
-/// The fields a decision allowed; the only key to unsealing.
+/// The fields a decision allowed one customer's data to be read for, for one purpose: the only
+/// key to unsealing. It is bound to that customer, and whoever opens fields checks it is theirs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
+    subject: SubjectId,
+    purpose: String,
     fields: Vec<String>,
 }
 
 impl Permit {
+    /// The customer whose fields it allows.
+    pub fn subject(&self) -> &SubjectId {
+        &self.subject
+    }
+
+    /// The purpose it was decided for ([`SUBJECT_ACCESS`] for a customer's own read).
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+
     /// The allowed fields, in request order.
     pub fn fields(&self) -> &[String] {
         &self.fields
@@ -70,17 +84,18 @@ pub struct Decision {
     pub permit: Permit,
 }
 
-/// Decides a read of `fields` for `purpose` by `recipient` at `now`.
+/// Decides a read of `subject`'s `fields` for `purpose` by `recipient` at `now`.
 pub fn decide(
     map: &DataMap,
     purpose: &Purpose,
+    subject: &SubjectId,
     recipient: Option<&str>,
     consents: &[ConsentRecord],
     fields: &[String],
     now: i64,
 ) -> Decision {
-    let consent_denial = if purpose.legal_basis.needs_consent() {
-        match consent_in_force(consents, &purpose.id, recipient, now) {
+    let consent_denial = if purpose.legal_basis().needs_consent() {
+        match consent_in_force(consents, purpose.id(), recipient, now) {
             ConsentState::Granted => None,
             ConsentState::Absent => Some(Denial::NoConsent),
             ConsentState::Withdrawn => Some(Denial::ConsentWithdrawn),
@@ -90,7 +105,7 @@ pub fn decide(
         None
     };
     let recipient_denial = recipient
-        .filter(|r| !purpose.recipients.contains(*r))
+        .filter(|r| !purpose.allows_recipient(r))
         .map(|_| Denial::RecipientNotDeclared);
 
     let mut decisions: Vec<FieldDecision> = Vec::with_capacity(fields.len());
@@ -98,9 +113,9 @@ pub fn decide(
         if decisions.iter().any(|d| &d.field == field) {
             continue;
         }
-        let denial = if !map.categories.contains_key(field) {
+        let denial = if map.category(field).is_none() {
             Some(Denial::UnknownField)
-        } else if !purpose.categories.contains(field) {
+        } else if !purpose.needs(field) {
             Some(Denial::NotNeededByPurpose)
         } else {
             recipient_denial.or(consent_denial)
@@ -111,6 +126,8 @@ pub fn decide(
         });
     }
     let permit = Permit {
+        subject: subject.clone(),
+        purpose: purpose.id().to_owned(),
         fields: decisions
             .iter()
             .filter(|d| d.denial.is_none())
@@ -127,10 +144,17 @@ pub fn decide(
 pub const SUBJECT_ACCESS: &str = "data_subject_access";
 
 /// A customer reading their own data (GDPR Art. 15, the right of access) may read everything held
-/// about them, whatever the purposes and consents.
-pub fn subject_access(held: &[String]) -> Permit {
+/// about them, whatever the purposes and consents: every category of `held` that the data map
+/// declares (nothing else can be named in a permit).
+pub fn subject_access(map: &DataMap, subject: &SubjectId, held: &[String]) -> Permit {
     Permit {
-        fields: held.to_vec(),
+        subject: subject.clone(),
+        purpose: SUBJECT_ACCESS.to_owned(),
+        fields: held
+            .iter()
+            .filter(|f| map.category(f).is_some())
+            .cloned()
+            .collect(),
     }
 }
 
@@ -168,9 +192,11 @@ mod tests {
     ) {
         let map = map();
         let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        let subject = SubjectId::parse("cus_1").unwrap();
         let d = decide(
             &map,
             map.purpose(purpose).unwrap(),
+            &subject,
             recipient,
             consents,
             &fields,
@@ -189,6 +215,10 @@ mod tests {
             .map(|f| f.field.as_str())
             .collect();
         assert_eq!(d.permit.fields(), allowed.as_slice());
+        assert_eq!(
+            (d.permit.subject(), d.permit.purpose()),
+            (&subject, purpose)
+        );
     }
 
     #[test]
@@ -264,6 +294,19 @@ mod tests {
             &[],
             &["user.contact.address", "user.contact.address"],
             "user.contact.address=allowed",
+        );
+    }
+
+    #[test]
+    fn a_customers_own_read_permits_only_declared_categories_and_only_theirs() {
+        let map = map();
+        let subject = SubjectId::parse("cus_1").unwrap();
+        let held = vec!["user.name".to_owned(), "user.not.declared".to_owned()];
+        let permit = subject_access(&map, &subject, &held);
+        assert_eq!(permit.fields(), ["user.name".to_owned()]);
+        assert_eq!(
+            (permit.subject(), permit.purpose()),
+            (&subject, SUBJECT_ACCESS)
         );
     }
 }

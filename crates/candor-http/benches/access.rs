@@ -200,9 +200,10 @@ fn bench(c: &mut Criterion) {
         .map(|(f, v)| key.seal("cus_1", SealContext::Field(f), v.as_bytes()))
         .collect();
     let wanted: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
+    let subject = candor_core::SubjectId::parse("cus_1").unwrap();
     group.bench_function("decide_and_unseal_5_fields", |b| {
         b.iter(|| {
-            let d = decide(&map, &purpose, None, &[], &wanted, 1_800_000_000);
+            let d = decide(&map, &purpose, &subject, None, &[], &wanted, 1_800_000_000);
             for (field, blob) in d.permit.fields().iter().zip(&sealed) {
                 std::hint::black_box(key.open("cus_1", SealContext::Field(field), blob).unwrap());
             }

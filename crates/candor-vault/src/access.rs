@@ -163,6 +163,7 @@ impl Access {
         let decision = decide(
             &self.map,
             purpose,
+            subject,
             key.recipient.as_deref(),
             &consents,
             fields,
@@ -209,7 +210,7 @@ impl Access {
         let record = subject_record(&self.db, subject)?;
         let dek = self.customers.unwrap_key(subject, record.state)?;
         let held: Vec<String> = record.fields.iter().map(|(f, _)| f.clone()).collect();
-        let permit = subject_access(&held);
+        let permit = subject_access(&self.map, subject, &held);
         let kind = EventKind::Accessed {
             purpose: SUBJECT_ACCESS.to_owned(),
             recipient: None,
@@ -296,6 +297,7 @@ impl Access {
             let decision = decide(
                 &self.map,
                 purpose,
+                &subject,
                 key.recipient.as_deref(),
                 &consents,
                 &field,
@@ -331,14 +333,19 @@ impl Access {
     }
 }
 
-/// Opens the stored values of the fields a policy decision permitted; nothing else can be
-/// opened, because only the policy makes a [`Permit`].
+/// Opens the stored values of the fields a policy decision permitted for this customer; nothing
+/// else can be opened, because only the policy makes a [`Permit`], and a permit for another
+/// customer opens nothing.
 fn release(
     dek: &DataKey,
     subject: &SubjectId,
     permit: &Permit,
     mut sealed: Vec<(String, Vec<u8>)>,
 ) -> Result<Vec<(String, Zeroizing<String>)>, VaultError> {
+    if permit.subject() != subject {
+        tracing::error!(subject = %subject, "a permit for another customer was presented");
+        return Err(VaultError::Internal);
+    }
     let mut values = Vec::with_capacity(permit.fields().len());
     for wanted in permit.fields() {
         let Some(at) = sealed.iter().position(|(field, _)| field == wanted) else {
@@ -535,4 +542,27 @@ mod tests {
     }
 
     on_every_backend!(customer_records_round_trip);
+
+    #[test]
+    fn a_permit_opens_nothing_of_another_customer() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], false, false);
+        let a = f.customer("cus_a", &service);
+        let b = f.customer("cus_b", &service);
+        let record = subject_record(f.vault.db(), &b).unwrap();
+        let dek = f
+            .vault
+            .access()
+            .customers
+            .unwrap_key(&b, record.state.clone())
+            .unwrap();
+        let held = vec!["user.name".to_owned()];
+        let for_a = subject_access(f.vault.data_map(), &a, &held);
+        assert!(matches!(
+            release(&dek, &b, &for_a, record.fields.clone()),
+            Err(VaultError::Internal)
+        ));
+        let for_b = subject_access(f.vault.data_map(), &b, &held);
+        assert_eq!(release(&dek, &b, &for_b, record.fields).unwrap().len(), 1);
+    }
 }

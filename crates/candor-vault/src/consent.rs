@@ -290,7 +290,7 @@ impl Consents {
                 return Err(VaultError::PurposeNotPermitted(c.purpose));
             }
             if let Some(r) = &c.recipient
-                && !purpose.recipients.contains(r)
+                && !purpose.allows_recipient(r)
             {
                 return Err(VaultError::RecipientNotDeclared(r.clone()));
             }
@@ -301,7 +301,7 @@ impl Consents {
                 (Some(e), _) => e,
                 (None, None) => Evidence {
                     channel: "privacy_center".into(),
-                    notice_version: self.map.version.clone(),
+                    notice_version: self.map.version().to_owned(),
                 },
                 (None, Some(_)) => {
                     return Err(invalid(
@@ -321,16 +321,16 @@ impl Consents {
             });
         }
         if gpc {
-            for p in self.map.purposes.values().filter(|p| p.sells_or_shares) {
+            for p in self.map.purposes().filter(|p| p.sells_or_shares()) {
                 records.push(ConsentRecord {
-                    purpose: p.id.clone(),
+                    purpose: p.id().to_owned(),
                     recipient: None,
                     action: ConsentAction::Withdraw,
                     at: now,
                     expires_at: None,
                     evidence: Evidence {
                         channel: "gpc".into(),
-                        notice_version: self.map.version.clone(),
+                        notice_version: self.map.version().to_owned(),
                     },
                 });
             }
@@ -383,10 +383,14 @@ impl Consents {
             .collect();
         let in_force = self
             .map
-            .purposes
-            .values()
-            .filter(|p| p.legal_basis.needs_consent() && visible(&p.id))
-            .map(|p| (p.id.clone(), consent_in_force(&history, &p.id, None, now)))
+            .purposes()
+            .filter(|p| p.legal_basis().needs_consent() && visible(p.id()))
+            .map(|p| {
+                (
+                    p.id().to_owned(),
+                    consent_in_force(&history, p.id(), None, now),
+                )
+            })
             .collect();
         Ok(ConsentView { in_force, history })
     }

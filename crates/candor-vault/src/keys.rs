@@ -412,7 +412,7 @@ impl Keys {
             }
         }
         if let Some(r) = &spec.recipient
-            && !self.map.recipients.contains_key(r)
+            && self.map.recipient(r).is_none()
         {
             return Err(VaultError::RecipientNotDeclared(r.clone()));
         }

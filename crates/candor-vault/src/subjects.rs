@@ -286,10 +286,9 @@ impl BlindIndexes {
     /// The keys for `map`'s lookup categories, derived from the root key.
     pub fn new(map: &DataMap, root: &RootKey) -> BlindIndexes {
         BlindIndexes(
-            map.categories
-                .values()
-                .filter(|c| c.lookup)
-                .map(|c| (c.key.clone(), root.blind_index_key(&c.key)))
+            map.categories()
+                .filter(|c| c.lookup())
+                .map(|c| (c.key().to_owned(), root.blind_index_key(c.key())))
                 .collect(),
         )
     }
@@ -358,13 +357,13 @@ impl Collection {
             return Err(invalid(format!("send 1 to {MAX_FIELDS} fields")));
         }
         for (field, value) in &fields {
-            if !self.map.categories.contains_key(field) {
+            if self.map.category(field).is_none() {
                 return Err(VaultError::UnknownField(field.clone()));
             }
-            if !purpose.categories.contains(field) {
+            if !purpose.needs(field) {
                 return Err(VaultError::FieldNotNeeded {
                     field: field.clone(),
-                    purpose: purpose.id.clone(),
+                    purpose: purpose.id().to_owned(),
                 });
             }
             if value.len() > MAX_VALUE_LEN {
@@ -373,7 +372,7 @@ impl Collection {
                 )));
             }
         }
-        if purpose.legal_basis.needs_consent() {
+        if purpose.legal_basis().needs_consent() {
             let records = match self.customers.state(subject)? {
                 SubjectState::Active { .. } => consent::records(&self.db, subject)?,
                 _ => Vec::new(),
