@@ -59,6 +59,39 @@ pub trait Change: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A change whose protocol form is its serde form tagged with a fixed type: what the slices'
+/// changes are. [`Change`] comes with it.
+pub trait TypedChange: serde::Serialize + Send + Sync + std::fmt::Debug {
+    /// Its name on the nodes' protocol, unique across slices.
+    const KIND: &'static str;
+    /// As [`Change::apply`].
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError>;
+    /// As [`Change::standing`].
+    fn standing(&self) -> Option<(&str, Standing)> {
+        None
+    }
+}
+
+impl<T: TypedChange> Change for T {
+    fn kind(&self) -> &'static str {
+        T::KIND
+    }
+    fn to_wire(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("a change serialises");
+        value
+            .as_object_mut()
+            .expect("a change serialises as an object")
+            .insert("type".into(), T::KIND.into());
+        value
+    }
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        TypedChange::apply(self, tx)
+    }
+    fn standing(&self) -> Option<(&str, Standing)> {
+        TypedChange::standing(self)
+    }
+}
+
 impl TxError {
     pub(crate) fn into_store(self, operation: &'static str) -> crate::StoreError {
         match self {

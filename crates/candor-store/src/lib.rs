@@ -25,7 +25,7 @@ mod pg;
 mod rows;
 mod sqlite;
 
-pub use change::{Change, Standing, Tx, TxError};
+pub use change::{Change, Standing, Tx, TxError, TypedChange};
 pub use db::Db;
 pub use pg::{PgSession, PgSettings, PgStore};
 

@@ -8,7 +8,7 @@ use candor_core::{
     ConsentAction, ConsentRecord, ConsentState, DataMap, EventKind, Evidence, SubjectId,
     consent_in_force,
 };
-use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError};
+use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,6 @@ use crate::error::{check_label, invalid};
 use crate::kernel::Journal;
 use crate::keys::Principal;
 use crate::subjects::Customers;
-use crate::wire::tagged;
 
 /// A stored consent record (metadata only; the customer id is the row's key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +60,6 @@ pub struct AddConsent {
 }
 
 impl AddConsent {
-    /// Its wire type.
-    pub const KIND: &str = "add_consent";
-
     /// The record for `subject`.
     pub fn of(subject: &SubjectId, r: &ConsentRecord) -> AddConsent {
         AddConsent {
@@ -79,13 +75,9 @@ impl AddConsent {
     }
 }
 
-impl Change for AddConsent {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-    fn to_wire(&self) -> serde_json::Value {
-        tagged(Self::KIND, self)
-    }
+impl TypedChange for AddConsent {
+    const KIND: &'static str = "add_consent";
+
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         match tx {
             Tx::Sqlite(c) => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use candor_core::{EventKind, SubjectId};
-use candor_store::{Change, Standing, Tx, TxError};
+use candor_store::{Standing, Tx, TxError, TypedChange};
 use serde::{Deserialize, Serialize};
 
 use crate::VaultError;
@@ -12,7 +12,6 @@ use crate::history::LeafOpening;
 use crate::kernel::Journal;
 use crate::keys::Principal;
 use crate::subjects::Customers;
-use crate::wire::tagged;
 
 /// Erases a customer everywhere: from every slice that keeps something of theirs
 /// (`registry::ON_ERASURE`), then from the kernel (their key, their entries' bodies).
@@ -25,18 +24,9 @@ pub struct Erase {
     pub at: i64,
 }
 
-impl Erase {
-    /// Its wire type.
-    pub const KIND: &str = "erase";
-}
+impl TypedChange for Erase {
+    const KIND: &'static str = "erase";
 
-impl Change for Erase {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-    fn to_wire(&self) -> serde_json::Value {
-        tagged(Self::KIND, self)
-    }
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         for erase in crate::registry::ON_ERASURE {
             erase(tx, &self.subject)?;
@@ -104,6 +94,8 @@ impl Erasure {
 
 #[cfg(test)]
 mod tests {
+    use candor_store::Change;
+
     use super::*;
     use crate::testing::{Fixture, NOW, OPS};
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use candor_core::{Actor, DataMap, SubjectId};
 use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
-use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError};
+use candor_store::{Db, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::VaultError;
 use crate::error::check_label;
 use crate::kernel::Journal;
-use crate::wire::{b64, tagged};
+use crate::wire::b64;
 
 /// How long a customer session token lasts.
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
@@ -78,18 +78,9 @@ pub struct ApiKeyRow {
 #[serde(transparent)]
 pub struct InsertApiKey(pub ApiKeyRow);
 
-impl InsertApiKey {
-    /// Its wire type.
-    pub const KIND: &str = "insert_api_key";
-}
+impl TypedChange for InsertApiKey {
+    const KIND: &'static str = "insert_api_key";
 
-impl Change for InsertApiKey {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-    fn to_wire(&self) -> serde_json::Value {
-        tagged(Self::KIND, self)
-    }
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         let k = &self.0;
         let purposes = k.purposes.join("\n");

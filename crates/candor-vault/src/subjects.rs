@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use candor_core::{ConsentState, DataMap, EventKind, SubjectId, consent_in_force};
 use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
-use candor_store::{Change, Db, Standing, StoreError, SubjectState, Tx, TxError};
+use candor_store::{Change, Db, Standing, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::error::invalid;
 use crate::kernel::Journal;
 use crate::keys::Principal;
-use crate::wire::{b64, tagged};
+use crate::wire::b64;
 use crate::{VaultError, consent};
 
 /// The most fields one request may name.
@@ -36,18 +36,9 @@ pub struct CreateSubject {
     pub at: i64,
 }
 
-impl CreateSubject {
-    /// Its wire type.
-    pub const KIND: &str = "create_subject";
-}
+impl TypedChange for CreateSubject {
+    const KIND: &'static str = "create_subject";
 
-impl Change for CreateSubject {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-    fn to_wire(&self) -> serde_json::Value {
-        tagged(Self::KIND, self)
-    }
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         candor_store::customers::create(tx, &self.subject, &self.wrapped_key, self.at)
     }
@@ -69,18 +60,9 @@ pub struct PutField {
     pub sealed: Vec<u8>,
 }
 
-impl PutField {
-    /// Its wire type.
-    pub const KIND: &str = "put_field";
-}
+impl TypedChange for PutField {
+    const KIND: &'static str = "put_field";
 
-impl Change for PutField {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-    fn to_wire(&self) -> serde_json::Value {
-        tagged(Self::KIND, self)
-    }
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         match tx {
             Tx::Sqlite(c) => {
@@ -115,18 +97,9 @@ pub struct PutBlindIndex {
     pub digest: Vec<u8>,
 }
 
-impl PutBlindIndex {
-    /// Its wire type.
-    pub const KIND: &str = "put_blind_index";
-}
+impl TypedChange for PutBlindIndex {
+    const KIND: &'static str = "put_blind_index";
 
-impl Change for PutBlindIndex {
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
-    fn to_wire(&self) -> serde_json::Value {
-        tagged(Self::KIND, self)
-    }
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         match tx {
             Tx::Sqlite(c) => {

@@ -5,18 +5,7 @@
 use std::sync::Arc;
 
 use candor_store::Change;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// `change` in its wire form, tagged with `kind`.
-pub(crate) fn tagged<T: Serialize>(kind: &'static str, change: &T) -> serde_json::Value {
-    let mut value = serde_json::to_value(change).expect("a change serialises");
-    value
-        .as_object_mut()
-        .expect("a change is an object")
-        .insert("type".into(), kind.into());
-    value
-}
 
 /// The change of type `T` from its wire form, its tag removed already.
 pub(crate) fn decode<T: DeserializeOwned + Change + 'static>(
