@@ -29,7 +29,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, get, post};
 use candor_vault::Vault;
 
 pub use auth::{Access, Authenticated, Caller};
@@ -50,102 +50,53 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-const SERVICE: Access = Access::Bearer(&[Caller::Service]);
-const CUSTOMER: Access = Access::Bearer(&[Caller::Customer]);
-const ADMIN: Access = Access::Bearer(&[Caller::Admin]);
-const CUSTOMER_OR_SERVICE: Access = Access::Bearer(&[Caller::Customer, Caller::Service]);
-const ERASER: Access = Access::Bearer(&[Caller::Customer, Caller::Admin, Caller::Service]);
+pub(crate) const SERVICE: Access = Access::Bearer(&[Caller::Service]);
+pub(crate) const CUSTOMER: Access = Access::Bearer(&[Caller::Customer]);
+pub(crate) const ADMIN: Access = Access::Bearer(&[Caller::Admin]);
+pub(crate) const CUSTOMER_OR_SERVICE: Access = Access::Bearer(&[Caller::Customer, Caller::Service]);
+pub(crate) const ERASER: Access =
+    Access::Bearer(&[Caller::Customer, Caller::Admin, Caller::Service]);
+
+impl RouteSpec {
+    pub(crate) const fn new(method: Method, path: &'static str, access: Access) -> RouteSpec {
+        RouteSpec {
+            method,
+            path,
+            access,
+        }
+    }
+}
 
 /// Every route with its handler: the router is built from this table alone, so the table the
-/// tests and the OpenAPI check read is the router.
+/// tests and the OpenAPI check read is the router. Each slice's routes module owns its part.
 fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
-    let route = |method, path, access| RouteSpec {
-        method,
-        path,
-        access,
-    };
-    vec![
+    let mut table = Vec::new();
+    table.extend(routes::subjects::table());
+    table.extend(routes::access::table());
+    table.extend(routes::consent::table());
+    table.extend(routes::history::table());
+    table.extend(routes::erasure::table());
+    table.extend(routes::keys::table());
+    table.extend(routes::public_log::table());
+    table.extend([
         (
-            route(Method::PUT, "/v1/subjects/{id}/data", SERVICE),
-            put(routes::put_data),
-        ),
-        (
-            route(Method::GET, "/v1/subjects/{id}/data", CUSTOMER),
-            get(routes::get_data),
-        ),
-        (
-            route(
-                Method::GET,
-                "/v1/subjects/{id}/consents",
-                CUSTOMER_OR_SERVICE,
-            ),
-            get(routes::get_consents),
-        ),
-        (
-            route(
-                Method::POST,
-                "/v1/subjects/{id}/consents",
-                CUSTOMER_OR_SERVICE,
-            ),
-            post(routes::post_consents),
-        ),
-        (
-            route(Method::GET, "/v1/subjects/{id}/history", CUSTOMER),
-            get(routes::history),
-        ),
-        (
-            route(Method::DELETE, "/v1/subjects/{id}", ERASER),
-            delete(routes::erase),
-        ),
-        (
-            route(Method::POST, "/v1/subjects/{id}/sessions", SERVICE),
-            post(routes::mint_session),
-        ),
-        (
-            route(Method::POST, "/v1/access", SERVICE),
-            post(routes::access),
-        ),
-        (
-            route(Method::POST, "/v1/lookup", SERVICE),
-            post(routes::lookup),
-        ),
-        (
-            route(Method::POST, "/v1/keys", ADMIN),
-            post(routes::create_key),
-        ),
-        (
-            route(Method::GET, "/log/checkpoint", Access::Public),
-            get(routes::checkpoint),
-        ),
-        (
-            route(Method::GET, "/log/consistency", Access::Public),
-            get(routes::consistency),
-        ),
-        (
-            route(Method::GET, "/log/tile/{*path}", Access::Public),
-            get(routes::tile),
-        ),
-        (
-            route(Method::GET, "/log/receipt/{index}", Access::Public),
-            get(routes::receipt),
-        ),
-        (
-            route(Method::POST, cluster::COMMIT_PATH, Access::Node),
+            RouteSpec::new(Method::POST, cluster::COMMIT_PATH, Access::Node),
             post(cluster::commit).layer(DefaultBodyLimit::max(cluster::MAX_COMMIT_BODY)),
         ),
         (
-            route(Method::POST, cluster::COMPLETENESS_PATH, Access::Node),
+            RouteSpec::new(Method::POST, cluster::COMPLETENESS_PATH, Access::Node),
             post(cluster::completeness),
         ),
         (
-            route(Method::GET, "/healthz", Access::Public),
+            RouteSpec::new(Method::GET, "/healthz", Access::Public),
             get(routes::health),
         ),
         (
-            route(Method::GET, "/openapi.json", Access::Public),
+            RouteSpec::new(Method::GET, "/openapi.json", Access::Public),
             get(routes::openapi),
         ),
-    ]
+    ]);
+    table
 }
 
 /// Every route of the API and who may call it.

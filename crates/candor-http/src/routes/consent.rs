@@ -1,0 +1,132 @@
+//! The consent slice's routes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
+use axum::routing::{MethodRouter, get, post};
+use candor_core::{ConsentAction, ConsentState, Evidence};
+use candor_vault::{ConsentChange, ConsentView, Vault};
+
+use super::{Body, subject};
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::wire::*;
+use crate::{CUSTOMER_OR_SERVICE, RouteSpec};
+
+fn consent_state(s: ConsentState) -> &'static str {
+    match s {
+        ConsentState::Absent => "absent",
+        ConsentState::Granted => "granted",
+        ConsentState::Withdrawn => "withdrawn",
+        ConsentState::Expired => "expired",
+    }
+}
+
+fn consents_body(view: ConsentView) -> ConsentsResponse {
+    ConsentsResponse {
+        in_force: view
+            .in_force
+            .into_iter()
+            .map(|(purpose, s)| ConsentInForce {
+                purpose,
+                state: consent_state(s),
+            })
+            .collect(),
+        history: view
+            .history
+            .into_iter()
+            .map(|r| ConsentRecordBody {
+                purpose: r.purpose,
+                recipient: r.recipient,
+                action: r.action.as_str(),
+                at: r.at,
+                expires_at: r.expires_at,
+                evidence: EvidenceBody {
+                    channel: r.evidence.channel,
+                    notice_version: r.evidence.notice_version,
+                },
+            })
+            .collect(),
+    }
+}
+
+/// A customer's consents: state in force and full history.
+#[utoipa::path(get, path = "/v1/subjects/{id}/consents",
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = ConsentsResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_consents(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    Authenticated { principal: p, now }: Authenticated,
+) -> Result<Json<ConsentsResponse>, ApiError> {
+    Ok(Json(consents_body(vault.consents().view(
+        &p,
+        &subject(&id)?,
+        now,
+    )?)))
+}
+
+/// Grant or withdraw consent. `Sec-GPC: 1` withdraws every purpose that sells or shares data.
+#[utoipa::path(post, path = "/v1/subjects/{id}/consents", request_body = PostConsentsRequest,
+    params(("id" = String, Path, description = "Subject id"),
+           ("Sec-GPC" = Option<String>, Header, description = "Global Privacy Control; exactly `1` to opt out of sale and sharing")),
+    responses((status = 200, body = ConsentsResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_consents(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Authenticated { principal: p, now }: Authenticated,
+    body: Body<PostConsentsRequest>,
+) -> Result<Json<ConsentsResponse>, ApiError> {
+    // GPC is `Sec-GPC: 1` exactly; any other value is no signal.
+    let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
+    let Json(req) = body?;
+    let changes = req
+        .changes
+        .into_iter()
+        .map(|c| ConsentChange {
+            purpose: c.purpose,
+            recipient: c.recipient,
+            action: match c.action {
+                ConsentActionBody::Grant => ConsentAction::Grant,
+                ConsentActionBody::Withdraw => ConsentAction::Withdraw,
+            },
+            expires_at: c.expires_at,
+            evidence: c.evidence.map(|e| Evidence {
+                channel: e.channel,
+                notice_version: e.notice_version,
+            }),
+        })
+        .collect();
+    let view = vault
+        .consents()
+        .record(&p, &subject(&id)?, changes, gpc, now)
+        .await?;
+    Ok(Json(consents_body(view)))
+}
+
+/// This slice's part of the route table.
+pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
+    vec![
+        (
+            RouteSpec::new(
+                Method::GET,
+                "/v1/subjects/{id}/consents",
+                CUSTOMER_OR_SERVICE,
+            ),
+            get(get_consents),
+        ),
+        (
+            RouteSpec::new(
+                Method::POST,
+                "/v1/subjects/{id}/consents",
+                CUSTOMER_OR_SERVICE,
+            ),
+            post(post_consents),
+        ),
+    ]
+}

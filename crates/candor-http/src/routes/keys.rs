@@ -1,0 +1,67 @@
+//! The keys-and-sessions slice's routes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::routing::{MethodRouter, post};
+use candor_vault::{NewKeySpec, Vault};
+
+use super::{Body, subject};
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::wire::*;
+use crate::{ADMIN, RouteSpec, SERVICE};
+
+/// Mint a short-lived session token for a customer (trusted services only).
+#[utoipa::path(post, path = "/v1/subjects/{id}/sessions",
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = SessionResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn mint_session(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    Authenticated { principal: p, now }: Authenticated,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let (token, expires_at) = vault.keys().mint_session(&p, &subject(&id)?, now)?;
+    Ok(Json(SessionResponse { token, expires_at }))
+}
+
+/// Create a service key bound to purposes (admin only).
+#[utoipa::path(post, path = "/v1/keys", request_body = CreateKeyRequest,
+    responses((status = 200, body = CreateKeyResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_key(
+    State(vault): State<Arc<Vault>>,
+    Authenticated { principal: p, now }: Authenticated,
+    body: Body<CreateKeyRequest>,
+) -> Result<Json<CreateKeyResponse>, ApiError> {
+    let Json(req) = body?;
+    let spec = NewKeySpec {
+        name: req.name,
+        purposes: req.purposes,
+        recipient: req.recipient,
+        can_mint_sessions: req.can_mint_sessions,
+        can_erase: req.can_erase,
+    };
+    let key = vault.keys().create_key(&p, spec, now).await?;
+    Ok(Json(CreateKeyResponse {
+        id: key.id,
+        token: key.token.to_string(),
+    }))
+}
+
+/// This slice's part of the route table.
+pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
+    vec![
+        (
+            RouteSpec::new(Method::POST, "/v1/subjects/{id}/sessions", SERVICE),
+            post(mint_session),
+        ),
+        (
+            RouteSpec::new(Method::POST, "/v1/keys", ADMIN),
+            post(create_key),
+        ),
+    ]
+}

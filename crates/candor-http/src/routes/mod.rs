@@ -1,0 +1,86 @@
+//! Route handlers, one module per feature slice, each with its part of the route table, and the
+//! OpenAPI document generated from their annotations.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use candor_core::SubjectId;
+use candor_vault::Vault;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::error::ApiError;
+use crate::wire::*;
+
+pub(crate) mod access;
+pub(crate) mod consent;
+pub(crate) mod erasure;
+pub(crate) mod history;
+pub(crate) mod keys;
+pub(crate) mod public_log;
+pub(crate) mod subjects;
+
+pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
+
+pub(crate) fn subject(raw: &str) -> Result<SubjectId, ApiError> {
+    SubjectId::parse(raw)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_subject_id", e.to_string()))
+}
+
+/// Liveness and the log's size (public).
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub async fn health(State(vault): State<Arc<Vault>>) -> Result<Json<Health>, ApiError> {
+    let sequencer = vault.sequencing().is_sequencer();
+    let tree_size = public_log::latest_checkpoint(vault)
+        .await?
+        .map_or(0, |(s, _)| s);
+    Ok(Json(Health {
+        status: "ok",
+        tree_size,
+        sequencer,
+    }))
+}
+
+/// This document (public).
+#[utoipa::path(get, path = "/openapi.json",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "node",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "Candor-Node-Auth",
+                    "Between Candor's own nodes: time, nonce and an HMAC over the body under the node key",
+                ))),
+            );
+    }
+}
+
+/// The OpenAPI 3.1 description of the API, generated from the handlers above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Candor", description = "Purpose-bound personal-data vault with a verifiable access log."),
+    paths(subjects::put_data, access::get_data, consent::get_consents, consent::post_consents,
+          access::access, access::lookup, history::history, erasure::erase, keys::mint_session,
+          keys::create_key, public_log::checkpoint, public_log::consistency, public_log::tile,
+          public_log::receipt, health, openapi, crate::cluster::commit, crate::cluster::completeness),
+    modifiers(&BearerScheme)
+)]
+pub struct ApiDoc;

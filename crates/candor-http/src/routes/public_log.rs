@@ -1,0 +1,155 @@
+//! The public log's routes: checkpoints, tiles, receipts and consistency proofs, for anyone.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use candor_vault::Vault;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::wire::*;
+use crate::{Access, RouteSpec};
+
+pub(crate) async fn latest_checkpoint(
+    vault: Arc<Vault>,
+) -> Result<Option<(u64, String)>, ApiError> {
+    tokio::task::spawn_blocking(move || vault.public_log().checkpoint())
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map(|cp| cp.map(|c| (c.size, c.note)))
+        .map_err(ApiError::from)
+}
+
+/// The latest C2SP signed checkpoint (public).
+#[utoipa::path(get, path = "/log/checkpoint",
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+pub async fn checkpoint(State(vault): State<Arc<Vault>>) -> Result<Response, ApiError> {
+    let (_, note) = latest_checkpoint(vault).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "log_empty",
+            "the log has no entries yet",
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        note,
+    )
+        .into_response())
+}
+
+/// Every tile path names bytes that never change: a full tile once the tree has passed it, and a
+/// partial tile `.p/W` because its `W` hashes are final too. Caches may keep them for good.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// A C2SP tlog-tiles hash tile or entry bundle (public). Entries are the 32-byte commitments,
+/// never event bodies.
+#[utoipa::path(get, path = "/log/tile/{path}",
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn tile(
+    State(vault): State<Arc<Vault>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let path = candor_log::parse_tile_path(&path)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_tile_path", e.to_string()))?;
+    // A cached full tile is answered inline; anything else reads storage on the blocking pool.
+    let bytes = match vault.public_log().cached_tile(&path) {
+        Some(bytes) => bytes,
+        None => tokio::task::spawn_blocking(move || vault.public_log().tile(path))
+            .await
+            .map_err(|_| ApiError::internal())??,
+    };
+    let bytes = axum::body::Bytes::from_owner(bytes);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, IMMUTABLE),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A receipt for a leaf: its inclusion proof and the published checkpoint, as a C2SP tlog-proof
+/// (public: it is made only of what the tiles already show).
+#[utoipa::path(get, path = "/log/receipt/{index}",
+    params(("index" = u64, Path, description = "Leaf index")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = ErrorBody)))]
+pub async fn receipt(
+    State(vault): State<Arc<Vault>>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let index: u64 = index.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the leaf index is a decimal number",
+        )
+    })?;
+    let receipt = tokio::task::spawn_blocking(move || vault.public_log().receipt(index))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        receipt.to_text(),
+    )
+        .into_response())
+}
+
+/// A consistency proof between two tree sizes (public), so anyone holding an older checkpoint
+/// can check the newer one extends it.
+#[utoipa::path(get, path = "/log/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyResponse), (status = 400, body = ErrorBody)))]
+pub async fn consistency(
+    State(vault): State<Arc<Vault>>,
+    query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ConsistencyResponse>, ApiError> {
+    let Query(q) = query.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "need ?from=N&to=M",
+        )
+    })?;
+    let proof = tokio::task::spawn_blocking(move || vault.public_log().consistency(q.from, q.to))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    Ok(Json(ConsistencyResponse {
+        from: q.from,
+        to: q.to,
+        proof: proof.iter().map(|h| b64(&h.0)).collect(),
+    }))
+}
+
+/// This slice's part of the route table.
+pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
+    vec![
+        (
+            RouteSpec::new(Method::GET, "/log/checkpoint", Access::Public),
+            get(checkpoint),
+        ),
+        (
+            RouteSpec::new(Method::GET, "/log/consistency", Access::Public),
+            get(consistency),
+        ),
+        (
+            RouteSpec::new(Method::GET, "/log/tile/{*path}", Access::Public),
+            get(tile),
+        ),
+        (
+            RouteSpec::new(Method::GET, "/log/receipt/{index}", Access::Public),
+            get(receipt),
+        ),
+    ]
+}

@@ -1,0 +1,48 @@
+//! The subjects-and-fields slice's routes: collecting fields.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::routing::{MethodRouter, put};
+use candor_vault::Vault;
+use zeroize::Zeroizing;
+
+use super::{Body, subject};
+use crate::auth::Authenticated;
+use crate::error::{ApiError, ErrorBody};
+use crate::wire::*;
+use crate::{RouteSpec, SERVICE};
+
+/// Store fields for a customer, collected for a purpose.
+#[utoipa::path(put, path = "/v1/subjects/{id}/data", request_body = PutDataRequest,
+    params(("id" = String, Path, description = "Subject id")),
+    responses((status = 200, body = PutDataResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_data(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    Authenticated { principal: p, now }: Authenticated,
+    body: Body<PutDataRequest>,
+) -> Result<Json<PutDataResponse>, ApiError> {
+    let Json(req) = body?;
+    let fields = req
+        .fields
+        .into_iter()
+        .map(|(k, v)| (k, Zeroizing::new(v)))
+        .collect();
+    let leaf_index = vault
+        .collection()
+        .collect(&p, &subject(&id)?, &req.purpose, fields, now)
+        .await?;
+    Ok(Json(PutDataResponse { leaf_index }))
+}
+
+/// This slice's part of the route table.
+pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
+    vec![(
+        RouteSpec::new(Method::PUT, "/v1/subjects/{id}/data", SERVICE),
+        put(put_data),
+    )]
+}
