@@ -1,5 +1,6 @@
 //! The access slice's routes: the customer's own data, purpose-bound reads and lookups.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,8 +13,9 @@ use zeroize::Zeroizing;
 use super::{Body, subject};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
-use crate::wire::*;
 use crate::{CUSTOMER, RouteSpec, SERVICE};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Everything held about the customer, for the customer themself (right of access). Logged.
 #[utoipa::path(get, path = "/v1/subjects/{id}/data",
@@ -105,4 +107,68 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
             post(lookup),
         ),
     ]
+}
+
+/// `POST /v1/access`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRequest {
+    /// The customer.
+    pub subject: String,
+    /// The purpose of this read; the key must be bound to it.
+    pub purpose: String,
+    /// Data categories wanted.
+    pub fields: Vec<String>,
+}
+
+/// One field's decision.
+#[derive(Serialize, ToSchema)]
+pub struct FieldDecisionBody {
+    /// The field.
+    pub field: String,
+    /// Whether it was released.
+    pub allowed: bool,
+    /// Why not: `not_needed_by_purpose`, `no_consent`, `consent_withdrawn`, `consent_expired`,
+    /// `unknown_field` or `recipient_not_declared`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// What a read released.
+#[derive(Serialize, ToSchema)]
+pub struct AccessResponse {
+    /// Per-field decisions, in request order.
+    pub decisions: Vec<FieldDecisionBody>,
+    /// Allowed values that exist, by field.
+    pub data: BTreeMap<String, String>,
+    /// The access event's leaf index; it was durable before this response.
+    pub leaf_index: u64,
+}
+
+/// `POST /v1/lookup`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// The purpose of the lookup.
+    pub purpose: String,
+    /// A category declared `lookup = true`.
+    pub category: String,
+    /// The value to match.
+    pub value: String,
+}
+
+/// Matching customers.
+#[derive(Serialize, ToSchema)]
+pub struct LookupResponse {
+    /// Subject ids whose value matched and whose data this purpose may read.
+    pub subjects: Vec<String>,
+}
+
+/// Everything held about the customer (`GET /v1/subjects/{id}/data`).
+#[derive(Serialize, ToSchema)]
+pub struct OwnDataResponse {
+    /// Values by data category.
+    pub data: BTreeMap<String, String>,
+    /// The access event's leaf index; it was durable before this response.
+    pub leaf_index: u64,
 }

@@ -12,8 +12,9 @@ use candor_vault::{ConsentChange, ConsentView, Vault};
 use super::{Body, subject};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
-use crate::wire::*;
 use crate::{CUSTOMER_OR_SERVICE, RouteSpec};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 fn consent_state(s: ConsentState) -> &'static str {
     match s {
@@ -129,4 +130,85 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
             post(post_consents),
         ),
     ]
+}
+
+/// Evidence of how a consent choice was made.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBody {
+    /// Where: `privacy_center`, `checkout`, `support_call`, ...
+    pub channel: String,
+    /// The notice version shown.
+    pub notice_version: String,
+}
+
+/// One consent change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChangeBody {
+    /// The purpose id.
+    pub purpose: String,
+    /// `grant` or `withdraw`.
+    pub action: ConsentActionBody,
+    /// Limit to one recipient of the purpose.
+    pub recipient: Option<String>,
+    /// Unix seconds when a grant lapses.
+    pub expires_at: Option<i64>,
+    /// Required from services; customers default to the privacy center and current notice.
+    pub evidence: Option<EvidenceBody>,
+}
+
+/// Grant or withdraw.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentActionBody {
+    /// Agree.
+    Grant,
+    /// Take agreement back.
+    Withdraw,
+}
+
+/// `POST /v1/subjects/{id}/consents`. A `Sec-GPC: 1` header also withdraws every purpose that
+/// sells or shares data.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostConsentsRequest {
+    /// Changes, applied in order.
+    #[serde(default)]
+    pub changes: Vec<ConsentChangeBody>,
+}
+
+/// A consent-based purpose and its state.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentInForce {
+    /// Purpose id.
+    pub purpose: String,
+    /// `granted`, `withdrawn`, `expired` or `absent`.
+    pub state: &'static str,
+}
+
+/// A consent record.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentRecordBody {
+    /// Purpose id.
+    pub purpose: String,
+    /// Recipient it is limited to.
+    pub recipient: Option<String>,
+    /// `grant` or `withdraw`.
+    pub action: &'static str,
+    /// Unix seconds.
+    pub at: i64,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    /// How it was given.
+    pub evidence: EvidenceBody,
+}
+
+/// A customer's consents.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentsResponse {
+    /// State in force per consent-based purpose.
+    pub in_force: Vec<ConsentInForce>,
+    /// Every record, oldest first.
+    pub history: Vec<ConsentRecordBody>,
 }

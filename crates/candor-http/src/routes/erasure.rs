@@ -13,6 +13,8 @@ use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::*;
 use crate::{ERASER, RouteSpec};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Erase a customer: destroy their key and data. The log stays verifiable.
 #[utoipa::path(delete, path = "/v1/subjects/{id}",
@@ -40,4 +42,19 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
         RouteSpec::new(Method::DELETE, "/v1/subjects/{id}", ERASER),
         delete(erase),
     )]
+}
+
+/// An erasure's receipt: keep it to open the erasure event's commitment later.
+#[derive(Serialize, ToSchema)]
+pub struct ErasureResponse {
+    /// Always true.
+    pub erased: bool,
+    /// Leaf index of the erasure event.
+    pub leaf_index: u64,
+    /// Its commitment, base64.
+    pub commitment: String,
+    /// Its nonce, base64 (Candor kept no copy).
+    pub nonce: String,
+    /// The canonical erasure event.
+    pub canonical_event: String,
 }

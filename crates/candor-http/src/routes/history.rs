@@ -13,6 +13,8 @@ use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::*;
 use crate::{CUSTOMER, RouteSpec};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The customer's own events, each with an inclusion proof against the signed checkpoint.
 #[utoipa::path(get, path = "/v1/subjects/{id}/history",
@@ -59,4 +61,44 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
         RouteSpec::new(Method::GET, "/v1/subjects/{id}/history", CUSTOMER),
         get(history),
     )]
+}
+
+/// One event with its proof.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEvent {
+    /// Position in the log.
+    pub leaf_index: u64,
+    /// RFC 6962 leaf hash, base64.
+    pub leaf_hash: String,
+    /// Inclusion proof against the checkpoint, base64 hashes.
+    pub inclusion_proof: Vec<String>,
+    /// The leaf's entry, base64: SHA-256(domain || nonce || canonical_event).
+    pub commitment: String,
+    /// The commitment's nonce, base64.
+    pub nonce: String,
+    /// The exact bytes committed to.
+    pub canonical_event: String,
+    /// The same event, parsed, for display.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+    /// Index, proof and checkpoint as a C2SP tlog-proof: save it, and `candor verify --receipt`
+    /// checks it offline.
+    pub receipt: String,
+}
+
+/// A customer's history.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryResponse {
+    /// The C2SP signed checkpoint note the proofs are against.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub tree_size: u64,
+    /// Events, oldest first.
+    pub events: Vec<HistoryEvent>,
+    /// Further events already committed but not yet in the published (cosigned) checkpoint;
+    /// they appear here once the witnesses have cosigned it.
+    pub pending_events: usize,
+    /// Proof that `events` are all the events the log attributes to this customer; absent while
+    /// the checkpoint's directory is not at hand (briefly, after a restart under witnesses).
+    pub completeness: Option<CompletenessProof>,
 }

@@ -11,8 +11,9 @@ use candor_vault::{NewKeySpec, Vault};
 use super::{Body, subject};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
-use crate::wire::*;
 use crate::{ADMIN, RouteSpec, SERVICE};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Mint a short-lived session token for a customer (trusted services only).
 #[utoipa::path(post, path = "/v1/subjects/{id}/sessions",
@@ -64,4 +65,41 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
             post(create_key),
         ),
     ]
+}
+
+/// `POST /v1/keys`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// Display name, shown to customers as who read their data.
+    pub name: String,
+    /// Purposes the key may name.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    /// The recipient the key acts for (processors, third parties).
+    pub recipient: Option<String>,
+    /// May mint customer session tokens.
+    #[serde(default)]
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    #[serde(default)]
+    pub can_erase: bool,
+}
+
+/// A new key; the token is shown only now.
+#[derive(Serialize, ToSchema)]
+pub struct CreateKeyResponse {
+    /// Public id.
+    pub id: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+/// A customer session.
+#[derive(Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// Bearer token for the customer.
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
 }

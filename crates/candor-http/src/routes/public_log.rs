@@ -12,6 +12,8 @@ use candor_vault::Vault;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::*;
 use crate::{Access, RouteSpec};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub(crate) async fn latest_checkpoint(
     vault: Arc<Vault>,
@@ -152,4 +154,25 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
             get(receipt),
         ),
     ]
+}
+
+/// `GET /log/consistency` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The earlier tree size (at least 1).
+    pub from: u64,
+    /// The later tree size (at most the latest checkpoint's).
+    pub to: u64,
+}
+
+/// An RFC 9162 consistency proof.
+#[derive(Serialize, ToSchema)]
+pub struct ConsistencyResponse {
+    /// The earlier size.
+    pub from: u64,
+    /// The later size.
+    pub to: u64,
+    /// The proof's hashes, base64.
+    pub proof: Vec<String>,
 }

@@ -1,5 +1,6 @@
 //! The subjects-and-fields slice's routes: collecting fields.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,8 +13,9 @@ use zeroize::Zeroizing;
 use super::{Body, subject};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
-use crate::wire::*;
 use crate::{RouteSpec, SERVICE};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Store fields for a customer, collected for a purpose.
 #[utoipa::path(put, path = "/v1/subjects/{id}/data", request_body = PutDataRequest,
@@ -45,4 +47,21 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
         RouteSpec::new(Method::PUT, "/v1/subjects/{id}/data", SERVICE),
         put(put_data),
     )]
+}
+
+/// `PUT /v1/subjects/{id}/data`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutDataRequest {
+    /// The purpose the data is collected for; it must need every field.
+    pub purpose: String,
+    /// Values by data category, e.g. `{"user.contact.email": "ada@example.com"}`.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The collection's log position.
+#[derive(Serialize, ToSchema)]
+pub struct PutDataResponse {
+    /// The `collected` event's leaf index.
+    pub leaf_index: u64,
 }
