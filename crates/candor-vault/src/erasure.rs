@@ -138,5 +138,10 @@ mod tests {
         assert_eq!(back.kind(), Erase::KIND);
         assert_eq!(back.to_wire(), change.to_wire());
         assert_eq!(back.standing(), Some(("cus_a", Standing::Erased { at: 5 })));
+        let mut malformed = change.to_wire();
+        malformed["at"] = "never".into();
+        let refused = crate::decode_change(malformed).unwrap_err();
+        assert_eq!(refused, "a `erase` change does not parse");
+        assert!(!refused.contains("never"), "no value in the message");
     }
 }

@@ -4,16 +4,17 @@
 
 use std::sync::Arc;
 
-use candor_store::Change;
+use candor_store::{Change, TypedChange};
 use serde::de::DeserializeOwned;
 
-/// The change of type `T` from its wire form, its tag removed already.
-pub(crate) fn decode<T: DeserializeOwned + Change + 'static>(
+/// The change of type `T` from its wire form, its tag removed already. The error names the
+/// type, never serde's message, which may quote a field's value.
+pub(crate) fn decode<T: DeserializeOwned + TypedChange + 'static>(
     fields: serde_json::Value,
 ) -> Result<Arc<dyn Change>, String> {
     serde_json::from_value::<T>(fields)
         .map(|c| Arc::new(c) as Arc<dyn Change>)
-        .map_err(|e| e.to_string())
+        .map_err(|_| format!("a `{}` change does not parse", T::KIND))
 }
 
 /// Decodes a change from the nodes' protocol, by its `type`, with the slice that owns it.
