@@ -57,16 +57,11 @@ impl ApiError {
 impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> ApiError {
         let status = match &e {
-            VaultError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            VaultError::Forbidden(_)
-            | VaultError::PurposeNotPermitted(_)
-            | VaultError::ConsentRequired(_) => StatusCode::FORBIDDEN,
+            VaultError::Forbidden(_) | VaultError::PurposeNotPermitted(_) => StatusCode::FORBIDDEN,
             VaultError::UnknownPurpose(_)
-            | VaultError::UnknownField(_)
             | VaultError::RecipientNotDeclared(_)
             | VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
-            VaultError::FieldNotNeeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            VaultError::SubjectNotFound | VaultError::TileNotFound => StatusCode::NOT_FOUND,
+            VaultError::SubjectNotFound => StatusCode::NOT_FOUND,
             VaultError::SubjectErased => StatusCode::GONE,
             VaultError::LogUnavailable | VaultError::NotSequencer => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -1,17 +1,18 @@
-//! The use cases' errors: one enum with a stable machine code per variant, which `candor-http`
-//! maps to a status deliberately. Messages never contain personal values or secrets.
+//! The refusals and failures the slices share, with a stable machine code per variant, which
+//! `candor-http` maps to a status deliberately: a customer's standing, the log, a purpose or
+//! recipient the request names, a caller's rights, a malformed request, an internal failure.
+//! A slice with refusals of its own has its own enum beside its use cases, which wraps this one
+//! (`keys::AuthError`, `subjects::CollectError`, `public_log::PublicLogError`).
+//! Messages never contain personal values or secrets.
 
 use candor_store::StoreError;
 
 use crate::kernel::writer::WriterError;
 
-/// Why a use case failed. Each variant has a stable [`VaultError::code`]; messages never contain
-/// personal values or secrets.
+/// Why a use case failed, for the reasons every slice shares. Each variant has a stable
+/// [`VaultError::code`]; messages never contain personal values or secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    /// No valid credentials.
-    #[error("missing or invalid credentials")]
-    Unauthenticated,
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -21,20 +22,6 @@ pub enum VaultError {
     /// The purpose is not in the data map.
     #[error("purpose `{0}` is not declared in the data map")]
     UnknownPurpose(String),
-    /// The field is not a data category of the data map.
-    #[error("field `{0}` is not a data category of the data map")]
-    UnknownField(String),
-    /// The purpose does not need this field.
-    #[error("purpose `{purpose}` does not need field `{field}`")]
-    FieldNotNeeded {
-        /// The field.
-        field: String,
-        /// The purpose.
-        purpose: String,
-    },
-    /// The purpose needs consent that is not in force.
-    #[error("purpose `{0}` needs the customer's consent, which is not in force")]
-    ConsentRequired(String),
     /// The recipient is unknown or not declared for the purpose.
     #[error("recipient `{0}` is not declared for this purpose")]
     RecipientNotDeclared(String),
@@ -47,9 +34,6 @@ pub enum VaultError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
-    /// The tile or entry bundle is not (yet) in the log.
-    #[error("no such tile in the log's current tree")]
-    TileNotFound,
     /// No node sequences the log just now (one is taking over); nothing was written.
     #[error("the log is changing sequencer; nothing was written, try again")]
     LogUnavailable,
@@ -65,18 +49,13 @@ impl VaultError {
     /// The stable machine code.
     pub fn code(&self) -> &'static str {
         match self {
-            VaultError::Unauthenticated => "unauthenticated",
             VaultError::Forbidden(_) => "forbidden",
             VaultError::PurposeNotPermitted(_) => "purpose_not_permitted",
             VaultError::UnknownPurpose(_) => "unknown_purpose",
-            VaultError::UnknownField(_) => "unknown_field",
-            VaultError::FieldNotNeeded { .. } => "field_not_needed_by_purpose",
-            VaultError::ConsentRequired(_) => "consent_required",
             VaultError::RecipientNotDeclared(_) => "recipient_not_declared",
             VaultError::SubjectNotFound => "subject_not_found",
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
-            VaultError::TileNotFound => "tile_not_found",
             VaultError::LogUnavailable => "log_unavailable",
             VaultError::NotSequencer => "not_sequencer",
             VaultError::Internal => "internal",

@@ -16,6 +16,23 @@ use crate::error::check_label;
 use crate::kernel::Journal;
 use crate::wire::b64;
 
+/// Why a caller was not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No valid credentials (401 `unauthenticated`).
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    /// Checking them failed for a shared reason (the store).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> AuthError {
+        AuthError::Vault(e.into())
+    }
+}
+
 /// How long a customer session token lasts.
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
 
@@ -316,17 +333,17 @@ impl Keys {
     }
 
     /// Checks a bearer token: a customer session (`cst_…`) or an API key (`cnd_…`).
-    pub fn authenticate(&self, token: &str, now: i64) -> Result<Principal, VaultError> {
+    pub fn authenticate(&self, token: &str, now: i64) -> Result<Principal, AuthError> {
         if token.starts_with("cst_") {
             let session = self
                 .sessions
                 .verify(token, now)
-                .map_err(|_| VaultError::Unauthenticated)?;
+                .map_err(|_| AuthError::Unauthenticated)?;
             let subject =
-                SubjectId::parse(&session.subject).map_err(|_| VaultError::Unauthenticated)?;
+                SubjectId::parse(&session.subject).map_err(|_| AuthError::Unauthenticated)?;
             return Ok(Principal::Subject(subject));
         }
-        let (id, presented) = parse_api_key(token).ok_or(VaultError::Unauthenticated)?;
+        let (id, presented) = parse_api_key(token).ok_or(AuthError::Unauthenticated)?;
         let cached = self
             .cache
             .read()
@@ -347,9 +364,9 @@ impl Keys {
         // Compare against a dummy when the id is unknown, so timing does not reveal valid ids.
         let stored = row.as_ref().map_or([0u8; 32], |r| r.secret_hash);
         if !ct_eq(&stored, &presented) {
-            return Err(VaultError::Unauthenticated);
+            return Err(AuthError::Unauthenticated);
         }
-        let row = row.ok_or(VaultError::Unauthenticated)?;
+        let row = row.ok_or(AuthError::Unauthenticated)?;
         Ok(match row.role {
             Role::Admin => Principal::Admin {
                 id: row.id,
@@ -507,7 +524,7 @@ mod tests {
             assert!(
                 matches!(
                     f.vault.keys().authenticate(token, NOW),
-                    Err(VaultError::Unauthenticated)
+                    Err(AuthError::Unauthenticated)
                 ),
                 "{token}"
             );
@@ -536,7 +553,7 @@ mod tests {
         );
         assert!(matches!(
             f.vault.keys().authenticate(&token, expires_at + 1),
-            Err(VaultError::Unauthenticated)
+            Err(AuthError::Unauthenticated)
         ));
         f.run(f.vault.erasure().erase(&minter, &subject, NOW))
             .unwrap();

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use candor_crypto::{NodeKey, RootKey};
 
-use crate::VaultError;
+use crate::keys::AuthError;
 
 /// How far a peer's request time may be from this node's clock.
 pub const NODE_REQUEST_WINDOW_SECS: i64 = 30;
@@ -55,12 +55,12 @@ impl Nodes {
     /// Checks a request from a peer node by its `Candor-Node-Auth` header: the tag under the
     /// node key, the time within [`NODE_REQUEST_WINDOW_SECS`] of `now`, and a nonce not seen
     /// before.
-    pub fn authenticate(&self, header: &str, body: &[u8], now: i64) -> Result<(), VaultError> {
+    pub fn authenticate(&self, header: &str, body: &[u8], now: i64) -> Result<(), AuthError> {
         let Some((at, nonce, tag)) = candor_crypto::parse_node_authorization(header) else {
-            return Err(VaultError::Unauthenticated);
+            return Err(AuthError::Unauthenticated);
         };
         if !self.key.verify(at, &nonce, body, &tag) || (now - at).abs() > NODE_REQUEST_WINDOW_SECS {
-            return Err(VaultError::Unauthenticated);
+            return Err(AuthError::Unauthenticated);
         }
         let fresh = self
             .nonces
@@ -69,7 +69,7 @@ impl Nodes {
             .accept(nonce, now);
         if !fresh {
             tracing::warn!("a peer's request was replayed; refused");
-            return Err(VaultError::Unauthenticated);
+            return Err(AuthError::Unauthenticated);
         }
         Ok(())
     }

@@ -14,6 +14,23 @@ use crate::error::invalid;
 use crate::history::{Completeness, completeness_in};
 use crate::kernel::sequencing::Sequencing;
 
+/// Why a tile was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicLogError {
+    /// The tile or entry bundle is not (yet) in the log (404 `tile_not_found`).
+    #[error("no such tile in the log's current tree")]
+    TileNotFound,
+    /// A reason every slice shares.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl From<candor_store::StoreError> for PublicLogError {
+    fn from(e: candor_store::StoreError) -> PublicLogError {
+        PublicLogError::Vault(e.into())
+    }
+}
+
 /// Which witnesses must cosign a checkpoint before customers are shown it.
 #[derive(Debug, Clone)]
 pub struct WitnessPolicy {
@@ -140,7 +157,7 @@ impl PublicLog {
     }
 
     /// A hash tile or entry bundle of the committed tree (C2SP tlog-tiles).
-    pub fn tile(&self, path: TilePath) -> Result<Arc<[u8]>, VaultError> {
+    pub fn tile(&self, path: TilePath) -> Result<Arc<[u8]>, PublicLogError> {
         if let Some(bytes) = self.cached_tile(&path) {
             return Ok(bytes);
         }
@@ -156,7 +173,7 @@ impl PublicLog {
                 let bundle = encode_entry_bundle(entries.iter().map(|e| &e[..]));
                 (bundle.into(), tile.is_full())
             }
-            _ => return Err(VaultError::TileNotFound),
+            _ => return Err(PublicLogError::TileNotFound),
         };
         if full {
             let mut cache = self.full_tiles.lock().expect("tile cache poisoned");

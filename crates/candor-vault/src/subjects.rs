@@ -23,6 +23,34 @@ pub const MAX_FIELDS: usize = 64;
 /// The longest value one field may hold, in bytes.
 pub const MAX_VALUE_LEN: usize = 16 * 1024;
 
+/// Why fields were not collected.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The field is not a data category of the data map (400 `unknown_field`).
+    #[error("field `{0}` is not a data category of the data map")]
+    UnknownField(String),
+    /// The purpose does not need this field (422 `field_not_needed_by_purpose`).
+    #[error("purpose `{purpose}` does not need field `{field}`")]
+    FieldNotNeeded {
+        /// The field.
+        field: String,
+        /// The purpose.
+        purpose: String,
+    },
+    /// The purpose needs consent that is not in force (403 `consent_required`).
+    #[error("purpose `{0}` needs the customer's consent, which is not in force")]
+    ConsentRequired(String),
+    /// A reason every slice shares.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl From<StoreError> for CollectError {
+    fn from(e: StoreError) -> CollectError {
+        CollectError::Vault(e.into())
+    }
+}
+
 /// Registers a customer with their new wrapped data key, unless they exist already.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,24 +345,24 @@ impl Collection {
         purpose_id: &str,
         fields: Vec<(String, Zeroizing<String>)>,
         now: i64,
-    ) -> Result<u64, VaultError> {
+    ) -> Result<u64, CollectError> {
         let key = principal.service()?;
         if !key.purposes.contains(purpose_id) {
-            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
+            return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()).into());
         }
         let purpose = self
             .map
             .purpose(purpose_id)
             .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
         if fields.is_empty() || fields.len() > MAX_FIELDS {
-            return Err(invalid(format!("send 1 to {MAX_FIELDS} fields")));
+            return Err(invalid(format!("send 1 to {MAX_FIELDS} fields")).into());
         }
         for (field, value) in &fields {
             if self.map.category(field).is_none() {
-                return Err(VaultError::UnknownField(field.clone()));
+                return Err(CollectError::UnknownField(field.clone()));
             }
             if !purpose.needs(field) {
-                return Err(VaultError::FieldNotNeeded {
+                return Err(CollectError::FieldNotNeeded {
                     field: field.clone(),
                     purpose: purpose.id().to_owned(),
                 });
@@ -342,7 +370,8 @@ impl Collection {
             if value.len() > MAX_VALUE_LEN {
                 return Err(invalid(format!(
                     "field `{field}` is longer than {MAX_VALUE_LEN} bytes"
-                )));
+                ))
+                .into());
             }
         }
         if purpose.legal_basis().needs_consent() {
@@ -352,7 +381,7 @@ impl Collection {
             };
             let state = consent_in_force(&records, purpose_id, key.recipient.as_deref(), now);
             if state != ConsentState::Granted {
-                return Err(VaultError::ConsentRequired(purpose_id.to_owned()));
+                return Err(CollectError::ConsentRequired(purpose_id.to_owned()));
             }
         }
         let dek = self.customers.data_key(subject, true, now).await?;
@@ -410,11 +439,11 @@ mod tests {
         };
         assert!(matches!(
             collect(&f.admin, OPS, name()),
-            Err(VaultError::Forbidden(_))
+            Err(CollectError::Vault(VaultError::Forbidden(_)))
         ));
         assert!(matches!(
             collect(&service, "analytics.reporting", name()),
-            Err(VaultError::PurposeNotPermitted(_))
+            Err(CollectError::Vault(VaultError::PurposeNotPermitted(_)))
         ));
         let bank = vec![(
             "user.financial.bank_account".to_owned(),
@@ -422,7 +451,7 @@ mod tests {
         )];
         assert!(matches!(
             collect(&service, OPS, bank),
-            Err(VaultError::FieldNotNeeded { .. })
+            Err(CollectError::FieldNotNeeded { .. })
         ));
         let email = vec![(
             "user.contact.email".to_owned(),
@@ -430,11 +459,11 @@ mod tests {
         )];
         assert!(matches!(
             collect(&service, EMAIL, email),
-            Err(VaultError::ConsentRequired(_))
+            Err(CollectError::ConsentRequired(_))
         ));
         assert!(matches!(
             collect(&service, OPS, vec![]),
-            Err(VaultError::Invalid(_))
+            Err(CollectError::Vault(VaultError::Invalid(_)))
         ));
         assert_eq!(
             f.vault.collection().db.log().subject("cus_a").unwrap(),

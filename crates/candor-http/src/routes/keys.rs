@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, post};
+use candor_vault::keys::AuthError;
 use candor_vault::{NewKeySpec, Vault};
 
 use super::{Body, subject};
@@ -102,4 +103,16 @@ pub struct SessionResponse {
     pub token: String,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+/// Authentication's own refusal is a 401; anything else is the shared mapping.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::Unauthenticated => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string())
+            }
+            AuthError::Vault(e) => e.into(),
+        }
+    }
 }

@@ -8,6 +8,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use candor_vault::Vault;
+use candor_vault::public_log::PublicLogError;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::*;
@@ -175,4 +176,16 @@ pub struct ConsistencyResponse {
     pub to: u64,
     /// The proof's hashes, base64.
     pub proof: Vec<String>,
+}
+
+/// A tile beyond the tree is a 404; anything else is the shared mapping.
+impl From<PublicLogError> for ApiError {
+    fn from(e: PublicLogError) -> ApiError {
+        match e {
+            PublicLogError::TileNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "tile_not_found", e.to_string())
+            }
+            PublicLogError::Vault(e) => e.into(),
+        }
+    }
 }

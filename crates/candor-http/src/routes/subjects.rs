@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, put};
 use candor_vault::Vault;
+use candor_vault::subjects::CollectError;
 use zeroize::Zeroizing;
 
 use super::{Body, subject};
@@ -64,4 +65,26 @@ pub struct PutDataRequest {
 pub struct PutDataResponse {
     /// The `collected` event's leaf index.
     pub leaf_index: u64,
+}
+
+/// Collection's own refusals: an undeclared field is a bad request, a field the purpose does not
+/// need is unprocessable, missing consent is forbidden; anything else is the shared mapping.
+impl From<CollectError> for ApiError {
+    fn from(e: CollectError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            CollectError::UnknownField(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_field", message)
+            }
+            CollectError::FieldNotNeeded { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "field_not_needed_by_purpose",
+                message,
+            ),
+            CollectError::ConsentRequired(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "consent_required", message)
+            }
+            CollectError::Vault(e) => e.into(),
+        }
+    }
 }
