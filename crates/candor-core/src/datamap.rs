@@ -13,7 +13,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::ids::is_dotted_key;
+use crate::ids::{CategoryKey, PurposeId, RecipientId};
 use crate::taxonomy::is_fideslang_category;
 
 /// The lawful bases of GDPR Art. 6(1).
@@ -139,7 +139,7 @@ mod raw {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Category {
     /// The fideslang key, e.g. `user.contact.email`.
-    key: String,
+    key: CategoryKey,
     /// Plain-language description for the notice.
     description: String,
     /// Whether services may find a customer by this value (through a blind index).
@@ -150,7 +150,7 @@ pub struct Category {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recipient {
     /// Short id used in purposes, consents and keys.
-    id: String,
+    id: RecipientId,
     /// Display name.
     name: String,
     /// Internal, processor or third party.
@@ -163,17 +163,17 @@ pub struct Recipient {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Purpose {
     /// The id, a fideslang data-use key where one fits.
-    id: String,
+    id: PurposeId,
     /// Plain-language description for the notice.
     description: String,
     /// Why processing is lawful.
     legal_basis: LegalBasis,
     /// The data categories this purpose needs; reads get nothing else.
-    categories: BTreeSet<String>,
+    categories: BTreeSet<CategoryKey>,
     /// How long data collected for this purpose is kept.
     retention_days: u32,
     /// Recipients that may receive data for this purpose.
-    recipients: BTreeSet<String>,
+    recipients: BTreeSet<RecipientId>,
     /// Whether this purpose sells or shares data (CCPA/CPRA); a GPC signal withdraws consent to it.
     sells_or_shares: bool,
 }
@@ -190,11 +190,11 @@ pub struct DataMap {
     /// The controller's main jurisdiction.
     controller_jurisdiction: String,
     /// Categories by key.
-    categories: BTreeMap<String, Category>,
+    categories: BTreeMap<CategoryKey, Category>,
     /// Recipients by id.
-    recipients: BTreeMap<String, Recipient>,
+    recipients: BTreeMap<RecipientId, Recipient>,
     /// Purposes by id.
-    purposes: BTreeMap<String, Purpose>,
+    purposes: BTreeMap<PurposeId, Purpose>,
 }
 
 /// A data-map problem, located in the source.
@@ -262,15 +262,18 @@ impl DataMap {
 
         let mut categories = BTreeMap::new();
         for c in raw.categories {
-            let key = c.key.get_ref();
-            if !key.starts_with("user.") || !is_dotted_key(key) {
+            let raw_key = c.key.get_ref();
+            let Some(key) = CategoryKey::parse(raw_key)
+                .ok()
+                .filter(|k| k.as_str().starts_with("user."))
+            else {
                 err(
                     c.key.span(),
-                    format!("category `{key}` must be a dotted lowercase key under `user.`"),
+                    format!("category `{raw_key}` must be a dotted lowercase key under `user.`"),
                 );
                 continue;
-            }
-            if !c.custom && !is_fideslang_category(key) {
+            };
+            if !c.custom && !is_fideslang_category(key.as_str()) {
                 err(
                     c.key.span(),
                     format!(
@@ -292,14 +295,16 @@ impl DataMap {
 
         let mut recipients = BTreeMap::new();
         for r in raw.recipients {
-            let id = r.id.get_ref();
-            if !is_dotted_key(id) {
+            let raw_id = r.id.get_ref();
+            let Ok(id) = RecipientId::parse(raw_id) else {
                 err(
                     r.id.span(),
-                    format!("recipient id `{id}` must be lowercase letters, digits, '_' or '.'"),
+                    format!(
+                        "recipient id `{raw_id}` must be lowercase letters, digits, '_' or '.'"
+                    ),
                 );
                 continue;
-            }
+            };
             let recipient = Recipient {
                 id: id.clone(),
                 name: r.name,
@@ -313,14 +318,14 @@ impl DataMap {
 
         let mut purposes = BTreeMap::new();
         for p in raw.purposes {
-            let id = p.id.get_ref();
-            if !is_dotted_key(id) {
+            let raw_id = p.id.get_ref();
+            let Ok(id) = PurposeId::parse(raw_id) else {
                 err(
                     p.id.span(),
-                    format!("purpose id `{id}` must be a dotted lowercase key"),
+                    format!("purpose id `{raw_id}` must be a dotted lowercase key"),
                 );
                 continue;
-            }
+            };
             if p.categories.get_ref().is_empty() {
                 err(
                     p.categories.span(),
@@ -329,7 +334,7 @@ impl DataMap {
             }
             let mut needed = BTreeSet::new();
             for c in p.categories.get_ref() {
-                if !categories.contains_key(c.get_ref()) {
+                let Some(category) = categories.get(c.get_ref().as_str()) else {
                     err(
                         c.span(),
                         format!(
@@ -337,7 +342,9 @@ impl DataMap {
                             c.get_ref()
                         ),
                     );
-                } else if !needed.insert(c.get_ref().clone()) {
+                    continue;
+                };
+                if !needed.insert(category.key.clone()) {
                     err(c.span(), format!("`{}` is listed twice", c.get_ref()));
                 }
             }
@@ -349,7 +356,7 @@ impl DataMap {
             }
             let mut allowed = BTreeSet::new();
             for r in &p.recipients {
-                if !recipients.contains_key(r.get_ref()) {
+                let Some(recipient) = recipients.get(r.get_ref().as_str()) else {
                     err(
                         r.span(),
                         format!(
@@ -357,9 +364,9 @@ impl DataMap {
                             r.get_ref()
                         ),
                     );
-                } else {
-                    allowed.insert(r.get_ref().clone());
-                }
+                    continue;
+                };
+                allowed.insert(recipient.id.clone());
             }
             let purpose = Purpose {
                 id: id.clone(),
@@ -443,7 +450,7 @@ impl DataMap {
 
 impl Category {
     /// The fideslang key, e.g. `user.contact.email`.
-    pub fn key(&self) -> &str {
+    pub fn key(&self) -> &CategoryKey {
         &self.key
     }
 
@@ -460,7 +467,7 @@ impl Category {
 
 impl Recipient {
     /// Short id used in purposes, consents and keys.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &RecipientId {
         &self.id
     }
 
@@ -482,7 +489,7 @@ impl Recipient {
 
 impl Purpose {
     /// The id, a fideslang data-use key where one fits.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &PurposeId {
         &self.id
     }
 
@@ -502,8 +509,8 @@ impl Purpose {
     }
 
     /// The data categories this purpose needs.
-    pub fn categories(&self) -> impl Iterator<Item = &str> {
-        self.categories.iter().map(String::as_str)
+    pub fn categories(&self) -> impl Iterator<Item = &CategoryKey> {
+        self.categories.iter()
     }
 
     /// How long data collected for this purpose is kept.
@@ -517,8 +524,8 @@ impl Purpose {
     }
 
     /// Recipients that may receive data for this purpose.
-    pub fn recipients(&self) -> impl Iterator<Item = &str> {
-        self.recipients.iter().map(String::as_str)
+    pub fn recipients(&self) -> impl Iterator<Item = &RecipientId> {
+        self.recipients.iter()
     }
 
     /// Whether this purpose sells or shares data (CCPA/CPRA); a GPC signal withdraws consent to it.

@@ -34,12 +34,76 @@ impl std::fmt::Display for SubjectId {
     }
 }
 
+/// A key of the data map: a purpose's id, a category's key, a recipient's id.
+macro_rules! dotted_id {
+    ($(#[$doc:meta])* $name:ident, $error:ident) => {
+        $(#[$doc])*
+        ///
+        /// INVARIANT: a dotted key of lowercase segments, at most 128 bytes ([`is_dotted_key`]).
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks the key's form.
+            pub fn parse(raw: &str) -> Result<$name, IdError> {
+                if is_dotted_key(raw) {
+                    Ok($name(raw.to_owned()))
+                } else {
+                    Err(IdError::$error)
+                }
+            }
+
+            /// The key as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+dotted_id!(
+    /// A purpose of processing, as the data map declares it (`marketing.communications.email`).
+    PurposeId,
+    Purpose
+);
+dotted_id!(
+    /// A data category, as the data map declares it (`user.contact.email`).
+    CategoryKey,
+    Category
+);
+dotted_id!(
+    /// A party that receives data, as the data map declares it (`parcelgo`).
+    RecipientId,
+    Recipient
+);
+
 /// A malformed identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     /// See [`SubjectId`].
     #[error("subject ids are 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")]
     Subject,
+    /// See [`PurposeId`].
+    #[error("purpose ids are dotted lowercase keys")]
+    Purpose,
+    /// See [`CategoryKey`].
+    #[error("category keys are dotted lowercase keys")]
+    Category,
+    /// See [`RecipientId`].
+    #[error("recipient ids are dotted lowercase keys")]
+    Recipient,
 }
 
 /// Is `key` a dotted taxonomy key such as `user.contact.email` (lowercase segments)?
@@ -80,5 +144,36 @@ mod tests {
                 && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             prop_assert_eq!(SubjectId::parse(&raw).is_ok(), expected);
         }
+    }
+
+    #[test]
+    fn data_map_keys_are_dotted_lowercase_keys_and_look_up_by_text() {
+        for good in [
+            "marketing.communications.email",
+            "parcelgo",
+            "user.contact.email",
+        ] {
+            assert_eq!(PurposeId::parse(good).unwrap().as_str(), good);
+            assert!(CategoryKey::parse(good).is_ok());
+            assert!(RecipientId::parse(good).is_ok());
+        }
+        for bad in [
+            "",
+            "Marketing",
+            "a..b",
+            ".a",
+            "a.",
+            "a-b",
+            "a b",
+            &"a".repeat(129),
+        ] {
+            assert_eq!(PurposeId::parse(bad), Err(IdError::Purpose), "{bad}");
+            assert_eq!(CategoryKey::parse(bad), Err(IdError::Category), "{bad}");
+            assert_eq!(RecipientId::parse(bad), Err(IdError::Recipient), "{bad}");
+        }
+        let held: std::collections::BTreeSet<PurposeId> =
+            [PurposeId::parse("analytics.reporting").unwrap()].into();
+        assert!(held.contains("analytics.reporting"));
+        assert!(!held.contains("analytics"));
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::consent::{ConsentRecord, ConsentState, consent_in_force};
 use crate::datamap::{DataMap, Purpose};
-use crate::ids::SubjectId;
+use crate::ids::{PurposeId, SubjectId};
 
 /// Why a field was denied. The codes are part of the API and of the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct FieldDecision {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     subject: SubjectId,
-    purpose: String,
+    purpose: PurposeId,
     fields: Vec<String>,
 }
 
@@ -65,7 +65,7 @@ impl Permit {
     }
 
     /// The purpose it was decided for ([`SUBJECT_ACCESS`] for a customer's own read).
-    pub fn purpose(&self) -> &str {
+    pub fn purpose(&self) -> &PurposeId {
         &self.purpose
     }
 
@@ -95,7 +95,7 @@ pub fn decide(
     now: i64,
 ) -> Decision {
     let consent_denial = if purpose.legal_basis().needs_consent() {
-        match consent_in_force(consents, purpose.id(), recipient, now) {
+        match consent_in_force(consents, purpose.id().as_str(), recipient, now) {
             ConsentState::Granted => None,
             ConsentState::Absent => Some(Denial::NoConsent),
             ConsentState::Withdrawn => Some(Denial::ConsentWithdrawn),
@@ -127,7 +127,7 @@ pub fn decide(
     }
     let permit = Permit {
         subject: subject.clone(),
-        purpose: purpose.id().to_owned(),
+        purpose: purpose.id().clone(),
         fields: decisions
             .iter()
             .filter(|d| d.denial.is_none())
@@ -149,7 +149,8 @@ pub const SUBJECT_ACCESS: &str = "data_subject_access";
 pub fn subject_access(map: &DataMap, subject: &SubjectId, held: &[String]) -> Permit {
     Permit {
         subject: subject.clone(),
-        purpose: SUBJECT_ACCESS.to_owned(),
+        purpose: PurposeId::parse(SUBJECT_ACCESS)
+            .expect("the right of access's purpose is a dotted key"),
         fields: held
             .iter()
             .filter(|f| map.category(f).is_some())
@@ -216,7 +217,7 @@ mod tests {
             .collect();
         assert_eq!(d.permit.fields(), allowed.as_slice());
         assert_eq!(
-            (d.permit.subject(), d.permit.purpose()),
+            (d.permit.subject(), d.permit.purpose().as_str()),
             (&subject, purpose)
         );
     }
@@ -305,7 +306,7 @@ mod tests {
         let permit = subject_access(&map, &subject, &held);
         assert_eq!(permit.fields(), ["user.name".to_owned()]);
         assert_eq!(
-            (permit.subject(), permit.purpose()),
+            (permit.subject(), permit.purpose().as_str()),
             (&subject, SUBJECT_ACCESS)
         );
     }

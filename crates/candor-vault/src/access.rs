@@ -164,14 +164,14 @@ impl Access {
             &self.map,
             purpose,
             subject,
-            key.recipient.as_deref(),
+            key.recipient(),
             &consents,
             fields,
             now,
         );
         let kind = EventKind::Accessed {
             purpose: purpose_id.to_owned(),
-            recipient: key.recipient.clone(),
+            recipient: key.recipient().map(str::to_owned),
             fields: decision
                 .fields
                 .iter()
@@ -298,7 +298,7 @@ impl Access {
                 &self.map,
                 purpose,
                 &subject,
-                key.recipient.as_deref(),
+                key.recipient(),
                 &consents,
                 &field,
                 now,
@@ -313,7 +313,7 @@ impl Access {
             }
             let kind = EventKind::Accessed {
                 purpose: purpose_id.to_owned(),
-                recipient: key.recipient.clone(),
+                recipient: key.recipient().map(str::to_owned),
                 fields: vec![FieldOutcome {
                     field: category.to_owned(),
                     outcome: "lookup_match",

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use candor_core::{
-    ConsentAction, ConsentRecord, ConsentState, DataMap, EventKind, Evidence, SubjectId,
+    ConsentAction, ConsentRecord, ConsentState, DataMap, EventKind, Evidence, PurposeId, SubjectId,
     consent_in_force,
 };
 use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError, TypedChange};
@@ -228,7 +228,7 @@ pub struct ConsentChange {
 #[derive(Debug, Clone)]
 pub struct ConsentView {
     /// Each consent-based purpose with its state for the business itself.
-    pub in_force: Vec<(String, ConsentState)>,
+    pub in_force: Vec<(PurposeId, ConsentState)>,
     /// Every record, in the order recorded.
     pub history: Vec<ConsentRecord>,
 }
@@ -277,7 +277,7 @@ impl Consents {
                 .purpose(&c.purpose)
                 .ok_or_else(|| VaultError::UnknownPurpose(c.purpose.clone()))?;
             if let Some(k) = as_service
-                && !k.purposes.contains(&c.purpose)
+                && !k.purposes.contains(c.purpose.as_str())
             {
                 return Err(VaultError::PurposeNotPermitted(c.purpose));
             }
@@ -315,7 +315,7 @@ impl Consents {
         if gpc {
             for p in self.map.purposes().filter(|p| p.sells_or_shares()) {
                 records.push(ConsentRecord {
-                    purpose: p.id().to_owned(),
+                    purpose: p.id().as_str().to_owned(),
                     recipient: None,
                     action: ConsentAction::Withdraw,
                     at: now,
@@ -360,7 +360,7 @@ impl Consents {
             Principal::Subject(s) if s == subject => Box::new(|_| true),
             Principal::Service(k) => {
                 let held = k.purposes.clone();
-                Box::new(move |p| held.contains(p))
+                Box::new(move |p: &str| held.contains(p))
             }
             _ => return Err(VaultError::Forbidden("not your subject")),
         };
@@ -376,11 +376,11 @@ impl Consents {
         let in_force = self
             .map
             .purposes()
-            .filter(|p| p.legal_basis().needs_consent() && visible(p.id()))
+            .filter(|p| p.legal_basis().needs_consent() && visible(p.id().as_str()))
             .map(|p| {
                 (
-                    p.id().to_owned(),
-                    consent_in_force(&history, p.id(), None, now),
+                    p.id().clone(),
+                    consent_in_force(&history, p.id().as_str(), None, now),
                 )
             })
             .collect();
@@ -437,7 +437,8 @@ mod tests {
             .unwrap();
         assert!(
             view.in_force
-                .contains(&(EMAIL.to_owned(), ConsentState::Granted))
+                .iter()
+                .any(|(p, s)| p.as_str() == EMAIL && *s == ConsentState::Granted)
         );
         let view = f
             .run(consents.record(
@@ -485,7 +486,8 @@ mod tests {
         );
         assert!(
             view.in_force
-                .contains(&("third_party_sharing".to_owned(), ConsentState::Withdrawn))
+                .iter()
+                .any(|(p, s)| p.as_str() == "third_party_sharing" && *s == ConsentState::Withdrawn)
         );
     }
 

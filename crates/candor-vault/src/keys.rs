@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use candor_core::{Actor, DataMap, SubjectId};
+use candor_core::{Actor, DataMap, PurposeId, RecipientId, SubjectId};
 use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
 use candor_store::{Db, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::{OptionalExtension, params};
@@ -231,13 +231,20 @@ pub struct ServiceKey {
     /// Display name.
     pub name: String,
     /// Purposes it may name.
-    pub purposes: BTreeSet<String>,
+    pub purposes: BTreeSet<PurposeId>,
     /// The recipient it acts for, if it is not the business itself.
-    pub recipient: Option<String>,
+    pub recipient: Option<RecipientId>,
     /// May mint customer sessions.
     pub can_mint_sessions: bool,
     /// May erase customers.
     pub can_erase: bool,
+}
+
+impl ServiceKey {
+    /// The recipient it acts for, as text.
+    pub(crate) fn recipient(&self) -> Option<&str> {
+        self.recipient.as_ref().map(RecipientId::as_str)
+    }
 }
 
 /// Who is calling, after authentication.
@@ -375,8 +382,19 @@ impl Keys {
             Role::Service => Principal::Service(ServiceKey {
                 id: row.id,
                 name: row.name,
-                purposes: row.purposes.into_iter().collect(),
-                recipient: row.recipient,
+                // A stored key names only purposes and a recipient checked when it was made.
+                purposes: row
+                    .purposes
+                    .iter()
+                    .map(|p| PurposeId::parse(p))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| StoreError::Corrupt("a stored key's purpose"))?,
+                recipient: row
+                    .recipient
+                    .as_deref()
+                    .map(RecipientId::parse)
+                    .transpose()
+                    .map_err(|_| StoreError::Corrupt("a stored key's recipient"))?,
                 can_mint_sessions: row.can_mint_sessions,
                 can_erase: row.can_erase,
             }),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use candor_core::{ConsentState, DataMap, EventKind, SubjectId, consent_in_force};
+use candor_core::{CategoryKey, ConsentState, DataMap, EventKind, SubjectId, consent_in_force};
 use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
 use candor_store::{Change, Db, Standing, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::params;
@@ -281,7 +281,7 @@ impl Customers {
 }
 
 /// One blind-index key per category declared `lookup = true`.
-pub struct BlindIndexes(BTreeMap<String, BlindIndexKey>);
+pub struct BlindIndexes(BTreeMap<CategoryKey, BlindIndexKey>);
 
 impl BlindIndexes {
     /// The keys for `map`'s lookup categories, derived from the root key.
@@ -289,7 +289,7 @@ impl BlindIndexes {
         BlindIndexes(
             map.categories()
                 .filter(|c| c.lookup())
-                .map(|c| (c.key().to_owned(), root.blind_index_key(c.key())))
+                .map(|c| (c.key().clone(), root.blind_index_key(c.key().as_str())))
                 .collect(),
         )
     }
@@ -364,7 +364,7 @@ impl Collection {
             if !purpose.needs(field) {
                 return Err(CollectError::FieldNotNeeded {
                     field: field.clone(),
-                    purpose: purpose.id().to_owned(),
+                    purpose: purpose.id().as_str().to_owned(),
                 });
             }
             if value.len() > MAX_VALUE_LEN {
@@ -379,7 +379,7 @@ impl Collection {
                 SubjectState::Active { .. } => consent::records(&self.db, subject)?,
                 _ => Vec::new(),
             };
-            let state = consent_in_force(&records, purpose_id, key.recipient.as_deref(), now);
+            let state = consent_in_force(&records, purpose_id, key.recipient(), now);
             if state != ConsentState::Granted {
                 return Err(CollectError::ConsentRequired(purpose_id.to_owned()));
             }

@@ -31,7 +31,7 @@ fn consents_body(view: ConsentView) -> ConsentsResponse {
             .in_force
             .into_iter()
             .map(|(purpose, s)| ConsentInForce {
-                purpose,
+                purpose: purpose.as_str().to_owned(),
                 state: consent_state(s),
             })
             .collect(),
