@@ -34,6 +34,57 @@ impl std::fmt::Display for SubjectId {
     }
 }
 
+/// The public id of an API key (the `<id>` of `cnd_<id>_<secret>`).
+///
+/// INVARIANT: 1 to 32 lowercase letters or digits; Candor makes 16 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Checks the id's form.
+    pub fn parse(raw: &str) -> Result<KeyId, IdError> {
+        let ok = (1..=32).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if ok {
+            Ok(KeyId(raw.to_owned()))
+        } else {
+            Err(IdError::Key)
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyId, D::Error> {
+        let raw = String::deserialize(d)?;
+        KeyId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A key of the data map: a purpose's id, a category's key, a recipient's id.
 macro_rules! dotted_id {
     ($(#[$doc:meta])* $name:ident, $error:ident) => {
@@ -104,6 +155,9 @@ pub enum IdError {
     /// See [`RecipientId`].
     #[error("recipient ids are dotted lowercase keys")]
     Recipient,
+    /// See [`KeyId`].
+    #[error("key ids are 1 to 32 lowercase letters or digits")]
+    Key,
 }
 
 /// Is `key` a dotted taxonomy key such as `user.contact.email` (lowercase segments)?
@@ -175,5 +229,16 @@ mod tests {
             [PurposeId::parse("analytics.reporting").unwrap()].into();
         assert!(held.contains("analytics.reporting"));
         assert!(!held.contains("analytics"));
+    }
+
+    #[test]
+    fn key_ids_are_short_lowercase_alphanumerics() {
+        assert!(KeyId::parse("0cd143841b1c760d").is_ok());
+        for bad in ["", "ABC", "a_b", "a-b", &"a".repeat(33)] {
+            assert_eq!(KeyId::parse(bad), Err(IdError::Key), "{bad}");
+        }
+        let id: KeyId = serde_json::from_str("\"k1\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"k1\"");
+        assert!(serde_json::from_str::<KeyId>("\"K1\"").is_err());
     }
 }

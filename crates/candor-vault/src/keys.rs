@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use candor_core::{Actor, DataMap, PurposeId, RecipientId, SubjectId};
+use candor_core::{Actor, DataMap, KeyId, PurposeId, RecipientId, SubjectId};
 use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
 use candor_store::{Db, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::{OptionalExtension, params};
@@ -70,7 +70,7 @@ impl Role {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRow {
     /// Public id.
-    pub id: String,
+    pub id: KeyId,
     /// SHA-256 of the secret.
     #[serde(with = "b64")]
     pub secret_hash: [u8; 32],
@@ -109,7 +109,7 @@ impl TypedChange for InsertApiKey {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?
                 .execute(params![
-                    k.id,
+                    k.id.as_str(),
                     k.secret_hash,
                     k.role.as_str(),
                     k.name,
@@ -126,7 +126,7 @@ impl TypedChange for InsertApiKey {
                        can_mint_sessions, can_erase, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     &[
-                        &k.id,
+                        &k.id.as_str(),
                         &&k.secret_hash[..],
                         &k.role.as_str(),
                         &k.name,
@@ -156,8 +156,8 @@ type KeyColumns = (
 );
 
 /// An API key by id.
-pub fn api_key(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-    let owned = id.to_owned();
+pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
+    let owned = id.as_str().to_owned();
     let row: Option<KeyColumns> = db.read(
         "read api key",
         |c| {
@@ -165,7 +165,7 @@ pub fn api_key(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
                 "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
                    can_erase, created_at FROM api_keys WHERE id = ?1",
             )?
-            .query_row([id], |r| {
+            .query_row([id.as_str()], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -205,7 +205,7 @@ pub fn api_key(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
         return Ok(None);
     };
     Ok(Some(ApiKeyRow {
-        id: id.to_owned(),
+        id: id.clone(),
         secret_hash: hash
             .try_into()
             .map_err(|_| StoreError::Corrupt("secret hash is not 32 bytes"))?,
@@ -227,7 +227,7 @@ pub fn api_key(db: &Db, id: &str) -> Result<Option<ApiKeyRow>, StoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceKey {
     /// Public key id.
-    pub id: String,
+    pub id: KeyId,
     /// Display name.
     pub name: String,
     /// Purposes it may name.
@@ -253,7 +253,7 @@ pub enum Principal {
     /// The business's administrator: manages keys and erasure, reads no personal data.
     Admin {
         /// Key id.
-        id: String,
+        id: KeyId,
         /// Display name.
         name: String,
     },
@@ -268,11 +268,11 @@ impl Principal {
     pub(crate) fn actor(&self) -> Actor {
         match self {
             Principal::Admin { id, name } => Actor::Admin {
-                id: id.clone(),
+                id: id.as_str().to_owned(),
                 name: name.clone(),
             },
             Principal::Service(k) => Actor::Service {
-                id: k.id.clone(),
+                id: k.id.as_str().to_owned(),
                 name: k.name.clone(),
             },
             Principal::Subject(s) => Actor::Subject {
@@ -311,7 +311,7 @@ pub struct NewKeySpec {
 /// A freshly created key; the token is shown once.
 pub struct CreatedKey {
     /// Public id.
-    pub id: String,
+    pub id: KeyId,
     /// The secret bearer token.
     pub token: Zeroizing<String>,
 }
@@ -324,7 +324,7 @@ pub struct Keys {
     sessions: SessionKey,
     // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
     // row is never stale; this saves a database read on every request.
-    cache: RwLock<HashMap<String, ApiKeyRow>>,
+    cache: RwLock<HashMap<KeyId, ApiKeyRow>>,
 }
 
 impl Keys {
@@ -351,16 +351,17 @@ impl Keys {
             return Ok(Principal::Subject(subject));
         }
         let (id, presented) = parse_api_key(token).ok_or(AuthError::Unauthenticated)?;
+        let id = KeyId::parse(id).map_err(|_| AuthError::Unauthenticated)?;
         let cached = self
             .cache
             .read()
             .expect("key cache poisoned")
-            .get(id)
+            .get(&id)
             .cloned();
         let row = match cached {
             Some(row) => Some(row),
             None => {
-                let row = api_key(&self.db, id)?;
+                let row = api_key(&self.db, &id)?;
                 if let Some(r) = &row {
                     let mut keys = self.cache.write().expect("key cache poisoned");
                     keys.insert(r.id.clone(), r.clone());
@@ -464,8 +465,9 @@ impl Keys {
         now: i64,
     ) -> Result<CreatedKey, VaultError> {
         let new = new_api_key();
+        let id = KeyId::parse(&new.id).expect("new_api_key makes 16 hex digits");
         let row = ApiKeyRow {
-            id: new.id.clone(),
+            id: id.clone(),
             secret_hash: new.secret_hash,
             role,
             name: spec.name,
@@ -479,7 +481,7 @@ impl Keys {
             .submit(None, vec![Arc::new(InsertApiKey(row))], vec![])
             .await?;
         Ok(CreatedKey {
-            id: new.id,
+            id,
             token: new.token,
         })
     }
@@ -592,7 +594,7 @@ mod tests {
 
     fn keys_round_trip(db: &Db) {
         let key = ApiKeyRow {
-            id: "k1".into(),
+            id: KeyId::parse("k1").unwrap(),
             secret_hash: [9; 32],
             role: Role::Service,
             name: "shop".into(),
@@ -603,8 +605,8 @@ mod tests {
             created_at: 3,
         };
         apply(db, vec![Arc::new(InsertApiKey(key.clone()))]);
-        assert_eq!(api_key(db, "k1").unwrap(), Some(key));
-        assert_eq!(api_key(db, "k2").unwrap(), None);
+        assert_eq!(api_key(db, &key.id).unwrap(), Some(key.clone()));
+        assert_eq!(api_key(db, &KeyId::parse("k2").unwrap()).unwrap(), None);
     }
 
     on_every_backend!(keys_round_trip);

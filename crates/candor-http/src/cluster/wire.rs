@@ -273,7 +273,7 @@ mod tests {
             WriteRequest {
                 requires_active: None,
                 changes: vec![Arc::new(InsertApiKey(ApiKeyRow {
-                    id: "k1".into(),
+                    id: candor_core::KeyId::parse("k1").unwrap(),
                     secret_hash: [3; 32],
                     role: Role::Service,
                     name: "checkout".into(),

@@ -49,7 +49,7 @@ pub async fn create_key(
     };
     let key = vault.keys().create_key(&p, spec, now).await?;
     Ok(Json(CreateKeyResponse {
-        id: key.id,
+        id: key.id.as_str().to_owned(),
         token: key.token.to_string(),
     }))
 }
