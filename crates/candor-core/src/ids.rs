@@ -34,6 +34,29 @@ impl std::fmt::Display for SubjectId {
     }
 }
 
+/// A leaf's position in the log, kept apart from tree sizes so the two are never confused (a
+/// size counts leaves; the leaf at index `i` is in every tree of size greater than `i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LeafIndex(u64);
+
+impl LeafIndex {
+    /// The leaf at position `index`, as the sequencer assigned it.
+    pub fn new(index: u64) -> LeafIndex {
+        LeafIndex(index)
+    }
+
+    /// The position as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for LeafIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// The public id of an API key (the `<id>` of `cnd_<id>_<secret>`).
 ///
 /// INVARIANT: 1 to 32 lowercase letters or digits; Candor makes 16 hex digits.

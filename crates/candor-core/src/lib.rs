@@ -17,5 +17,5 @@ pub use datamap::{
     SAMPLE_DATA_MAP,
 };
 pub use event::{Actor, EVENT_FORMAT_VERSION, Event, EventKind, FieldOutcome};
-pub use ids::{CategoryKey, IdError, KeyId, PurposeId, RecipientId, SubjectId};
+pub use ids::{CategoryKey, IdError, KeyId, LeafIndex, PurposeId, RecipientId, SubjectId};
 pub use policy::{Decision, Denial, FieldDecision, Permit, SUBJECT_ACCESS, decide, subject_access};

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use candor_core::{
-    DataMap, Denial, EventKind, FieldDecision, FieldOutcome, Permit, SUBJECT_ACCESS, SubjectId,
-    decide, subject_access,
+    DataMap, Denial, EventKind, FieldDecision, FieldOutcome, LeafIndex, Permit, SUBJECT_ACCESS,
+    SubjectId, decide, subject_access,
 };
 use candor_crypto::{DataKey, SealContext};
 use candor_store::customers::{SubjectRow, row_sqlite, subject_state};
@@ -103,7 +103,7 @@ pub struct AccessOutcome {
     /// Allowed fields that hold a value, with the value.
     pub values: Vec<(String, Zeroizing<String>)>,
     /// The access event's position in the log.
-    pub leaf_index: u64,
+    pub leaf_index: LeafIndex,
 }
 
 /// Reading personal data.
@@ -201,7 +201,7 @@ impl Access {
         principal: &Principal,
         subject: &SubjectId,
         now: i64,
-    ) -> Result<(Vec<(String, Zeroizing<String>)>, u64), VaultError> {
+    ) -> Result<(Vec<(String, Zeroizing<String>)>, LeafIndex), VaultError> {
         if !principal.is_subject(subject) {
             return Err(VaultError::Forbidden(
                 "only the customer may read all their data",

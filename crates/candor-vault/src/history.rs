@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use candor_core::SubjectId;
+use candor_core::{LeafIndex, SubjectId};
 use candor_crypto::{LabelKey, RootKey, SealContext};
 use candor_log::directory::{Directory, Head, NodeRef};
 use candor_log::{Hash, Receipt, leaf_hash};
@@ -20,7 +20,7 @@ use crate::subjects::Customers;
 #[derive(Debug, Clone)]
 pub struct LeafOpening {
     /// Position in the log.
-    pub leaf_index: u64,
+    pub leaf_index: LeafIndex,
     /// The leaf's entry: SHA-256(domain || nonce || canonical event).
     pub commitment: [u8; 32],
     /// The commitment's nonce.
@@ -156,7 +156,7 @@ impl Histories {
                 },
                 inclusion_proof,
                 opening: LeafOpening {
-                    leaf_index: row.leaf_index,
+                    leaf_index: LeafIndex::new(row.leaf_index),
                     commitment: row.commitment,
                     nonce,
                     canonical_event,

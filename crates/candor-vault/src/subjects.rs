@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use candor_core::{CategoryKey, ConsentState, DataMap, EventKind, SubjectId, consent_in_force};
+use candor_core::{
+    CategoryKey, ConsentState, DataMap, EventKind, LeafIndex, SubjectId, consent_in_force,
+};
 use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
 use candor_store::{Change, Db, Standing, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::params;
@@ -345,7 +347,7 @@ impl Collection {
         purpose_id: &str,
         fields: Vec<(String, Zeroizing<String>)>,
         now: i64,
-    ) -> Result<u64, CollectError> {
+    ) -> Result<LeafIndex, CollectError> {
         let key = principal.service()?;
         if !key.purposes.contains(purpose_id) {
             return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()).into());
@@ -470,7 +472,7 @@ mod tests {
             SubjectState::Unknown,
             "nothing refused created the customer"
         );
-        assert_eq!(collect(&service, OPS, name()).unwrap(), 0);
+        assert_eq!(collect(&service, OPS, name()).unwrap(), LeafIndex::new(0));
         assert!(matches!(
             f.vault.collection().customers.state(&subject).unwrap(),
             SubjectState::Active { .. }

@@ -33,7 +33,7 @@ pub async fn get_data(
             .into_iter()
             .map(|(k, v)| (k, v.to_string()))
             .collect(),
-        leaf_index,
+        leaf_index: leaf_index.get(),
     }))
 }
 
@@ -67,7 +67,7 @@ pub async fn access(
             .into_iter()
             .map(|(k, v)| (k, v.to_string()))
             .collect(),
-        leaf_index: out.leaf_index,
+        leaf_index: out.leaf_index.get(),
     }))
 }
 

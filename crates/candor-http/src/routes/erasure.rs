@@ -29,7 +29,7 @@ pub async fn erase(
     let r = vault.erasure().erase(&p, &subject(&id)?, now).await?;
     Ok(Json(ErasureResponse {
         erased: true,
-        leaf_index: r.leaf_index,
+        leaf_index: r.leaf_index.get(),
         commitment: b64(&r.commitment),
         nonce: b64(&r.nonce),
         canonical_event: r.canonical_event,

@@ -35,7 +35,7 @@ pub async fn history(
         .entries
         .into_iter()
         .map(|e| HistoryEvent {
-            leaf_index: e.opening.leaf_index,
+            leaf_index: e.opening.leaf_index.get(),
             leaf_hash: b64(&e.leaf_hash.0),
             receipt: e.receipt.to_text(),
             inclusion_proof: e.inclusion_proof.iter().map(|h| b64(&h.0)).collect(),

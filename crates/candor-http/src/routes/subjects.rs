@@ -39,7 +39,9 @@ pub async fn put_data(
         .collection()
         .collect(&p, &subject(&id)?, &req.purpose, fields, now)
         .await?;
-    Ok(Json(PutDataResponse { leaf_index }))
+    Ok(Json(PutDataResponse {
+        leaf_index: leaf_index.get(),
+    }))
 }
 
 /// This slice's part of the route table.

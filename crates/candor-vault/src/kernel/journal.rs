@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use candor_core::{Actor, Event, EventKind, SubjectId};
+use candor_core::{Actor, Event, EventKind, LeafIndex, SubjectId};
 use candor_crypto::{DataKey, SealContext};
 use candor_log::commitment;
 use candor_store::{Change, Conflict, LogEntry, WriteRequest};
@@ -42,14 +42,14 @@ impl Journal {
         requires_active: Option<&SubjectId>,
         changes: Vec<Arc<dyn Change>>,
         entries: Vec<LogEntry>,
-    ) -> Result<Vec<u64>, VaultError> {
+    ) -> Result<Vec<LeafIndex>, VaultError> {
         let request = WriteRequest {
             requires_active: requires_active.map(|s| s.as_str().to_owned()),
             changes,
             entries,
         };
         match self.sequencing.submit(request).await? {
-            Ok(leaves) => Ok(leaves),
+            Ok(leaves) => Ok(leaves.into_iter().map(LeafIndex::new).collect()),
             Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
             Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),
         }
@@ -96,7 +96,7 @@ impl Journal {
         subject: &SubjectId,
         now: i64,
         kind: EventKind,
-    ) -> Result<u64, VaultError> {
+    ) -> Result<LeafIndex, VaultError> {
         let sealed = self.seal(Some(key), actor, subject, now, kind);
         let leaves = self
             .submit(Some(subject), vec![], vec![sealed.entry])
