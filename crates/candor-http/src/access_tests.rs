@@ -16,16 +16,9 @@ use tower::ServiceExt;
 use utoipa::OpenApi;
 use zeroize::Zeroizing;
 
-use crate::{Access, ApiDoc, Caller, RouteSpec, app, route_table};
+use crate::{Access, ApiDoc, Caller, RouteSpec, app, now, route_table};
 
 const OPS: &str = "essential.service.operations";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A vault with one customer, `cus_a`, and a token for each kind of caller.
 struct Fixture {

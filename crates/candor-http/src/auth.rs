@@ -16,6 +16,7 @@ use axum::response::Response;
 use candor_vault::{Principal, Vault};
 
 use crate::error::ApiError;
+use crate::now;
 
 /// A kind of bearer-token caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +71,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             ApiError::internal()
         })
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn bearer_token(request: &Request) -> Option<&str> {

@@ -36,6 +36,13 @@ pub use auth::{Access, Authenticated, Caller};
 pub use error::{ApiError, ErrorBody};
 pub use routes::ApiDoc;
 
+/// Unix seconds now: the time a request is authenticated at and a peer's request is signed at.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

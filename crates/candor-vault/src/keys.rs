@@ -351,16 +351,17 @@ impl Keys {
             return Ok(Principal::Subject(subject));
         }
         let (id, presented) = parse_api_key(token).ok_or(AuthError::Unauthenticated)?;
-        let id = KeyId::parse(id).map_err(|_| AuthError::Unauthenticated)?;
+        // The cache holds only well-formed ids, so a hit needs no parse (and no allocation).
         let cached = self
             .cache
             .read()
             .expect("key cache poisoned")
-            .get(&id)
+            .get(id)
             .cloned();
         let row = match cached {
             Some(row) => Some(row),
             None => {
+                let id = KeyId::parse(id).map_err(|_| AuthError::Unauthenticated)?;
                 let row = api_key(&self.db, &id)?;
                 if let Some(r) = &row {
                     let mut keys = self.cache.write().expect("key cache poisoned");

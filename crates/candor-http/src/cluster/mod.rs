@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::now;
 use crate::wire::CompletenessProof;
 use wire::{CommitBatch, CommitOutcomes, CommittedV1, PROTOCOL_VERSION, WireError, WriteRequestV1};
 
@@ -40,12 +41,6 @@ pub const NODE_AUTH_HEADER: &str = "candor-node-auth";
 
 /// The internal route a follower's writes arrive on.
 pub const COMMIT_PATH: &str = "/internal/v1/log/commit";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// The most writes one batch carries.
 const MAX_BATCH: usize = 512;
