@@ -69,9 +69,14 @@ impl Database {
 
     fn open(&self, dir: &Path) -> anyhow::Result<Db> {
         Ok(match self {
-            Database::Embedded => Db::Sqlite(Arc::new(SqliteStore::open(&dir.join(DATABASE))?)),
+            Database::Embedded => Db::Sqlite(Arc::new(SqliteStore::open(
+                &dir.join(DATABASE),
+                &candor_vault::schema(),
+            )?)),
             // The error names the operation and the driver's cause, never the URL.
-            Database::Postgres(settings, _) => Db::Postgres(Arc::new(PgStore::open(settings)?)),
+            Database::Postgres(settings, _) => {
+                Db::Postgres(Arc::new(PgStore::open(settings, &candor_vault::schema())?))
+            }
         })
     }
 }

@@ -57,7 +57,7 @@ fn now() -> i64 {
 fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Db::Sqlite(Arc::new(
-        SqliteStore::open(&dir.path().join("bench.db")).unwrap(),
+        SqliteStore::open(&dir.path().join("bench.db"), &candor_vault::schema()).unwrap(),
     ));
     let map = DataMap::parse(SAMPLE_DATA_MAP).unwrap();
     let signer = NoteSigner::generate("bench.candor.example/log").unwrap();

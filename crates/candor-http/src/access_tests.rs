@@ -34,7 +34,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Db::Sqlite(Arc::new(
-        SqliteStore::open(&dir.path().join("c.db")).unwrap(),
+        SqliteStore::open(&dir.path().join("c.db"), &candor_vault::schema()).unwrap(),
     ));
     let claim = SequencerClaim {
         holder: "test".into(),

@@ -77,14 +77,7 @@ impl RouteSpec {
 /// Every route with its handler: the router is built from this table alone, so the table the
 /// tests and the OpenAPI check read is the router. Each slice's routes module owns its part.
 fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
-    let mut table = Vec::new();
-    table.extend(routes::subjects::table());
-    table.extend(routes::access::table());
-    table.extend(routes::consent::table());
-    table.extend(routes::history::table());
-    table.extend(routes::erasure::table());
-    table.extend(routes::keys::table());
-    table.extend(routes::public_log::table());
+    let mut table = routes::table();
     table.extend([
         (
             RouteSpec::new(Method::POST, cluster::COMMIT_PATH, Access::Node),

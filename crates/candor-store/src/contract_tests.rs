@@ -44,16 +44,21 @@ impl Change for TestChange {
 
 pub struct TestSequencer(pub Frontier);
 
+/// A test customer's label: their id, padded.
+fn label(subject: &str) -> [u8; 32] {
+    let mut label = [0u8; 32];
+    label[..subject.len()].copy_from_slice(subject.as_bytes());
+    label
+}
+
 impl Sequencer for TestSequencer {
     fn append(&mut self, subject: &str, commitment: &[u8; 32]) -> Appended {
         let (index, hashes) = self.0.append(commitment);
-        let mut label = [0u8; 32];
-        label[..subject.len()].copy_from_slice(subject.as_bytes());
         Appended {
             index,
             hashes,
             subject_log: SubjectLog {
-                label,
+                label: label(subject),
                 size: index + 1,
                 peaks: vec![Hash([index as u8; 32])],
             },
@@ -127,8 +132,8 @@ fn one_sequencer_at_a_time(first: &dyn LogStore, second: &dyn LogStore) {
 fn sqlite_one_sequencer_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
-    let first = SqliteStore::open(&path).unwrap();
-    let second = SqliteStore::open(&path).unwrap();
+    let first = SqliteStore::open(&path, &[]).unwrap();
+    let second = SqliteStore::open(&path, &[]).unwrap();
     one_sequencer_at_a_time(&first, &second);
 }
 
@@ -139,9 +144,32 @@ fn sqlite_one_sequencer_at_a_time() {
 )]
 fn postgres_one_sequencer_at_a_time() {
     let pg = PgFixture::new("postgres_one_sequencer_at_a_time");
-    let second = PgStore::open(&pg.settings).unwrap();
+    let second = PgStore::open(&pg.settings, &[]).unwrap();
     one_sequencer_at_a_time(&pg.store, &second);
 }
+
+/// Stand-ins for the slices whose first migrations the one list's first migration made, which a
+/// database counted in that list is adopted as having (see `migrations::adopted`).
+pub const LEGACY_SLICES: &[&crate::SchemaPart] = &[
+    &crate::SchemaPart {
+        owner: "subjects",
+        migrations: &[LEGACY_STAND_IN],
+    },
+    &crate::SchemaPart {
+        owner: "consent",
+        migrations: &[LEGACY_STAND_IN],
+    },
+    &crate::SchemaPart {
+        owner: "keys",
+        migrations: &[LEGACY_STAND_IN],
+    },
+];
+
+const LEGACY_STAND_IN: crate::Migration = crate::Migration {
+    name: "a slice's tables",
+    sqlite: "",
+    postgres: "",
+};
 
 pub fn create(subject: &str) -> WriteRequest {
     WriteRequest {
@@ -257,6 +285,13 @@ pub fn customer_trees_keep_their_last_state(store: &dyn LogStore) {
         "one row per customer, the last append's"
     );
     assert_eq!(logs[0].peaks, vec![Hash([2; 32])]);
+
+    let mut some = store
+        .subject_logs_of(&[label("bb"), label("nobody"), label("a")])
+        .unwrap();
+    some.sort_by_key(|l| l.label);
+    assert_eq!(some, logs, "the trees asked for, those that exist");
+    assert!(store.subject_logs_of(&[]).unwrap().is_empty());
 }
 
 pub fn a_follower_reads_only_the_trees_that_grew_since_its_checkpoint(store: &dyn LogStore) {
@@ -334,24 +369,9 @@ impl PgFixture {
             std::process::id(),
             NEXT_SCHEMA.fetch_add(1, Ordering::SeqCst)
         ));
-        let store = PgStore::open(&settings)
+        let store = PgStore::open(&settings, &[])
             .unwrap_or_else(|e| panic!("CANDOR_TEST_POSTGRES is set but unusable: {e:?}"));
         PgFixture { store, settings }
-    }
-}
-
-impl PgFixture {
-    /// The schema this test's tables are in.
-    pub fn schema(&self) -> &str {
-        self.settings
-            .schema
-            .as_deref()
-            .expect("a fixture has a schema")
-    }
-
-    /// The server's URL.
-    pub fn url(&self) -> &str {
-        &self.settings.url
     }
 }
 
@@ -373,7 +393,7 @@ macro_rules! on_every_backend {
                 #[test]
                 fn $name() {
                     let dir = tempfile::tempdir().unwrap();
-                    let store = crate::SqliteStore::open(&dir.path().join("c.db")).unwrap();
+                    let store = crate::SqliteStore::open(&dir.path().join("c.db"), &[]).unwrap();
                     super::$name(&store);
                 }
             )*
@@ -413,10 +433,55 @@ fn postgres_refuses_a_newer_schema() {
     ))
     .unwrap();
     assert!(matches!(
-        PgStore::open(&pg.settings),
+        PgStore::open(&pg.settings, &[]),
         Err(StoreError::SchemaTooNew { found: 99, .. })
     ));
     let _ = SqliteStore::open;
+}
+
+/// On PostgreSQL too, a part counted further than this build knows is refused, as is a part it
+/// lacks, and a database counted in the one list is adopted part by part.
+#[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
+fn postgres_counts_migrations_per_part() {
+    let pg = PgFixture::new("postgres_counts_migrations_per_part");
+    let schema = pg.settings.schema.clone().unwrap();
+    let mut c = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "DROP TABLE {schema}.candor_migrations; UPDATE {schema}.candor_schema SET version = 3"
+    ))
+    .unwrap();
+    assert!(matches!(
+        PgStore::open(&pg.settings, &[]),
+        Err(StoreError::UnknownSchemaPart { .. })
+    ));
+    drop(PgStore::open(&pg.settings, LEGACY_SLICES).unwrap());
+    let counts: Vec<(String, i64)> = c
+        .query(
+            &format!("SELECT owner, applied FROM {schema}.candor_migrations ORDER BY owner"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [("consent", 1), ("kernel", 3), ("keys", 1), ("subjects", 1)];
+    assert_eq!(
+        counts,
+        expected.map(|(o, n)| (o.to_owned(), n)),
+        "adopted from the one list's count"
+    );
+    c.batch_execute(&format!(
+        "UPDATE {schema}.candor_migrations SET applied = 99 WHERE owner = 'kernel'"
+    ))
+    .unwrap();
+    assert!(matches!(
+        PgStore::open(&pg.settings, LEGACY_SLICES),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
 }
 
 #[test]

@@ -20,13 +20,14 @@ mod change;
 mod contract_tests;
 pub mod customers;
 mod db;
-mod migrations;
+pub mod migrations;
 mod pg;
 mod rows;
 mod sqlite;
 
 pub use change::{Change, Standing, Tx, TxError, TypedChange};
 pub use db::Db;
+pub use migrations::{Migration, SchemaPart};
 pub use pg::{PgSession, PgSettings, PgStore};
 
 pub use sqlite::SqliteStore;
@@ -46,12 +47,24 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The database was written by a newer Candor.
-    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    #[error(
+        "database schema version {found} of {part} is newer than this build supports ({supported})"
+    )]
     SchemaTooNew {
+        /// The part of the schema (the kernel's, or a feature slice's).
+        part: String,
         /// Version in the file.
         found: i64,
         /// Newest version this build knows.
         supported: i64,
+    },
+    /// The database has tables of a feature slice this build does not have: it was written by a
+    /// newer Candor, and this build would leave that slice's data behind when it erased a
+    /// customer.
+    #[error("the database has tables of `{part}`, which this build does not have")]
+    UnknownSchemaPart {
+        /// The slice's name.
+        part: String,
     },
     /// Stored data failed a consistency check on load.
     #[error("stored data is corrupt: {0}")]
@@ -238,6 +251,9 @@ pub trait LogStore: Send + Sync {
     fn record_witnessed(&self, checkpoint: &StoredCheckpoint) -> Result<bool, StoreError>;
     /// Every customer's tree head (for the directory, rebuilt at start-up, and for fsck).
     fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError>;
+    /// The trees of the customers with these labels, those that have one, in no set order: the
+    /// sequencer keeps only a bounded cache of trees and reads the rest before each group.
+    fn subject_logs_of(&self, labels: &[[u8; 32]]) -> Result<Vec<SubjectLog>, StoreError>;
     /// The latest checkpoint and the tree of every customer that gained an entry at or after leaf
     /// `from`, read as one snapshot (the trees are exactly those the checkpoint's directory
     /// commits to); `None` while the log is empty.

@@ -1,14 +1,23 @@
-//! The schema, as one list of migrations with both dialects side by side, so the SQLite and
-//! PostgreSQL schemas cannot drift apart unnoticed (a test compares the two, column by column).
+//! The schema, in parts: the kernel's tables here, and each feature slice's tables in that
+//! slice, which hands its [`SchemaPart`] to the store when it opens. Each part is one append-only
+//! list of migrations with both dialects side by side, so the SQLite and PostgreSQL schemas cannot
+//! drift apart unnoticed (a test in the vault compares the two, column by column, over every
+//! part).
 //!
-//! The list is append-only: a database records how many of its migrations ran (SQLite in
-//! `PRAGMA user_version`, PostgreSQL in `candor_schema.version`), and one that ran more than this
-//! build knows is refused. SQLite files are marked with [`SQLITE_APPLICATION_ID`], so a file
-//! written before the two lists were one (numbered on its own) is recognised and adopted.
+//! A database counts, per part, how many of its migrations ran (in `candor_migrations`). One
+//! that ran more of a part than this build knows, or has a part this build lacks, is refused
+//! before anything changes: a build that lacked a slice would leave that slice's rows behind when
+//! it erased a customer.
+//!
+//! Databases written while the schema was one list (SQLite counted it in `PRAGMA user_version`,
+//! PostgreSQL in `candor_schema.version`) are adopted: [`adopted`] says what that count meant per
+//! part. Both places then hold [`COUNTED_BY_PART`], which builds from before refuse as too new.
 //!
 //! Deliberate differences, which the comparison knows about: PostgreSQL has `sequencer_lease`
 //! (SQLite's claim is a lock on a file beside the database) and `candor_schema`; SQLite's
 //! booleans are `INTEGER` and its row ids need no `BIGSERIAL`.
+
+use crate::StoreError;
 
 /// One step of the schema, in each dialect.
 pub struct Migration {
@@ -20,50 +29,84 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
-/// Marks a SQLite file as Candor's, numbered by [`MIGRATIONS`] (the ASCII of `CNDR`).
+/// A part of the schema with a list of migrations of its own: the kernel's, or a feature slice's.
+pub struct SchemaPart {
+    /// The part's name, recorded in the database: never renamed.
+    pub owner: &'static str,
+    /// Its migrations, in order; append-only.
+    pub migrations: &'static [Migration],
+}
+
+/// Marks a SQLite file as Candor's (the ASCII of `CNDR`).
 pub const SQLITE_APPLICATION_ID: i64 = 0x434e_4452;
 
-/// Files written before the lists were one had no application id and counted SQLite's own
-/// migrations; this maps such a count to the same schema's place in [`MIGRATIONS`]. Older counts
+/// The one-list count that marks a database counted per part.
+pub const COUNTED_BY_PART: i64 = 1000;
+
+/// Files written before SQLite's and PostgreSQL's lists were one had no application id and
+/// counted SQLite's own migrations; this maps such a count to the one list's. Older counts
 /// predate customers' trees, which start-up needs, and are refused.
 pub const SQLITE_BEFORE_UNIFICATION: &[(i64, i64)] = &[(4, 3)];
 
-/// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        name: "customers, fields, blind index, consents, the log's entries, tree hashes, checkpoints, API keys and customers' trees",
-        sqlite: r#"
+/// The bookkeeping table, in each dialect.
+pub(crate) const COUNTS_SQLITE: &str = "CREATE TABLE IF NOT EXISTS candor_migrations (owner TEXT PRIMARY KEY, applied INTEGER NOT NULL) STRICT;";
+pub(crate) const COUNTS_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS candor_migrations (owner TEXT PRIMARY KEY, applied BIGINT NOT NULL);";
+
+/// What the first `count` migrations of the one list were, per part. Frozen: that list's first
+/// migration made the kernel's tables and those of the `subjects`, `consent` and `keys` slices
+/// together; its second and third were the kernel's.
+pub(crate) fn adopted(count: i64) -> Vec<(&'static str, i64)> {
+    if count == 0 {
+        return Vec::new();
+    }
+    vec![
+        ("kernel", count),
+        ("subjects", 1),
+        ("consent", 1),
+        ("keys", 1),
+    ]
+}
+
+/// Every part in the order it migrates: the kernel's first, then the slices' in their order.
+pub(crate) fn in_order<'a>(slices: &'a [&'a SchemaPart]) -> impl Iterator<Item = &'a SchemaPart> {
+    std::iter::once(&KERNEL).chain(slices.iter().copied())
+}
+
+/// Refuses a database that knows more than this build: more of a part's migrations, or a part
+/// it does not have.
+pub(crate) fn check(recorded: &[(String, i64)], slices: &[&SchemaPart]) -> Result<(), StoreError> {
+    for (owner, applied) in recorded {
+        let Some(part) = in_order(slices).find(|p| p.owner == owner) else {
+            return Err(StoreError::UnknownSchemaPart {
+                part: owner.clone(),
+            });
+        };
+        let supported = part.migrations.len() as i64;
+        if *applied > supported {
+            return Err(StoreError::SchemaTooNew {
+                part: owner.clone(),
+                found: *applied,
+                supported,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's tables: the customer registry, the log's entries with the customers' sealed
+/// copies, tree hashes, checkpoints, customers' trees and the sequencer lease.
+pub const KERNEL: SchemaPart = SchemaPart {
+    owner: "kernel",
+    migrations: &[
+        Migration {
+            name: "customers, the log's entries, tree hashes, checkpoints and customers' trees",
+            sqlite: r#"
 CREATE TABLE subjects (
     id          TEXT PRIMARY KEY,
     wrapped_key BLOB,              -- NULL once erased
     created_at  INTEGER NOT NULL,
     erased_at   INTEGER
 ) STRICT;
-CREATE TABLE fields (
-    subject_id TEXT NOT NULL REFERENCES subjects(id),
-    category   TEXT NOT NULL,
-    sealed     BLOB NOT NULL,
-    PRIMARY KEY (subject_id, category)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE blind_index (
-    category   TEXT NOT NULL,
-    digest     BLOB NOT NULL,
-    subject_id TEXT NOT NULL REFERENCES subjects(id),
-    PRIMARY KEY (category, subject_id)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX blind_index_lookup ON blind_index (category, digest);
-CREATE TABLE consents (
-    seq            INTEGER PRIMARY KEY,
-    subject_id     TEXT NOT NULL REFERENCES subjects(id),
-    purpose        TEXT NOT NULL,
-    recipient      TEXT,
-    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
-    at             INTEGER NOT NULL,
-    expires_at     INTEGER,
-    channel        TEXT NOT NULL,
-    notice_version TEXT NOT NULL
-) STRICT;
-CREATE INDEX consents_by_subject ON consents (subject_id, seq);
 CREATE TABLE events (
     leaf_index  INTEGER PRIMARY KEY,
     subject_id  TEXT,              -- NULL once erased
@@ -82,17 +125,6 @@ CREATE TABLE checkpoint (
     size INTEGER NOT NULL,
     note TEXT NOT NULL
 ) STRICT;
-CREATE TABLE api_keys (
-    id                TEXT PRIMARY KEY,
-    secret_hash       BLOB NOT NULL,
-    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
-    name              TEXT NOT NULL,
-    purposes          TEXT NOT NULL,   -- newline-separated purpose ids
-    recipient         TEXT,
-    can_mint_sessions INTEGER NOT NULL,
-    can_erase         INTEGER NOT NULL,
-    created_at        INTEGER NOT NULL
-) STRICT;
 CREATE TABLE witnessed_checkpoint (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
     size INTEGER NOT NULL,
@@ -104,38 +136,13 @@ CREATE TABLE subject_logs (
     peaks BLOB NOT NULL
 ) STRICT, WITHOUT ROWID;
 "#,
-        postgres: r#"
+            postgres: r#"
 CREATE TABLE subjects (
     id          TEXT PRIMARY KEY,
     wrapped_key BYTEA,
     created_at  BIGINT NOT NULL,
     erased_at   BIGINT
 );
-CREATE TABLE fields (
-    subject_id TEXT NOT NULL REFERENCES subjects (id),
-    category   TEXT NOT NULL,
-    sealed     BYTEA NOT NULL,
-    PRIMARY KEY (subject_id, category)
-);
-CREATE TABLE blind_index (
-    category   TEXT NOT NULL,
-    digest     BYTEA NOT NULL,
-    subject_id TEXT NOT NULL REFERENCES subjects (id),
-    PRIMARY KEY (category, subject_id)
-);
-CREATE INDEX blind_index_lookup ON blind_index (category, digest);
-CREATE TABLE consents (
-    seq            BIGSERIAL PRIMARY KEY,
-    subject_id     TEXT NOT NULL REFERENCES subjects (id),
-    purpose        TEXT NOT NULL,
-    recipient      TEXT,
-    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
-    at             BIGINT NOT NULL,
-    expires_at     BIGINT,
-    channel        TEXT NOT NULL,
-    notice_version TEXT NOT NULL
-);
-CREATE INDEX consents_by_subject ON consents (subject_id, seq);
 CREATE TABLE events (
     leaf_index  BIGINT PRIMARY KEY,
     subject_id  TEXT,
@@ -152,17 +159,6 @@ CREATE TABLE checkpoint (
     size BIGINT NOT NULL,
     note TEXT NOT NULL
 );
-CREATE TABLE api_keys (
-    id                TEXT PRIMARY KEY,
-    secret_hash       BYTEA NOT NULL,
-    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
-    name              TEXT NOT NULL,
-    purposes          TEXT NOT NULL,
-    recipient         TEXT,
-    can_mint_sessions BOOLEAN NOT NULL,
-    can_erase         BOOLEAN NOT NULL,
-    created_at        BIGINT NOT NULL
-);
 CREATE TABLE witnessed_checkpoint (
     id   INT PRIMARY KEY CHECK (id = 1),
     size BIGINT NOT NULL,
@@ -174,11 +170,11 @@ CREATE TABLE subject_logs (
     peaks BYTEA NOT NULL
 );
 "#,
-    },
-    Migration {
-        name: "the sequencer lease (PostgreSQL; on SQLite the claim is a file lock)",
-        sqlite: "",
-        postgres: r#"
+        },
+        Migration {
+            name: "the sequencer lease (PostgreSQL; on SQLite the claim is a file lock)",
+            sqlite: "",
+            postgres: r#"
 CREATE TABLE sequencer_lease (
     id         INT PRIMARY KEY CHECK (id = 1),
     holder     TEXT NOT NULL,
@@ -187,147 +183,17 @@ CREATE TABLE sequencer_lease (
     ttl_ms     BIGINT NOT NULL
 );
 "#,
-    },
-    Migration {
-        name: "the leaf that last grew each customer's tree, for nodes that follow the log",
-        sqlite: r#"
+        },
+        Migration {
+            name: "the leaf that last grew each customer's tree, for nodes that follow the log",
+            sqlite: r#"
 ALTER TABLE subject_logs ADD COLUMN last_leaf INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
 "#,
-        postgres: r#"
+            postgres: r#"
 ALTER TABLE subject_logs ADD COLUMN last_leaf BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
 "#,
-    },
-];
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use crate::SqliteStore;
-    use crate::contract_tests::PgFixture;
-
-    /// A column as both dialects can describe it: its kind of value, whether it may be null,
-    /// and whether it is part of the primary key.
-    type Columns = BTreeMap<String, Vec<(String, &'static str, bool, bool)>>;
-
-    /// Tables that exist on one backend only, by design (see the module docs).
-    const ONE_BACKEND_ONLY: &[&str] = &["sequencer_lease", "candor_schema"];
-
-    fn kind(declared: &str) -> &'static str {
-        match declared.to_ascii_lowercase().as_str() {
-            "integer" | "bigint" | "int" | "int4" | "int8" | "boolean" | "bool" => "integer",
-            "text" => "text",
-            "blob" | "bytea" => "bytes",
-            other => panic!("a column type the comparison does not know: {other}"),
-        }
-    }
-
-    fn sqlite_schema(path: &std::path::Path) -> (Columns, Vec<(String, String)>) {
-        drop(SqliteStore::open(path).unwrap());
-        let conn = rusqlite::Connection::open(path).unwrap();
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let mut columns = Columns::new();
-        for table in tables {
-            let cols = conn
-                .prepare(&format!("PRAGMA table_info({table})"))
-                .unwrap()
-                .query_map([], |r| {
-                    let name: String = r.get(1)?;
-                    let declared: String = r.get(2)?;
-                    let not_null: bool = r.get(3)?;
-                    let pk: i64 = r.get(5)?;
-                    // A primary key column is never null, whatever SQLite reports for it.
-                    Ok((name, kind(&declared), !not_null && pk == 0, pk > 0))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            columns.insert(table, cols);
-        }
-        let mut indexes: Vec<(String, String)> = conn
-            .prepare(
-                "SELECT tbl_name, name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL",
-            )
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        indexes.sort();
-        (columns, indexes)
-    }
-
-    fn postgres_schema(pg: &PgFixture) -> (Columns, Vec<(String, String)>) {
-        let schema = pg.schema().to_owned();
-        let mut c = postgres::Client::connect(pg.url(), postgres::NoTls).unwrap();
-        let mut columns = Columns::new();
-        for row in c
-            .query(
-                "SELECT c.table_name, c.column_name, c.data_type, c.is_nullable = 'YES',
-                        EXISTS (SELECT 1 FROM information_schema.key_column_usage k
-                                JOIN information_schema.table_constraints t
-                                  ON t.constraint_name = k.constraint_name
-                                 AND t.table_schema = k.table_schema
-                                WHERE t.constraint_type = 'PRIMARY KEY'
-                                  AND k.table_schema = c.table_schema
-                                  AND k.table_name = c.table_name
-                                  AND k.column_name = c.column_name)
-                 FROM information_schema.columns c
-                 WHERE c.table_schema = $1
-                 ORDER BY c.table_name, c.ordinal_position",
-                &[&schema],
-            )
-            .unwrap()
-        {
-            let table: String = row.get(0);
-            let declared: String = row.get(2);
-            columns.entry(table).or_default().push((
-                row.get(1),
-                kind(&declared),
-                row.get(3),
-                row.get(4),
-            ));
-        }
-        // Indexes other than those that back a primary key.
-        let mut indexes: Vec<(String, String)> = c
-            .query(
-                "SELECT tablename, indexname FROM pg_indexes
-                 WHERE schemaname = $1 AND indexname NOT LIKE '%_pkey'",
-                &[&schema],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        indexes.sort();
-        (columns, indexes)
-    }
-
-    /// Both dialects of every migration make the same tables, with the same columns (kind,
-    /// nullability, primary key, in order) and the same indexes.
-    #[test]
-    #[cfg_attr(
-        not(candor_postgres_tests),
-        ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
-    )]
-    fn both_dialects_make_the_same_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let (sqlite_columns, sqlite_indexes) = sqlite_schema(&dir.path().join("c.db"));
-        let pg = PgFixture::new("both_dialects_make_the_same_schema");
-        let (mut pg_columns, pg_indexes) = postgres_schema(&pg);
-        for table in ONE_BACKEND_ONLY {
-            pg_columns.remove(*table);
-        }
-        assert_eq!(sqlite_columns, pg_columns);
-        assert_eq!(sqlite_indexes, pg_indexes);
-        assert!(sqlite_columns.len() >= 10, "{sqlite_columns:?}");
-    }
-}
+        },
+    ],
+};

@@ -20,7 +20,9 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
 use crate::customers::{row_postgres, subject_state};
-use crate::migrations::MIGRATIONS;
+use crate::migrations::{
+    COUNTED_BY_PART, COUNTS_POSTGRES, KERNEL, SchemaPart, adopted, check, in_order,
+};
 use crate::{
     Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, Standing,
     StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
@@ -276,9 +278,13 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects (retrying for `connect_retry`), applies pending migrations and opens the pool.
-    /// Refuses a database whose schema is newer than this build.
-    pub fn open(settings: &PgSettings) -> Result<PgStore, StoreError> {
+    /// Connects (retrying for `connect_retry`), applies the kernel's pending migrations, then each
+    /// of `slices`' in turn, and opens the pool. Refuses a database whose schema is newer than
+    /// this build, or that has a part `slices` lacks.
+    pub fn open(
+        settings: &PgSettings,
+        slices: &[&'static SchemaPart],
+    ) -> Result<PgStore, StoreError> {
         if let Some(schema) = &settings.schema {
             if schema.is_empty()
                 || !schema
@@ -297,7 +303,8 @@ impl PgStore {
                 .map_err(db("create schema"))?;
         }
         let writer = Conn::open(settings)?;
-        writer.call(|s| migrate(&mut s.client))?;
+        let parts = slices.to_vec();
+        writer.call(move |s| migrate(&mut s.client, &parts))?;
         let readers = (0..settings.pool_size.max(1))
             .map(|_| Conn::open(settings))
             .collect::<Result<Vec<_>, _>>()?;
@@ -349,7 +356,7 @@ impl PgStore {
     }
 }
 
-fn migrate(c: &mut Client) -> Result<(), StoreError> {
+fn migrate(c: &mut Client, slices: &[&SchemaPart]) -> Result<(), StoreError> {
     c.batch_execute(
         "CREATE TABLE IF NOT EXISTS candor_schema (
              id INT PRIMARY KEY CHECK (id = 1),
@@ -358,40 +365,77 @@ fn migrate(c: &mut Client) -> Result<(), StoreError> {
          INSERT INTO candor_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
     )
     .map_err(db("migrate"))?;
-    let supported = MIGRATIONS.len() as i64;
-    loop {
-        // The row lock serialises nodes that start together: each migration runs once.
-        let mut tx = c.transaction().map_err(db("migrate"))?;
-        let current: i64 = tx
-            .query_one(
-                "SELECT version FROM candor_schema WHERE id = 1 FOR UPDATE",
-                &[],
-            )
-            .map_err(db("read schema version"))?
-            .get(0);
-        if current > supported {
+    // Every step takes the version row's lock first, which serialises nodes that start together:
+    // each migration runs once.
+    let lock = "SELECT version FROM candor_schema WHERE id = 1 FOR UPDATE";
+    let mut tx = c.transaction().map_err(db("migrate"))?;
+    let version: i64 = tx
+        .query_one(lock, &[])
+        .map_err(db("read schema version"))?
+        .get(0);
+    if version != COUNTED_BY_PART {
+        if !(0..=KERNEL.migrations.len() as i64).contains(&version) {
             return Err(StoreError::SchemaTooNew {
-                found: current,
-                supported,
+                part: "candor".into(),
+                found: version,
+                supported: COUNTED_BY_PART,
             });
         }
-        let Some(migration) = MIGRATIONS.get(current as usize) else {
-            return Ok(());
-        };
-        tx.batch_execute(migration.postgres)
+        tx.batch_execute(COUNTS_POSTGRES).map_err(db("migrate"))?;
+        for (owner, applied) in adopted(version) {
+            tx.execute(
+                "INSERT INTO candor_migrations (owner, applied) VALUES ($1, $2)",
+                &[&owner, &applied],
+            )
             .map_err(db("migrate"))?;
+        }
         tx.execute(
             "UPDATE candor_schema SET version = $1 WHERE id = 1",
-            &[&(current + 1)],
+            &[&COUNTED_BY_PART],
         )
         .map_err(db("migrate"))?;
-        tx.commit().map_err(db("migrate"))?;
-        tracing::info!(
-            version = current + 1,
-            migration = migration.name,
-            "schema migrated"
-        );
     }
+    let recorded = recorded_counts(&mut tx)?;
+    check(&recorded, slices)?;
+    tx.commit().map_err(db("migrate"))?;
+    for part in in_order(slices) {
+        loop {
+            let mut tx = c.transaction().map_err(db("migrate"))?;
+            tx.query_one(lock, &[]).map_err(db("read schema version"))?;
+            let applied = recorded_counts(&mut tx)?
+                .into_iter()
+                .find(|(owner, _)| owner == part.owner)
+                .map_or(0, |(_, n)| n);
+            let Some(migration) = part.migrations.get(applied as usize) else {
+                break;
+            };
+            tx.batch_execute(migration.postgres)
+                .map_err(db("migrate"))?;
+            tx.execute(
+                "INSERT INTO candor_migrations (owner, applied) VALUES ($1, $2)
+                 ON CONFLICT (owner) DO UPDATE SET applied = excluded.applied",
+                &[&part.owner, &(applied + 1)],
+            )
+            .map_err(db("migrate"))?;
+            tx.commit().map_err(db("migrate"))?;
+            tracing::info!(
+                part = part.owner,
+                version = applied + 1,
+                migration = migration.name,
+                "schema migrated"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn recorded_counts(tx: &mut postgres::Transaction<'_>) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(tx
+        .query("SELECT owner, applied FROM candor_migrations", &[])
+        .map_err(db("read schema version"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 fn checkpoint_row(
@@ -637,6 +681,20 @@ impl crate::LogStore for PgStore {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect())
+        })?;
+        rows.into_iter().map(crate::rows::subject_log).collect()
+    }
+
+    fn subject_logs_of(&self, labels: &[[u8; 32]]) -> Result<Vec<SubjectLog>, StoreError> {
+        let wanted: Vec<Vec<u8>> = labels.iter().map(|l| l.to_vec()).collect();
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self.read("read subject logs", move |c| {
+            Ok(c.query(
+                "SELECT label, size, peaks FROM subject_logs WHERE label = ANY($1)",
+                &[&wanted],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
         })?;
         rows.into_iter().map(crate::rows::subject_log).collect()
     }

@@ -9,7 +9,10 @@ use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::customers::{row_sqlite, subject_state};
-use crate::migrations::{MIGRATIONS, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION};
+use crate::migrations::{
+    COUNTED_BY_PART, COUNTS_SQLITE, KERNEL, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION,
+    SchemaPart, adopted, check, in_order,
+};
 use crate::{
     Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, StoreError,
     StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
@@ -71,11 +74,12 @@ enum Role {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
-    /// Refuses a database whose schema is newer than this build.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    /// Opens (creating if needed) the database at `path` and applies the kernel's pending
+    /// migrations, then each of `slices`' in turn. Refuses a database whose schema is newer than
+    /// this build, or that has a part `slices` lacks.
+    pub fn open(path: &Path, slices: &[&SchemaPart]) -> Result<SqliteStore, StoreError> {
         let mut conn = open(path, Role::Writer)?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, slices)?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
@@ -103,49 +107,78 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, slices: &[&SchemaPart]) -> Result<(), StoreError> {
     let application_id: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(db("read schema version"))?;
-    let mut current: i64 = conn
+    let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(db("read schema version"))?;
-    if application_id != SQLITE_APPLICATION_ID {
-        // A new file, or one numbered before SQLite's and PostgreSQL's lists were one.
-        if current != 0 {
-            current = SQLITE_BEFORE_UNIFICATION
+    if application_id != SQLITE_APPLICATION_ID || version != COUNTED_BY_PART {
+        let one_list = match (application_id == SQLITE_APPLICATION_ID, version) {
+            (true, v) if (0..=KERNEL.migrations.len() as i64).contains(&v) => v,
+            (true, v) => {
+                return Err(StoreError::SchemaTooNew {
+                    part: "candor".into(),
+                    found: v,
+                    supported: COUNTED_BY_PART,
+                });
+            }
+            // A new file, or one numbered before SQLite's and PostgreSQL's lists were one.
+            (false, 0) => 0,
+            (false, v) => SQLITE_BEFORE_UNIFICATION
                 .iter()
-                .find(|(before, _)| *before == current)
+                .find(|(before, _)| *before == v)
                 .map(|(_, now)| *now)
                 .ok_or(StoreError::Corrupt(
                     "the database was made by an early pre-release Candor that this build cannot migrate",
-                ))?;
-        }
+                ))?,
+        };
         let tx = conn.transaction().map_err(db("migrate"))?;
+        tx.execute_batch(COUNTS_SQLITE).map_err(db("migrate"))?;
+        for (owner, applied) in adopted(one_list) {
+            tx.execute(
+                "INSERT INTO candor_migrations (owner, applied) VALUES (?1, ?2)",
+                params![owner, applied],
+            )
+            .map_err(db("migrate"))?;
+        }
         tx.pragma_update(None, "application_id", SQLITE_APPLICATION_ID)
             .map_err(db("migrate"))?;
-        tx.pragma_update(None, "user_version", current)
+        tx.pragma_update(None, "user_version", COUNTED_BY_PART)
             .map_err(db("migrate"))?;
         tx.commit().map_err(db("migrate"))?;
     }
-    let supported = MIGRATIONS.len() as i64;
-    if current > supported {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            supported,
-        });
-    }
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction().map_err(db("migrate"))?;
-        tx.execute_batch(migration.sqlite).map_err(db("migrate"))?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)
+    let recorded = conn
+        .prepare("SELECT owner, applied FROM candor_migrations")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, i64)>>>()
+        })
+        .map_err(db("read schema version"))?;
+    check(&recorded, slices)?;
+    for part in in_order(slices) {
+        let applied = recorded
+            .iter()
+            .find(|(owner, _)| owner == part.owner)
+            .map_or(0, |(_, n)| *n);
+        for (i, migration) in part.migrations.iter().enumerate().skip(applied as usize) {
+            let tx = conn.transaction().map_err(db("migrate"))?;
+            tx.execute_batch(migration.sqlite).map_err(db("migrate"))?;
+            tx.execute(
+                "INSERT INTO candor_migrations (owner, applied) VALUES (?1, ?2)
+                 ON CONFLICT (owner) DO UPDATE SET applied = excluded.applied",
+                params![part.owner, i as i64 + 1],
+            )
             .map_err(db("migrate"))?;
-        tx.commit().map_err(db("migrate"))?;
-        tracing::info!(
-            version = i + 1,
-            migration = migration.name,
-            "schema migrated"
-        );
+            tx.commit().map_err(db("migrate"))?;
+            tracing::info!(
+                part = part.owner,
+                version = i + 1,
+                migration = migration.name,
+                "schema migrated"
+            );
+        }
     }
     Ok(())
 }
@@ -269,6 +302,23 @@ impl crate::LogStore for SqliteStore {
             c.prepare_cached("SELECT label, size, peaks FROM subject_logs")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
+        })?;
+        rows.into_iter().map(crate::rows::subject_log).collect()
+    }
+
+    fn subject_logs_of(&self, labels: &[[u8; 32]]) -> Result<Vec<SubjectLog>, StoreError> {
+        let wanted = std::rc::Rc::new(
+            labels
+                .iter()
+                .map(|l| rusqlite::types::Value::Blob(l.to_vec()))
+                .collect::<Vec<_>>(),
+        );
+        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = self.read("read subject logs", |c| {
+            c.prepare_cached(
+                "SELECT label, size, peaks FROM subject_logs WHERE label IN rarray(?1)",
+            )?
+            .query_map([wanted], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
         })?;
         rows.into_iter().map(crate::rows::subject_log).collect()
     }
@@ -437,13 +487,14 @@ impl crate::LogStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::LogStore;
-    use crate::contract_tests::{TestSequencer, create, event};
+    use crate::contract_tests::{LEGACY_SLICES, TestSequencer, create, event};
+    use crate::migrations::Migration;
     use candor_log::Frontier;
 
     #[test]
     fn readers_opened_while_the_writer_commits_do_not_fail() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db"), &[]).unwrap();
         let mut seq = TestSequencer(Frontier::default());
         store.commit(&[create("a")], &mut seq).unwrap();
         std::thread::scope(|s| {
@@ -471,13 +522,15 @@ mod tests {
     fn a_file_from_before_the_one_migration_list_is_adopted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
-        drop(SqliteStore::open(&path).unwrap());
-        // The old numbering's fourth migration left exactly this schema.
+        drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
+        // The old numbering's fourth migration left exactly this schema, with no counts per part.
         Connection::open(&path)
             .unwrap()
-            .execute_batch("PRAGMA application_id = 0; PRAGMA user_version = 4;")
+            .execute_batch(
+                "DROP TABLE candor_migrations; PRAGMA application_id = 0; PRAGMA user_version = 4;",
+            )
             .unwrap();
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(&path, LEGACY_SLICES).unwrap();
         let mut seq = TestSequencer(Frontier::default());
         store
             .commit(&[create("a"), event("a", 1)], &mut seq)
@@ -490,16 +543,38 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!(
-            (id, version),
-            (SQLITE_APPLICATION_ID, MIGRATIONS.len() as i64)
-        );
+        assert_eq!((id, version), (SQLITE_APPLICATION_ID, COUNTED_BY_PART));
+        assert_eq!(counts(&conn), "consent 1, kernel 3, keys 1, subjects 1");
 
-        conn.execute_batch("PRAGMA application_id = 0; PRAGMA user_version = 2;")
+        conn.execute_batch(
+            "DROP TABLE candor_migrations; PRAGMA application_id = 0; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path, LEGACY_SLICES),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    /// A file counted in the one list (with Candor's application id) is adopted part by part.
+    #[test]
+    fn a_file_counted_in_one_list_is_adopted_part_by_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE candor_migrations; PRAGMA user_version = 3;")
+            .unwrap();
+        drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(counts(&conn), "consent 1, kernel 3, keys 1, subjects 1");
+        // A legacy count says the slices' first migrations ran, so a build without them refuses.
+        conn.execute_batch("DROP TABLE candor_migrations; PRAGMA user_version = 3;")
             .unwrap();
         assert!(matches!(
-            SqliteStore::open(&path),
-            Err(StoreError::Corrupt(_))
+            SqliteStore::open(&path, &[]),
+            Err(StoreError::UnknownSchemaPart { .. })
         ));
     }
 
@@ -507,14 +582,94 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.db");
-        drop(SqliteStore::open(&path).unwrap());
+        drop(SqliteStore::open(&path, &[]).unwrap());
         Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", 99)
             .unwrap();
         assert!(matches!(
-            SqliteStore::open(&path),
+            SqliteStore::open(&path, &[]),
             Err(StoreError::SchemaTooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn a_part_newer_than_this_build_is_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(SqliteStore::open(&path, &[]).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("UPDATE candor_migrations SET applied = 99 WHERE owner = 'kernel'")
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path, &[&NOTES_V1]),
+            Err(StoreError::SchemaTooNew { found: 99, ref part, .. }) if part == "kernel"
+        ));
+        assert_eq!(
+            counts(&conn),
+            "kernel 99",
+            "the slice's migration did not run"
+        );
+    }
+
+    #[test]
+    fn a_part_this_build_lacks_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(SqliteStore::open(&path, &[&NOTES_V1]).unwrap());
+        assert!(matches!(
+            SqliteStore::open(&path, &[]),
+            Err(StoreError::UnknownSchemaPart { ref part }) if part == "notes"
+        ));
+    }
+
+    /// A slice's migrations run after the kernel's, once each, and one appended to its list
+    /// later runs at the next open.
+    #[test]
+    fn a_slice_migrates_on_its_own_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        drop(SqliteStore::open(&path, &[&NOTES_V1]).unwrap());
+        drop(SqliteStore::open(&path, &[&NOTES_V1]).unwrap());
+        drop(SqliteStore::open(&path, &[&NOTES_V2]).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(counts(&conn), "kernel 3, notes 2");
+        conn.execute(
+            "INSERT INTO notes (subject_id, body, pinned) VALUES ('a', 'x', 1)",
+            [],
+        )
+        .expect_err("notes reference the kernel's customers");
+    }
+
+    const NOTES: Migration = Migration {
+        name: "notes",
+        sqlite: "CREATE TABLE notes (subject_id TEXT NOT NULL REFERENCES subjects (id), body TEXT NOT NULL) STRICT;",
+        postgres: "",
+    };
+    const NOTES_V1: SchemaPart = SchemaPart {
+        owner: "notes",
+        migrations: &[NOTES],
+    };
+    const NOTES_V2: SchemaPart = SchemaPart {
+        owner: "notes",
+        migrations: &[
+            NOTES,
+            Migration {
+                name: "pinned notes",
+                sqlite: "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;",
+                postgres: "",
+            },
+        ],
+    };
+
+    /// Each part's count, as `owner count`, by owner.
+    fn counts(conn: &Connection) -> String {
+        conn.prepare("SELECT owner || ' ' || applied FROM candor_migrations ORDER BY owner")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .unwrap()
+            .join(", ")
     }
 }

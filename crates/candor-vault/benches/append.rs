@@ -66,7 +66,7 @@ fn appends(c: &mut Criterion) {
     let mut g = c.benchmark_group("durable_append");
     for batch in [1usize, 64, 1024] {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+        let store = SqliteStore::open(&dir.path().join("b.db"), &candor_vault::schema()).unwrap();
         let mut seq = sequencer();
         let mut salt = 0;
         g.throughput(Throughput::Elements(batch as u64));
@@ -105,7 +105,7 @@ fn proofs(c: &mut Criterion) {
     // From SQLite at 10 million leaves: one batched read of at most 2·log2(n) stored hashes.
     // Building the log takes minutes (every group is a durable commit).
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db"), &candor_vault::schema()).unwrap();
     let mut seq = sequencer();
     let size = 10_000_000u64;
     for salt in 0..size.div_ceil(1024) {

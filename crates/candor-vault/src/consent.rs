@@ -8,7 +8,9 @@ use candor_core::{
     ConsentAction, ConsentRecord, ConsentState, DataMap, EventKind, Evidence, PurposeId, SubjectId,
     consent_in_force,
 };
-use candor_store::{Change, Db, StoreError, SubjectState, Tx, TxError, TypedChange};
+use candor_store::{
+    Change, Db, Migration, SchemaPart, StoreError, SubjectState, Tx, TxError, TypedChange,
+};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,7 @@ use crate::VaultError;
 use crate::error::{check_label, invalid};
 use crate::kernel::Journal;
 use crate::keys::Principal;
+use crate::registry::{Slice, change};
 use crate::subjects::Customers;
 
 /// A stored consent record (metadata only; the customer id is the row's key).
@@ -119,7 +122,47 @@ impl TypedChange for AddConsent {
     }
 }
 
-/// Erases the customer's consent records (see `registry::ON_ERASURE`).
+/// The slice, registered: its table, its change and its erasure of a customer.
+pub(crate) const SLICE: Slice = Slice {
+    schema: Some(SchemaPart {
+        owner: "consent",
+        migrations: &[Migration {
+            name: "customers' consent records",
+            sqlite: r#"
+CREATE TABLE consents (
+    seq            INTEGER PRIMARY KEY,
+    subject_id     TEXT NOT NULL REFERENCES subjects(id),
+    purpose        TEXT NOT NULL,
+    recipient      TEXT,
+    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
+    at             INTEGER NOT NULL,
+    expires_at     INTEGER,
+    channel        TEXT NOT NULL,
+    notice_version TEXT NOT NULL
+) STRICT;
+CREATE INDEX consents_by_subject ON consents (subject_id, seq);
+"#,
+            postgres: r#"
+CREATE TABLE consents (
+    seq            BIGSERIAL PRIMARY KEY,
+    subject_id     TEXT NOT NULL REFERENCES subjects (id),
+    purpose        TEXT NOT NULL,
+    recipient      TEXT,
+    action         TEXT NOT NULL CHECK (action IN ('grant', 'withdraw')),
+    at             BIGINT NOT NULL,
+    expires_at     BIGINT,
+    channel        TEXT NOT NULL,
+    notice_version TEXT NOT NULL
+);
+CREATE INDEX consents_by_subject ON consents (subject_id, seq);
+"#,
+        }],
+    }),
+    changes: &[change::<AddConsent>()],
+    on_erasure: Some(erase),
+};
+
+/// Erases the customer's consent records (its [`SLICE`]'s `on_erasure`).
 pub(crate) fn erase(tx: &mut Tx<'_>, subject: &str) -> Result<(), TxError> {
     match tx {
         Tx::Sqlite(c) => {

@@ -11,10 +11,18 @@ use crate::VaultError;
 use crate::history::LeafOpening;
 use crate::kernel::Journal;
 use crate::keys::Principal;
+use crate::registry::{Slice, change};
 use crate::subjects::Customers;
 
+/// The slice, registered: it keeps no tables of its own.
+pub(crate) const SLICE: Slice = Slice {
+    schema: None,
+    changes: &[change::<Erase>()],
+    on_erasure: None,
+};
+
 /// Erases a customer everywhere: from every slice that keeps something of theirs
-/// (`registry::ON_ERASURE`), then from the kernel (their key, their entries' bodies).
+/// (`registry::on_erasure`), then from the kernel (their key, their entries' bodies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Erase {
@@ -28,7 +36,7 @@ impl TypedChange for Erase {
     const KIND: &'static str = "erase";
 
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
-        for erase in crate::registry::ON_ERASURE {
+        for erase in crate::registry::on_erasure() {
             erase(tx, &self.subject)?;
         }
         candor_store::customers::erase(tx, &self.subject, self.at)

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use candor_core::{Actor, DataMap, KeyId, PurposeId, RecipientId, SubjectId};
 use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
-use candor_store::{Db, StoreError, SubjectState, Tx, TxError, TypedChange};
+use candor_store::{Db, Migration, SchemaPart, StoreError, SubjectState, Tx, TxError, TypedChange};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::VaultError;
 use crate::error::check_label;
 use crate::kernel::Journal;
+use crate::registry::{Slice, change};
 use crate::wire::b64;
 
 /// Why a caller was not authenticated.
@@ -89,6 +90,45 @@ pub struct ApiKeyRow {
     /// Unix seconds.
     pub created_at: i64,
 }
+
+/// The slice, registered: its table and its change. API keys are not about a customer, so an
+/// erasure leaves them.
+pub(crate) const SLICE: Slice = Slice {
+    schema: Some(SchemaPart {
+        owner: "keys",
+        migrations: &[Migration {
+            name: "API keys",
+            sqlite: r#"
+CREATE TABLE api_keys (
+    id                TEXT PRIMARY KEY,
+    secret_hash       BLOB NOT NULL,
+    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
+    name              TEXT NOT NULL,
+    purposes          TEXT NOT NULL,   -- newline-separated purpose ids
+    recipient         TEXT,
+    can_mint_sessions INTEGER NOT NULL,
+    can_erase         INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL
+) STRICT;
+"#,
+            postgres: r#"
+CREATE TABLE api_keys (
+    id                TEXT PRIMARY KEY,
+    secret_hash       BYTEA NOT NULL,
+    role              TEXT NOT NULL CHECK (role IN ('admin', 'service')),
+    name              TEXT NOT NULL,
+    purposes          TEXT NOT NULL,
+    recipient         TEXT,
+    can_mint_sessions BOOLEAN NOT NULL,
+    can_erase         BOOLEAN NOT NULL,
+    created_at        BIGINT NOT NULL
+);
+"#,
+        }],
+    }),
+    changes: &[change::<InsertApiKey>()],
+    on_erasure: None,
+};
 
 /// Stores a new API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,8 @@ pub mod keys;
 pub mod nodes;
 pub mod public_log;
 mod registry;
+#[cfg(test)]
+mod schema_tests;
 pub mod subjects;
 #[cfg(test)]
 mod testing;
@@ -48,6 +50,7 @@ pub use kernel::{Journal, fsck};
 pub use keys::{CreatedKey, NewKeySpec, Principal, SESSION_TTL_SECS, ServiceKey};
 pub use nodes::NODE_REQUEST_WINDOW_SECS;
 pub use public_log::WitnessPolicy;
+pub use registry::schema;
 pub use subjects::{MAX_FIELDS, MAX_VALUE_LEN};
 pub use wire::decode_change;
 

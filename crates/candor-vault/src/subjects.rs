@@ -9,7 +9,9 @@ use candor_core::{
     CategoryKey, ConsentState, DataMap, EventKind, LeafIndex, SubjectId, consent_in_force,
 };
 use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
-use candor_store::{Change, Db, Standing, StoreError, SubjectState, Tx, TxError, TypedChange};
+use candor_store::{
+    Change, Db, Migration, SchemaPart, Standing, StoreError, SubjectState, Tx, TxError, TypedChange,
+};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -17,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::error::invalid;
 use crate::kernel::Journal;
 use crate::keys::Principal;
+use crate::registry::{Slice, change};
 use crate::wire::b64;
 use crate::{VaultError, consent};
 
@@ -151,7 +154,53 @@ impl TypedChange for PutBlindIndex {
     }
 }
 
-/// Erases the customer's fields and index entries (see `registry::ON_ERASURE`).
+/// The slice, registered: its tables, its changes and its erasure of a customer.
+pub(crate) const SLICE: Slice = Slice {
+    schema: Some(SchemaPart {
+        owner: "subjects",
+        migrations: &[Migration {
+            name: "customers' sealed fields and the blind index",
+            sqlite: r#"
+CREATE TABLE fields (
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    category   TEXT NOT NULL,
+    sealed     BLOB NOT NULL,
+    PRIMARY KEY (subject_id, category)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE blind_index (
+    category   TEXT NOT NULL,
+    digest     BLOB NOT NULL,
+    subject_id TEXT NOT NULL REFERENCES subjects(id),
+    PRIMARY KEY (category, subject_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX blind_index_lookup ON blind_index (category, digest);
+"#,
+            postgres: r#"
+CREATE TABLE fields (
+    subject_id TEXT NOT NULL REFERENCES subjects (id),
+    category   TEXT NOT NULL,
+    sealed     BYTEA NOT NULL,
+    PRIMARY KEY (subject_id, category)
+);
+CREATE TABLE blind_index (
+    category   TEXT NOT NULL,
+    digest     BYTEA NOT NULL,
+    subject_id TEXT NOT NULL REFERENCES subjects (id),
+    PRIMARY KEY (category, subject_id)
+);
+CREATE INDEX blind_index_lookup ON blind_index (category, digest);
+"#,
+        }],
+    }),
+    changes: &[
+        change::<CreateSubject>(),
+        change::<PutField>(),
+        change::<PutBlindIndex>(),
+    ],
+    on_erasure: Some(erase),
+};
+
+/// Erases the customer's fields and index entries (its [`SLICE`]'s `on_erasure`).
 pub(crate) fn erase(tx: &mut Tx<'_>, subject: &str) -> Result<(), TxError> {
     match tx {
         Tx::Sqlite(c) => {

@@ -30,7 +30,7 @@ impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::Sqlite(Arc::new(
-            SqliteStore::open(&dir.path().join("c.db")).unwrap(),
+            SqliteStore::open(&dir.path().join("c.db"), &crate::schema()).unwrap(),
         ));
         let claim = SequencerClaim {
             holder: "test".into(),
@@ -105,13 +105,20 @@ static NEXT_SCHEMA: AtomicUsize = AtomicUsize::new(0);
 pub fn sqlite() -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::Sqlite(Arc::new(
-        SqliteStore::open(&dir.path().join("c.db")).unwrap(),
+        SqliteStore::open(&dir.path().join("c.db"), &crate::schema()).unwrap(),
     ));
     (db, dir)
 }
 
 /// A fresh PostgreSQL schema on `CANDOR_TEST_POSTGRES`, with what drops it afterwards.
 pub fn postgres() -> (Db, impl Drop) {
+    let schema = postgres_settings();
+    let store = PgStore::open(&schema.0, &crate::schema()).unwrap();
+    (Db::Postgres(Arc::new(store)), schema)
+}
+
+/// Settings for a fresh PostgreSQL schema on `CANDOR_TEST_POSTGRES`, which dropping them drops.
+pub fn postgres_settings() -> DropSchema {
     let url = std::env::var("CANDOR_TEST_POSTGRES")
         .expect("CANDOR_TEST_POSTGRES was set when the tests were built");
     let mut settings = PgSettings::new(url);
@@ -121,8 +128,7 @@ pub fn postgres() -> (Db, impl Drop) {
         std::process::id(),
         NEXT_SCHEMA.fetch_add(1, Ordering::SeqCst)
     ));
-    let store = PgStore::open(&settings).unwrap();
-    (Db::Postgres(Arc::new(store)), DropSchema(settings))
+    DropSchema(settings)
 }
 
 /// Runs each storage test, a function of a fresh `&Db`, on SQLite and on PostgreSQL; the
@@ -156,7 +162,8 @@ macro_rules! on_every_backend {
 }
 pub(crate) use on_every_backend;
 
-struct DropSchema(PgSettings);
+/// A test's PostgreSQL schema, dropped with everything in it when this is.
+pub struct DropSchema(pub PgSettings);
 
 impl Drop for DropSchema {
     fn drop(&mut self) {

@@ -24,9 +24,7 @@ pub fn decode_change(mut value: serde_json::Value) -> Result<Arc<dyn Change>, St
         .and_then(|o| o.remove("type"))
         .and_then(|t| t.as_str().map(str::to_owned))
         .ok_or("a change names its type")?;
-    let (_, decode) = crate::registry::CHANGES
-        .iter()
-        .find(|(k, _)| *k == kind)
+    let decode = crate::registry::decoder(&kind)
         .ok_or_else(|| format!("no slice makes changes of type `{kind}`"))?;
     decode(value)
 }

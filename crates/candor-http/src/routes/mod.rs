@@ -7,11 +7,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
+use axum::routing::MethodRouter;
 use candor_core::SubjectId;
 use candor_vault::Vault;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::RouteSpec;
 use crate::error::ApiError;
 use crate::wire::*;
 
@@ -22,6 +24,22 @@ pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod public_log;
 pub(crate) mod subjects;
+
+/// Every slice's part of the route table; a new slice's routes module adds its line here.
+pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
+    [
+        subjects::table(),
+        access::table(),
+        consent::table(),
+        history::table(),
+        erasure::table(),
+        keys::table(),
+        public_log::table(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
 pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
 

@@ -12,6 +12,7 @@
 pub mod fsck;
 mod journal;
 pub mod sequencing;
+mod trees;
 pub mod writer;
 
 pub use journal::{Journal, Sealed};

@@ -455,7 +455,8 @@ mod tests {
                 // Long enough that the background campaign never runs during the test.
                 ttl: Duration::from_secs(600),
             };
-            let store: Arc<dyn LogStore> = Arc::new(SqliteStore::open(&path).unwrap());
+            let store: Arc<dyn LogStore> =
+                Arc::new(SqliteStore::open(&path, &crate::schema()).unwrap());
             let node = Sequencing::in_cluster(
                 store,
                 signer.clone(),

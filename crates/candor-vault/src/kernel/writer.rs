@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use candor_crypto::LabelKey;
 use candor_log::directory::{self, Directory, Head};
@@ -18,6 +18,8 @@ use candor_store::{
     WriteRequest,
 };
 use tokio::sync::{oneshot, watch};
+
+use super::trees::{self, Trees};
 
 /// The most requests committed in one transaction; bounds the latency of a single group.
 const MAX_GROUP: usize = 1024;
@@ -97,14 +99,14 @@ struct Undo {
     subjects: Vec<([u8; 32], Option<Frontier>)>,
 }
 
-/// The log's state as the writer owns it: the tree's right edge, every customer's own tree, the
-/// directory of their heads and the key that signs each group's checkpoint. Owned by the writer
-/// thread alone. Public so benchmarks drive the store exactly as the writer does.
+/// The log's state as the writer owns it: the tree's right edge, a bounded cache of customers'
+/// own trees, the directory of their heads and the key that signs each group's checkpoint. Owned
+/// by the writer thread alone. Public so benchmarks drive the store exactly as the writer does.
 pub struct LogSequencer {
     frontier: Frontier,
     signer: NoteSigner,
     labels: LabelKey,
-    subjects: HashMap<[u8; 32], Frontier>,
+    subjects: Trees,
     directory: Directory,
     note: Option<Arc<str>>,
     // Customers appended to in the current group: the directory takes each one's head once, at
@@ -124,7 +126,9 @@ impl LogSequencer {
         labels: LabelKey,
         subject_logs: Vec<SubjectLog>,
     ) -> Result<LogSequencer, StoreError> {
-        let (subjects, directory) = customers(subject_logs, frontier.size())?;
+        let (trees, directory) = customers(subject_logs, frontier.size())?;
+        let mut subjects = Trees::new(trees::DEFAULT_CAPACITY);
+        subjects.fill(trees);
         Ok(LogSequencer {
             frontier,
             signer,
@@ -144,7 +148,7 @@ impl LogSequencer {
         let latest = store.latest_checkpoint()?;
         let size = latest.as_ref().map_or(0, |c| c.size);
         let frontier = Frontier::load(size, &candor_store::StoreHashes(store))?;
-        let (subjects, directory) = customers(store.subject_logs()?, size)?;
+        let (trees, directory) = customers(store.subject_logs()?, size)?;
         if let Some(cp) = &latest {
             let opened = open_checkpoint(&cp.note, &self.signer.verifier(), &directory)?;
             if opened.size != size || !opened.root.ct_eq(&frontier.root()) {
@@ -154,7 +158,7 @@ impl LogSequencer {
             }
         }
         self.frontier = frontier;
-        self.subjects = subjects;
+        self.subjects.fill(trees);
         self.directory = directory;
         self.note = latest.map(|cp| cp.note.as_str().into());
         self.touched.clear();
@@ -189,12 +193,31 @@ impl LogSequencer {
         self.directory = undo.directory;
         self.note = undo.note;
         for (label, before) in undo.subjects.into_iter().rev() {
-            match before {
-                Some(tree) => self.subjects.insert(label, tree),
-                None => self.subjects.remove(&label),
-            };
+            self.subjects.put(label, before);
         }
         self.touched.clear();
+    }
+
+    /// Reads the trees of the customers `requests` append to that the cache lacks. Call after
+    /// [`LogSequencer::begin`], before the commit.
+    pub fn prepare(
+        &mut self,
+        requests: &[WriteRequest],
+        store: &dyn LogStore,
+    ) -> Result<(), StoreError> {
+        let labels: Vec<[u8; 32]> = requests
+            .iter()
+            .flat_map(|r| &r.entries)
+            .map(|e| self.labels.label(&e.subject))
+            .collect();
+        self.subjects.prepare(&labels, store)
+    }
+
+    /// Keeps at most `capacity` customers' trees in memory.
+    #[cfg(test)]
+    pub(crate) fn with_tree_capacity(mut self, capacity: usize) -> LogSequencer {
+        self.subjects.set_capacity(capacity);
+        self
     }
 }
 
@@ -208,7 +231,7 @@ impl Sequencer for LogSequencer {
             undo.subjects
                 .push((label, self.subjects.get(&label).cloned()));
         }
-        let tree = self.subjects.entry(label).or_default();
+        let tree = self.subjects.grow(label);
         tree.append(commitment);
         Appended {
             index,
@@ -227,7 +250,10 @@ impl Sequencer for LogSequencer {
 
     fn checkpoint(&mut self) -> StoredCheckpoint {
         for label in self.touched.drain() {
-            let tree = &self.subjects[&label];
+            let tree = self
+                .subjects
+                .get(&label)
+                .expect("a tree grown in this group is cached until the next");
             let head = Head {
                 size: tree.size(),
                 root: tree.root(),
@@ -290,19 +316,22 @@ pub(crate) fn subject_tree(log: SubjectLog) -> Result<(Frontier, Head), StoreErr
     Ok((tree, head))
 }
 
+/// A customer's tree with their directory label.
+type LabelledTree = ([u8; 32], Frontier);
+
 /// Every customer's tree and the directory of their heads, from their stored rows; they must
 /// account for each of the log's `size` entries exactly once.
 fn customers(
     subject_logs: Vec<SubjectLog>,
     size: u64,
-) -> Result<(HashMap<[u8; 32], Frontier>, Directory), StoreError> {
-    let mut subjects = HashMap::with_capacity(subject_logs.len());
+) -> Result<(Vec<LabelledTree>, Directory), StoreError> {
+    let mut subjects = Vec::with_capacity(subject_logs.len());
     let mut directory = Directory::default();
     for log in subject_logs {
         let label = log.label;
         let (tree, head) = subject_tree(log)?;
         directory = directory.with(label, head);
-        subjects.insert(label, tree);
+        subjects.push((label, tree));
     }
     if directory.root_ref().sum != size {
         return Err(StoreError::Corrupt(
@@ -520,6 +549,7 @@ fn commit_group(
     let mut attempt = 1;
     loop {
         sequencer.begin();
+        sequencer.prepare(requests, store)?;
         match store.commit(requests, sequencer) {
             Err(StoreError::Contention { operation }) if attempt < COMMIT_ATTEMPTS => {
                 tracing::warn!(
@@ -555,7 +585,7 @@ pub(crate) mod tests {
     impl Faulty {
         fn new(dir: &std::path::Path) -> Arc<Faulty> {
             Arc::new(Faulty {
-                inner: SqliteStore::open(&dir.join("c.db")).unwrap(),
+                inner: SqliteStore::open(&dir.join("c.db"), &crate::schema()).unwrap(),
                 lose_next: AtomicBool::new(false),
                 abort_next: AtomicUsize::new(0),
             })
@@ -580,6 +610,9 @@ pub(crate) mod tests {
         }
         fn subject_logs(&self) -> Result<Vec<SubjectLog>, StoreError> {
             self.inner.subject_logs()
+        }
+        fn subject_logs_of(&self, labels: &[[u8; 32]]) -> Result<Vec<SubjectLog>, StoreError> {
+            self.inner.subject_logs_of(labels)
         }
         fn log_since(&self, from: u64) -> Result<Option<LogUpdate>, StoreError> {
             self.inner.log_since(from)
@@ -735,5 +768,46 @@ pub(crate) mod tests {
         assert_eq!(submit(event("a", 3)).unwrap(), Ok(vec![2]));
         assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 3);
         f.fsck();
+    }
+
+    /// A writer that keeps two customers' trees in memory writes exactly the log, trees and
+    /// checkpoints of one that keeps them all, failed and retried groups included.
+    #[test]
+    fn a_bounded_cache_of_trees_writes_the_same_log_as_an_unbounded_one() {
+        let signer = NoteSigner::generate("test.example/log").unwrap();
+        let labels = candor_crypto::RootKey::generate().directory_label_key();
+        let (dir_small, dir_all) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (small, all) = (Faulty::new(dir_small.path()), Faulty::new(dir_all.path()));
+        let sequencer = || {
+            LogSequencer::new(Frontier::default(), signer.clone(), labels.clone(), vec![]).unwrap()
+        };
+        let mut bounded = sequencer().with_tree_capacity(2);
+        let mut unbounded = sequencer();
+        let customers = ["a", "b", "c", "d", "e"];
+        let creates: Vec<_> = customers.iter().map(|c| create(c)).collect();
+        commit_group(&*small, &creates, &mut bounded).unwrap();
+        commit_group(&*all, &creates, &mut unbounded).unwrap();
+        for round in 0..40u8 {
+            // Groups of one to three customers, in an order that keeps evicting.
+            let group: Vec<_> = (0..=(round % 3))
+                .map(|k| event(customers[(round as usize * 3 + k as usize * 2) % 5], round))
+                .collect();
+            if round % 7 == 3 {
+                small.abort_next.store(COMMIT_ATTEMPTS, Ordering::SeqCst);
+                assert!(commit_group(&*small, &group, &mut bounded).is_err());
+                bounded.rollback();
+            }
+            commit_group(&*small, &group, &mut bounded).unwrap();
+            commit_group(&*all, &group, &mut unbounded).unwrap();
+            assert!(bounded.subjects.len() <= 3, "{}", bounded.subjects.len());
+            assert_eq!(bounded.head().note, unbounded.head().note, "round {round}");
+        }
+        let rows = |store: &Faulty| {
+            let mut logs = store.subject_logs().unwrap();
+            logs.sort_by_key(|l| l.label);
+            logs
+        };
+        assert_eq!(rows(&small), rows(&all));
+        crate::kernel::fsck::fsck(&*small, &signer.verifier(), None).unwrap();
     }
 }
