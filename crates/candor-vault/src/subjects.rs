@@ -405,6 +405,12 @@ impl Collection {
             .map
             .purpose(purpose_id)
             .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
+        // A third party collects only where the purpose shares data with it, as it reads.
+        if let Some(recipient) = key.recipient()
+            && !purpose.allows_recipient(recipient)
+        {
+            return Err(VaultError::RecipientNotDeclared(recipient.to_owned()).into());
+        }
         if fields.is_empty() || fields.len() > MAX_FIELDS {
             return Err(invalid(format!("send 1 to {MAX_FIELDS} fields")).into());
         }

@@ -176,3 +176,29 @@ fn a_third_party_key_reads_only_for_purposes_that_declare_it() {
     );
     assert_eq!(denied.body["data"], json!({}));
 }
+
+#[test]
+fn a_third_party_key_collects_only_for_purposes_that_declare_it() {
+    let app = TestApp::spawn();
+    let courier = app.service_key("ParcelGo", &[OPS], json!({ "recipient": "parcelgo" }));
+    let ads = app.service_key("AdReach", &[OPS], json!({ "recipient": "adreach" }));
+    let put = |key: &str, subject: &str| {
+        app.send(
+            "PUT",
+            &format!("/v1/subjects/{subject}/data"),
+            Some(key),
+            Some(json!({ "purpose": OPS, "fields": { "user.contact.address": "1 Parcel St" } })),
+        )
+    };
+    assert_eq!(put(&courier, "cus_q").status, 200);
+    let refused = put(&ads, "cus_r");
+    assert_eq!((refused.status, refused.code()), (400, "recipient_not_declared"));
+    let shop = app.service_key("checkout", &[OPS], json!({}));
+    let r = app.send(
+        "POST",
+        "/v1/access",
+        Some(&shop),
+        Some(json!({ "subject": "cus_r", "purpose": OPS, "fields": ["user.contact.address"] })),
+    );
+    assert_eq!(r.code(), "subject_not_found", "nothing was stored for the refused collection");
+}
