@@ -190,7 +190,7 @@ pub fn event(subject: &str, byte: u8) -> WriteRequest {
     }
 }
 
-fn erase(subject: &str, at: i64) -> WriteRequest {
+pub fn erase(subject: &str, at: i64) -> WriteRequest {
     WriteRequest {
         requires_active: Some(subject.into()),
         changes: vec![Arc::new(TestChange::Erase(subject.into(), at))],

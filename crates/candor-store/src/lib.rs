@@ -234,6 +234,10 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 ///   immutable.
 /// - When `commit` returns `Ok`, every applied request, its leaves, their tree hashes, their
 ///   customers' tree heads and the new checkpoint are durable together; after a crash either all of a group is there or none of it.
+/// - When a group erased a customer, `commit` returns only once no earlier copy of their rows is
+///   left in the live files the backend controls: SQLite copies its WAL into the database (with
+///   `secure_delete`, which zeroes what was deleted) and truncates it. PostgreSQL's WAL and dead
+///   row versions are the server's to recycle.
 /// - Reads see only committed data. Tree hashes below the latest checkpoint's size never change.
 /// - Errors: [`StoreError::Database`] for failures the caller cannot fix; per-request
 ///   [`Conflict`]s for preconditions that no longer hold.

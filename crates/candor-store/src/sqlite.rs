@@ -14,8 +14,8 @@ use crate::migrations::{
     SchemaPart, adopted, check, in_order,
 };
 use crate::{
-    Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, StoreError,
-    StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
+    Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, Standing,
+    StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
 };
 
 const READ_POOL: usize = 64;
@@ -78,6 +78,16 @@ impl SqliteStore {
     /// migrations, then each of `slices`' in turn. Refuses a database whose schema is newer than
     /// this build, or that has a part `slices` lacks.
     pub fn open(path: &Path, slices: &[&SchemaPart]) -> Result<SqliteStore, StoreError> {
+        // SQLite gives the WAL and shared-memory files the database file's permissions.
+        owner_only()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| StoreError::Database {
+                operation: "create the database file",
+                source: Box::new(e),
+            })?;
         let mut conn = open(path, Role::Writer)?;
         migrate(&mut conn, slices)?;
         Ok(SqliteStore {
@@ -183,6 +193,35 @@ fn migrate(conn: &mut Connection, slices: &[&SchemaPart]) -> Result<(), StoreErr
     Ok(())
 }
 
+/// New files readable and writable by their owner alone: they hold customers' sealed data.
+fn owner_only() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// How often the writer waits out readers (each time under the busy timeout) to truncate the WAL.
+const WAL_TRUNCATE_ATTEMPTS: usize = 3;
+
+/// Copies the WAL into the database file and truncates it to nothing, so that no frame from
+/// before an erasure (the customer's wrapped key, sealed fields and bodies) stays in the live
+/// files; `secure_delete` has zeroed what the erasure deleted in the pages it copies. Waits, under
+/// the busy timeout, until readers have left older snapshots.
+fn truncate_wal(conn: &Connection) -> Result<(), StoreError> {
+    for _ in 0..WAL_TRUNCATE_ATTEMPTS {
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(db("truncate the WAL"))?;
+        if busy == 0 {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Database {
+        operation: "truncate the WAL after an erasure",
+        source: "readers kept older snapshots open".into(),
+    })
+}
+
 fn check_active(tx: &Connection, subject: &str) -> Result<Result<(), Conflict>, rusqlite::Error> {
     let erased: Option<Option<i64>> = tx
         .prepare_cached("SELECT erased_at FROM subjects WHERE id = ?1")?
@@ -262,7 +301,7 @@ impl crate::LogStore for SqliteStore {
         }
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".lock");
-        let file = std::fs::OpenOptions::new()
+        let file = owner_only()
             .create(true)
             .truncate(false)
             .write(true)
@@ -407,6 +446,7 @@ impl crate::LogStore for SqliteStore {
             .map_err(db("begin"))?;
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut appended = false;
+        let mut erased = false;
         for request in requests {
             if let Some(subject) = &request.requires_active
                 && let Err(conflict) = check_active(&tx, subject).map_err(db("check subject"))?
@@ -414,6 +454,10 @@ impl crate::LogStore for SqliteStore {
                 outcomes.push(Err(conflict));
                 continue;
             }
+            erased |= request
+                .changes
+                .iter()
+                .any(|c| matches!(c.standing(), Some((_, Standing::Erased { .. }))));
             // Mutations are plain upserts and deletes that cannot conflict once the precondition
             // holds, so no savepoint is needed: any error here is a database failure and aborts
             // the whole group.
@@ -479,6 +523,9 @@ impl crate::LogStore for SqliteStore {
             .map_err(db("store checkpoint"))?;
         }
         tx.commit().map_err(db("commit"))?;
+        if erased {
+            truncate_wal(&conn)?;
+        }
         Ok(outcomes)
     }
 }
@@ -487,7 +534,7 @@ impl crate::LogStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::LogStore;
-    use crate::contract_tests::{LEGACY_SLICES, TestSequencer, create, event};
+    use crate::contract_tests::{LEGACY_SLICES, TestSequencer, create, erase, event};
     use crate::migrations::Migration;
     use candor_log::Frontier;
 
@@ -514,6 +561,25 @@ mod tests {
                     .expect("the writer waits out readers instead of failing");
             }
         });
+    }
+
+    /// A group that erases someone returns only once the WAL, which holds the pages from before
+    /// the erasure, is copied into the database and cut to nothing.
+    #[test]
+    fn an_erasure_is_committed_with_the_wal_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let store = SqliteStore::open(&path, &[]).unwrap();
+        let mut seq = TestSequencer(Frontier::default());
+        store
+            .commit(&[create("a"), create("b"), event("a", 1)], &mut seq)
+            .unwrap();
+        let wal = dir.path().join("c.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+        store.commit(&[erase("a", 2), event("b", 3)], &mut seq).unwrap();
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        assert_eq!(store.subject("a").unwrap(), SubjectState::Erased { at: 2 });
+        assert_eq!(store.subject_events("b").unwrap().len(), 1);
     }
 
     /// A file numbered before the two lists were one (SQLite's own count, no application id)

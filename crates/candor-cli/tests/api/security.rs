@@ -192,7 +192,10 @@ fn a_third_party_key_collects_only_for_purposes_that_declare_it() {
     };
     assert_eq!(put(&courier, "cus_q").status, 200);
     let refused = put(&ads, "cus_r");
-    assert_eq!((refused.status, refused.code()), (400, "recipient_not_declared"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, "recipient_not_declared")
+    );
     let shop = app.service_key("checkout", &[OPS], json!({}));
     let r = app.send(
         "POST",
@@ -200,5 +203,9 @@ fn a_third_party_key_collects_only_for_purposes_that_declare_it() {
         Some(&shop),
         Some(json!({ "subject": "cus_r", "purpose": OPS, "fields": ["user.contact.address"] })),
     );
-    assert_eq!(r.code(), "subject_not_found", "nothing was stored for the refused collection");
+    assert_eq!(
+        r.code(),
+        "subject_not_found",
+        "nothing was stored for the refused collection"
+    );
 }
