@@ -28,7 +28,8 @@ pub enum TxError {
 }
 
 /// What a change does to a customer's standing, which later requests' preconditions in the same
-/// group must see. Only the customer registry's own changes have one.
+/// group must see: the customer registry's own changes, and those that revise what may be
+/// decided about a customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
     /// The customer exists from now on (if they did not already).
@@ -38,6 +39,9 @@ pub enum Standing {
         /// Unix seconds.
         at: i64,
     },
+    /// What was decided about the customer before no longer holds (their consent changed): the
+    /// kernel moves their revision on, and requests decided on an earlier one are stale.
+    Revised,
 }
 
 /// One change a feature slice makes to its own tables inside a group commit.

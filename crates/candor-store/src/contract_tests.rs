@@ -14,11 +14,12 @@ use crate::{
     WriteRequest,
 };
 
-/// The registry's changes, as the slices that create and erase customers make them.
+/// The registry's changes, as the slices that create, revise and erase customers make them.
 #[derive(Debug)]
 enum TestChange {
     Create(String),
     Erase(String, i64),
+    Revise(String),
 }
 
 impl Change for TestChange {
@@ -32,12 +33,14 @@ impl Change for TestChange {
         match self {
             TestChange::Create(subject) => crate::customers::create(tx, subject, &[1, 2, 3], 1),
             TestChange::Erase(subject, at) => crate::customers::erase(tx, subject, *at),
+            TestChange::Revise(_) => Ok(()),
         }
     }
     fn standing(&self) -> Option<(&str, Standing)> {
         Some(match self {
             TestChange::Create(subject) => (subject, Standing::Created),
             TestChange::Erase(subject, at) => (subject, Standing::Erased { at: *at }),
+            TestChange::Revise(subject) => (subject, Standing::Revised),
         })
     }
 }
@@ -181,6 +184,7 @@ pub fn create(subject: &str) -> WriteRequest {
 pub fn event(subject: &str, byte: u8) -> WriteRequest {
     WriteRequest {
         requires_active: Some(subject.into()),
+        decided_on: None,
         changes: vec![],
         entries: vec![LogEntry {
             subject: subject.into(),
@@ -193,6 +197,7 @@ pub fn event(subject: &str, byte: u8) -> WriteRequest {
 pub fn erase(subject: &str, at: i64) -> WriteRequest {
     WriteRequest {
         requires_active: Some(subject.into()),
+        decided_on: None,
         changes: vec![Arc::new(TestChange::Erase(subject.into(), at))],
         entries: vec![],
     }
@@ -265,6 +270,45 @@ pub fn an_erasure_earlier_in_a_group_stops_a_later_request(store: &dyn LogStore)
         vec![Ok(vec![0]), Ok(vec![]), Err(Conflict::SubjectErased)]
     );
     assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 1);
+}
+
+/// A request decided on a customer's revision applies only while it is still theirs: a
+/// revision earlier in the same group, or in an earlier one, makes it stale.
+pub fn a_request_decided_on_an_old_revision_is_stale(store: &dyn LogStore) {
+    let mut seq = TestSequencer(Frontier::default());
+    let decided = |byte: u8, revision: u64| WriteRequest {
+        decided_on: Some(revision),
+        ..event("a", byte)
+    };
+    let revise = WriteRequest {
+        changes: vec![Arc::new(TestChange::Revise("a".into()))],
+        ..Default::default()
+    };
+    store.commit(&[create("a")], &mut seq).unwrap();
+    assert_eq!(
+        store.commit(&[decided(1, 0)], &mut seq).unwrap(),
+        vec![Ok(vec![0])]
+    );
+    assert_eq!(
+        store
+            .commit(
+                &[decided(2, 0), revise.clone(), decided(3, 0), decided(4, 1)],
+                &mut seq
+            )
+            .unwrap(),
+        vec![Ok(vec![1]), Ok(vec![]), Err(Conflict::Stale), Ok(vec![2])]
+    );
+    assert_eq!(
+        store.commit(&[decided(5, 0)], &mut seq).unwrap(),
+        vec![Err(Conflict::Stale)],
+        "stale across groups too"
+    );
+    store.commit(&[revise], &mut seq).unwrap();
+    assert_eq!(
+        store.commit(&[decided(6, 2)], &mut seq).unwrap(),
+        vec![Ok(vec![3])]
+    );
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 4);
 }
 
 pub fn customer_trees_keep_their_last_state(store: &dyn LogStore) {
@@ -414,6 +458,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone,
     an_erasure_earlier_in_a_group_stops_a_later_request,
+    a_request_decided_on_an_old_revision_is_stale,
     customer_trees_keep_their_last_state,
     a_follower_reads_only_the_trees_that_grew_since_its_checkpoint,
     only_a_larger_witnessed_checkpoint_replaces_the_recorded_one,
@@ -451,7 +496,8 @@ fn postgres_counts_migrations_per_part() {
     let schema = pg.settings.schema.clone().unwrap();
     let mut c = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
     c.batch_execute(&format!(
-        "DROP TABLE {schema}.candor_migrations; UPDATE {schema}.candor_schema SET version = 3"
+        "DROP TABLE {schema}.candor_migrations; ALTER TABLE {schema}.subjects DROP COLUMN revision;
+         UPDATE {schema}.candor_schema SET version = 3"
     ))
     .unwrap();
     assert!(matches!(
@@ -468,11 +514,11 @@ fn postgres_counts_migrations_per_part() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected = [("consent", 1), ("kernel", 3), ("keys", 1), ("subjects", 1)];
+    let expected = [("consent", 1), ("kernel", 4), ("keys", 1), ("subjects", 1)];
     assert_eq!(
         counts,
         expected.map(|(o, n)| (o.to_owned(), n)),
-        "adopted from the one list's count"
+        "adopted from the one list's count, and migrated on"
     );
     c.batch_execute(&format!(
         "UPDATE {schema}.candor_migrations SET applied = 99 WHERE owner = 'kernel'"

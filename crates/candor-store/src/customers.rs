@@ -11,33 +11,61 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{PgSession, StoreError, SubjectState, Tx, TxError};
 
-/// A `subjects` row as both backends read it: the wrapped key and when erased.
-pub type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>)>;
+/// A `subjects` row as both backends read it: the wrapped key, when erased, and the revision.
+pub type SubjectRow = Option<(Option<Vec<u8>>, Option<i64>, i64)>;
 
 /// A customer's standing from their `subjects` row.
 pub fn subject_state(row: SubjectRow) -> Result<SubjectState, StoreError> {
     Ok(match row {
         None => SubjectState::Unknown,
-        Some((_, Some(at))) => SubjectState::Erased { at },
-        Some((Some(wrapped_key), None)) => SubjectState::Active { wrapped_key },
-        Some((None, None)) => return Err(StoreError::Corrupt("active subject without key")),
+        Some((_, Some(at), _)) => SubjectState::Erased { at },
+        Some((Some(wrapped_key), None, _)) => SubjectState::Active { wrapped_key },
+        Some((None, None, _)) => return Err(StoreError::Corrupt("active subject without key")),
     })
+}
+
+/// The customer's revision from their row (0 for a customer not yet registered): what a request
+/// decided on the consents read with it carries as [`WriteRequest::decided_on`].
+///
+/// [`WriteRequest::decided_on`]: crate::WriteRequest::decided_on
+pub fn revision(row: &SubjectRow) -> u64 {
+    row.as_ref().map_or(0, |(_, _, revision)| *revision as u64)
 }
 
 /// The customer's row, on SQLite.
 pub fn row_sqlite(c: &Connection, subject: &str) -> rusqlite::Result<SubjectRow> {
-    c.prepare_cached("SELECT wrapped_key, erased_at FROM subjects WHERE id = ?1")?
-        .query_row([subject], |r| Ok((r.get(0)?, r.get(1)?)))
+    c.prepare_cached("SELECT wrapped_key, erased_at, revision FROM subjects WHERE id = ?1")?
+        .query_row([subject], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()
 }
 
 /// The customer's row, on PostgreSQL.
 pub fn row_postgres(c: &mut PgSession, subject: &str) -> Result<SubjectRow, postgres::Error> {
     Ok(c.query_opt(
-        "SELECT wrapped_key, erased_at FROM subjects WHERE id = $1",
+        "SELECT wrapped_key, erased_at, revision FROM subjects WHERE id = $1",
         &[&subject],
     )?
-    .map(|r| (r.get(0), r.get(1))))
+    .map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+/// Moves the customer's revision on, for a change that revises what may be decided about them
+/// ([`Standing::Revised`]); the kernel's commit calls it, never a slice.
+///
+/// [`Standing::Revised`]: crate::Standing::Revised
+pub(crate) fn revise(tx: &mut Tx<'_>, subject: &str) -> Result<(), TxError> {
+    match tx {
+        Tx::Sqlite(c) => {
+            c.prepare_cached("UPDATE subjects SET revision = revision + 1 WHERE id = ?1")?
+                .execute([subject])?;
+        }
+        Tx::Postgres(c) => {
+            c.execute(
+                "UPDATE subjects SET revision = revision + 1 WHERE id = $1",
+                &[&subject],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Registers the customer with their wrapped key, unless they exist already.

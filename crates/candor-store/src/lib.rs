@@ -142,6 +142,11 @@ pub struct LogEntry {
 pub struct WriteRequest {
     /// If set, the request applies only while this customer exists and is not erased.
     pub requires_active: Option<String>,
+    /// If set, the request applies only while that customer's revision is still this one: the
+    /// decisions it carries (a read released, a collection allowed) were made on what the
+    /// customer had agreed to at that revision, and a change since (a consent withdrawn) makes
+    /// them stale. Read with the customer's row ([`customers::row_sqlite`]).
+    pub decided_on: Option<u64>,
     /// The slices' changes to apply, in order.
     pub changes: Vec<std::sync::Arc<dyn Change>>,
     /// Log leaves to append, in order, after the mutations.
@@ -155,6 +160,8 @@ pub enum Conflict {
     SubjectUnknown,
     /// `requires_active` named a customer who has been erased.
     SubjectErased,
+    /// The customer's revision moved past `decided_on`: decide again.
+    Stale,
 }
 
 /// A customer's own tree, as stored: enough to keep appending and to rebuild the directory.

@@ -52,6 +52,9 @@ pub const SQLITE_BEFORE_UNIFICATION: &[(i64, i64)] = &[(4, 3)];
 pub(crate) const COUNTS_SQLITE: &str = "CREATE TABLE IF NOT EXISTS candor_migrations (owner TEXT PRIMARY KEY, applied INTEGER NOT NULL) STRICT;";
 pub(crate) const COUNTS_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS candor_migrations (owner TEXT PRIMARY KEY, applied BIGINT NOT NULL);";
 
+/// How many migrations the one list had when each part got a list of its own.
+pub(crate) const ONE_LIST_LEN: i64 = 3;
+
 /// What the first `count` migrations of the one list were, per part. Frozen: that list's first
 /// migration made the kernel's tables and those of the `subjects`, `consent` and `keys` slices
 /// together; its second and third were the kernel's.
@@ -194,6 +197,11 @@ CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
 ALTER TABLE subject_logs ADD COLUMN last_leaf BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
 "#,
+        },
+        Migration {
+            name: "each customer's revision, moved on when their consent changes",
+            sqlite: "ALTER TABLE subjects ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;",
+            postgres: "ALTER TABLE subjects ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;",
         },
     ],
 };

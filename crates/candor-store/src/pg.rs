@@ -19,9 +19,9 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
-use crate::customers::{row_postgres, subject_state};
+use crate::customers::{revise, row_postgres, subject_state};
 use crate::migrations::{
-    COUNTED_BY_PART, COUNTS_POSTGRES, KERNEL, SchemaPart, adopted, check, in_order,
+    COUNTED_BY_PART, COUNTS_POSTGRES, ONE_LIST_LEN, SchemaPart, adopted, check, in_order,
 };
 use crate::{
     Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, Standing,
@@ -374,7 +374,7 @@ fn migrate(c: &mut Client, slices: &[&SchemaPart]) -> Result<(), StoreError> {
         .map_err(db("read schema version"))?
         .get(0);
     if version != COUNTED_BY_PART {
-        if !(0..=KERNEL.migrations.len() as i64).contains(&version) {
+        if !(0..=ONE_LIST_LEN).contains(&version) {
             return Err(StoreError::SchemaTooNew {
                 part: "candor".into(),
                 found: version,
@@ -448,8 +448,9 @@ fn checkpoint_row(
     }))
 }
 
-/// Where each customer a group names stands: absent, or present with when erased (if ever).
-type Standing_ = HashMap<String, Option<Option<i64>>>;
+/// Where each customer a group names stands: absent, or present with when erased (if ever) and
+/// their revision.
+type Standing_ = HashMap<String, Option<(Option<i64>, i64)>>;
 
 /// Reads, in one query, where every customer the group names stands.
 fn standing(tx: &mut PgSession, requests: &[WriteRequest]) -> Result<Standing_, postgres::Error> {
@@ -464,10 +465,10 @@ fn standing(tx: &mut PgSession, requests: &[WriteRequest]) -> Result<Standing_, 
     }
     let mut known: Standing_ = named.iter().map(|s| (s.clone(), None)).collect();
     for row in tx.query(
-        "SELECT id, erased_at FROM subjects WHERE id = ANY($1)",
+        "SELECT id, erased_at, revision FROM subjects WHERE id = ANY($1)",
         &[&named],
     )? {
-        known.insert(row.get(0), Some(row.get(1)));
+        known.insert(row.get(0), Some((row.get(1), row.get(2))));
     }
     Ok(known)
 }
@@ -482,26 +483,37 @@ fn apply_request(
     if let Some(subject) = &request.requires_active {
         match standing.get(subject).cloned().flatten() {
             None => return Ok(Err(Conflict::SubjectUnknown)),
-            Some(Some(_)) => return Ok(Err(Conflict::SubjectErased)),
-            Some(None) => {}
+            Some((Some(_), _)) => return Ok(Err(Conflict::SubjectErased)),
+            Some((None, revision)) if request.decided_on.is_some_and(|d| d != revision as u64) => {
+                return Ok(Err(Conflict::Stale));
+            }
+            Some((None, _)) => {}
         }
     }
     for change in &request.changes {
+        change
+            .apply(&mut Tx::Postgres(tx))
+            .map_err(|e| e.into_store("apply change"))?;
         match change.standing() {
             Some((subject, Standing::Created)) => {
                 standing
                     .entry(subject.to_owned())
                     .or_default()
-                    .get_or_insert(None);
+                    .get_or_insert((None, 0));
             }
             Some((subject, Standing::Erased { at })) => {
-                standing.insert(subject.to_owned(), Some(Some(at)));
+                let revision = standing.get(subject).cloned().flatten().map_or(0, |r| r.1);
+                standing.insert(subject.to_owned(), Some((Some(at), revision)));
+            }
+            Some((subject, Standing::Revised)) => {
+                revise(&mut Tx::Postgres(tx), subject)
+                    .map_err(|e| e.into_store("revise subject"))?;
+                if let Some(Some(row)) = standing.get_mut(subject) {
+                    row.1 += 1;
+                }
             }
             None => {}
         }
-        change
-            .apply(&mut Tx::Postgres(tx))
-            .map_err(|e| e.into_store("apply change"))?;
     }
     Ok(Ok(()))
 }

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use candor_log::Hash;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::customers::{row_sqlite, subject_state};
+use crate::customers::{revise, row_sqlite, subject_state};
 use crate::migrations::{
-    COUNTED_BY_PART, COUNTS_SQLITE, KERNEL, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION,
+    COUNTED_BY_PART, COUNTS_SQLITE, ONE_LIST_LEN, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION,
     SchemaPart, adopted, check, in_order,
 };
 use crate::{
@@ -126,7 +126,7 @@ fn migrate(conn: &mut Connection, slices: &[&SchemaPart]) -> Result<(), StoreErr
         .map_err(db("read schema version"))?;
     if application_id != SQLITE_APPLICATION_ID || version != COUNTED_BY_PART {
         let one_list = match (application_id == SQLITE_APPLICATION_ID, version) {
-            (true, v) if (0..=KERNEL.migrations.len() as i64).contains(&v) => v,
+            (true, v) if (0..=ONE_LIST_LEN).contains(&v) => v,
             (true, v) => {
                 return Err(StoreError::SchemaTooNew {
                     part: "candor".into(),
@@ -222,15 +222,22 @@ fn truncate_wal(conn: &Connection) -> Result<(), StoreError> {
     })
 }
 
-fn check_active(tx: &Connection, subject: &str) -> Result<Result<(), Conflict>, rusqlite::Error> {
-    let erased: Option<Option<i64>> = tx
-        .prepare_cached("SELECT erased_at FROM subjects WHERE id = ?1")?
-        .query_row([subject], |r| r.get(0))
+fn check_active(
+    tx: &Connection,
+    subject: &str,
+    decided_on: Option<u64>,
+) -> Result<Result<(), Conflict>, rusqlite::Error> {
+    let row: Option<(Option<i64>, i64)> = tx
+        .prepare_cached("SELECT erased_at, revision FROM subjects WHERE id = ?1")?
+        .query_row([subject], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(match erased {
+    Ok(match row {
         None => Err(Conflict::SubjectUnknown),
-        Some(Some(_)) => Err(Conflict::SubjectErased),
-        Some(None) => Ok(()),
+        Some((Some(_), _)) => Err(Conflict::SubjectErased),
+        Some((None, revision)) if decided_on.is_some_and(|d| d != revision as u64) => {
+            Err(Conflict::Stale)
+        }
+        Some((None, _)) => Ok(()),
     })
 }
 
@@ -449,7 +456,8 @@ impl crate::LogStore for SqliteStore {
         let mut erased = false;
         for request in requests {
             if let Some(subject) = &request.requires_active
-                && let Err(conflict) = check_active(&tx, subject).map_err(db("check subject"))?
+                && let Err(conflict) =
+                    check_active(&tx, subject, request.decided_on).map_err(db("check subject"))?
             {
                 outcomes.push(Err(conflict));
                 continue;
@@ -462,9 +470,13 @@ impl crate::LogStore for SqliteStore {
             // holds, so no savepoint is needed: any error here is a database failure and aborts
             // the whole group.
             for change in &request.changes {
+                let mut tx = Tx::Sqlite(&tx);
                 change
-                    .apply(&mut Tx::Sqlite(&tx))
+                    .apply(&mut tx)
                     .map_err(|e| e.into_store("apply change"))?;
+                if let Some((subject, Standing::Revised)) = change.standing() {
+                    revise(&mut tx, subject).map_err(|e| e.into_store("revise subject"))?;
+                }
             }
             let mut leaves = Vec::with_capacity(request.entries.len());
             for entry in &request.entries {
@@ -576,7 +588,9 @@ mod tests {
             .unwrap();
         let wal = dir.path().join("c.db-wal");
         assert!(std::fs::metadata(&wal).unwrap().len() > 0);
-        store.commit(&[erase("a", 2), event("b", 3)], &mut seq).unwrap();
+        store
+            .commit(&[erase("a", 2), event("b", 3)], &mut seq)
+            .unwrap();
         assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
         assert_eq!(store.subject("a").unwrap(), SubjectState::Erased { at: 2 });
         assert_eq!(store.subject_events("b").unwrap().len(), 1);
@@ -593,7 +607,8 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE candor_migrations; PRAGMA application_id = 0; PRAGMA user_version = 4;",
+                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision;
+                 PRAGMA application_id = 0; PRAGMA user_version = 4;",
             )
             .unwrap();
         let store = SqliteStore::open(&path, LEGACY_SLICES).unwrap();
@@ -610,7 +625,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!((id, version), (SQLITE_APPLICATION_ID, COUNTED_BY_PART));
-        assert_eq!(counts(&conn), "consent 1, kernel 3, keys 1, subjects 1");
+        assert_eq!(counts(&conn), "consent 1, kernel 4, keys 1, subjects 1");
 
         conn.execute_batch(
             "DROP TABLE candor_migrations; PRAGMA application_id = 0; PRAGMA user_version = 2;",
@@ -630,14 +645,20 @@ mod tests {
         drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
         Connection::open(&path)
             .unwrap()
-            .execute_batch("DROP TABLE candor_migrations; PRAGMA user_version = 3;")
+            .execute_batch(
+                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision;
+                 PRAGMA user_version = 3;",
+            )
             .unwrap();
         drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(counts(&conn), "consent 1, kernel 3, keys 1, subjects 1");
+        assert_eq!(counts(&conn), "consent 1, kernel 4, keys 1, subjects 1");
         // A legacy count says the slices' first migrations ran, so a build without them refuses.
-        conn.execute_batch("DROP TABLE candor_migrations; PRAGMA user_version = 3;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
         assert!(matches!(
             SqliteStore::open(&path, &[]),
             Err(StoreError::UnknownSchemaPart { .. })
@@ -699,7 +720,7 @@ mod tests {
         drop(SqliteStore::open(&path, &[&NOTES_V1]).unwrap());
         drop(SqliteStore::open(&path, &[&NOTES_V2]).unwrap());
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(counts(&conn), "kernel 3, notes 2");
+        assert_eq!(counts(&conn), "kernel 4, notes 2");
         conn.execute(
             "INSERT INTO notes (subject_id, body, pinned) VALUES ('a', 'x', 1)",
             [],

@@ -33,6 +33,7 @@ fn group(n: usize, salt: u64) -> Vec<WriteRequest> {
             commitment[8..16].copy_from_slice(&(i as u64).to_be_bytes());
             WriteRequest {
                 requires_active: None,
+                decided_on: None,
                 changes: vec![],
                 entries: vec![LogEntry {
                     subject: format!("s{}", i % 1000),

@@ -5,18 +5,18 @@
 use std::sync::Arc;
 
 use candor_core::{
-    DataMap, Denial, EventKind, FieldDecision, FieldOutcome, LeafIndex, Permit, SUBJECT_ACCESS,
-    SubjectId, decide, subject_access,
+    DataMap, Denial, EventKind, FieldDecision, FieldOutcome, LeafIndex, Permit, Purpose,
+    SUBJECT_ACCESS, SubjectId, decide, subject_access,
 };
 use candor_crypto::{DataKey, SealContext};
-use candor_store::customers::{SubjectRow, row_sqlite, subject_state};
+use candor_store::customers::{SubjectRow, revision, row_sqlite, subject_state};
 use candor_store::{Db, StoreError, SubjectState};
 use zeroize::Zeroizing;
 
 use crate::VaultError;
 use crate::consent::{self, ConsentRow, to_records};
 use crate::error::invalid;
-use crate::kernel::Journal;
+use crate::kernel::{DECIDE_ATTEMPTS, Journal};
 use crate::keys::Principal;
 use crate::subjects::{self, BlindIndexes, Customers, MAX_FIELDS, normalise};
 
@@ -29,6 +29,8 @@ pub struct SubjectRecord {
     pub consents: Vec<ConsentRow>,
     /// Sealed fields by data category (empty unless active).
     pub fields: Vec<(String, Vec<u8>)>,
+    /// Their revision: a decision on these consents is logged as decided on it.
+    pub revision: u64,
 }
 
 /// The customer's standing, consents and sealed fields, read as one snapshot: what an access
@@ -58,7 +60,8 @@ pub fn subject_record(db: &Db, subject: &SubjectId) -> Result<SubjectRecord, Sto
                    ARRAY(SELECT channel FROM consents WHERE subject_id = $1 ORDER BY seq),
                    ARRAY(SELECT notice_version FROM consents WHERE subject_id = $1 ORDER BY seq),
                    ARRAY(SELECT category FROM fields WHERE subject_id = $1 ORDER BY category),
-                   ARRAY(SELECT sealed FROM fields WHERE subject_id = $1 ORDER BY category)
+                   ARRAY(SELECT sealed FROM fields WHERE subject_id = $1 ORDER BY category),
+                   revision
                  FROM subjects WHERE id = $1",
                 &[&owned],
             )?
@@ -86,10 +89,11 @@ pub fn subject_record(db: &Db, subject: &SubjectId) -> Result<SubjectRecord, Sto
             let categories: Vec<String> = r.get(9);
             let sealed: Vec<Vec<u8>> = r.get(10);
             let fields = categories.into_iter().zip(sealed).collect();
-            Ok((Some((r.get(0), r.get(1))), consents, fields))
+            Ok((Some((r.get(0), r.get(1), r.get(11))), consents, fields))
         },
     )?;
     Ok(SubjectRecord {
+        revision: revision(&row),
         state: subject_state(row)?,
         consents,
         fields,
@@ -155,43 +159,55 @@ impl Access {
             .map
             .purpose(purpose_id)
             .ok_or_else(|| VaultError::UnknownPurpose(purpose_id.to_owned()))?;
-        // Everything is read up front, ciphertexts included; nothing is opened before the event
-        // is durable, and an erasure racing this read makes the log write fail its precondition.
-        let record = subject_record(&self.db, subject)?;
-        let dek = self.customers.unwrap_key(subject, record.state)?;
-        let consents = to_records(record.consents)?;
-        let decision = decide(
-            &self.map,
-            purpose,
-            subject,
-            key.recipient(),
-            &consents,
-            fields,
-            now,
-        );
-        let kind = EventKind::Accessed {
-            purpose: purpose_id.to_owned(),
-            recipient: key.recipient().map(str::to_owned),
-            fields: decision
-                .fields
-                .iter()
-                .map(|d| FieldOutcome {
-                    field: d.field.clone(),
-                    outcome: d.denial.map_or("allowed", Denial::code),
-                })
-                .collect(),
-        };
-        let leaf_index = self
-            .journal
-            .log_event(&dek, principal.actor(), subject, now, kind)
-            .await?;
-        // The event is durable; only now may plaintext leave the vault.
-        let values = release(&dek, subject, &decision.permit, record.fields)?;
-        Ok(AccessOutcome {
-            decisions: decision.fields,
-            values,
-            leaf_index,
-        })
+        let mut attempt = 1;
+        loop {
+            // Everything is read up front, ciphertexts included; nothing is opened before the
+            // event is durable. An erasure racing this read makes the log write fail its
+            // precondition, and so does a consent change if the decision rested on consent.
+            let record = subject_record(&self.db, subject)?;
+            let dek = self.customers.unwrap_key(subject, record.state)?;
+            let consents = to_records(record.consents)?;
+            let decision = decide(
+                &self.map,
+                purpose,
+                subject,
+                key.recipient(),
+                &consents,
+                fields,
+                now,
+            );
+            let kind = EventKind::Accessed {
+                purpose: purpose_id.to_owned(),
+                recipient: key.recipient().map(str::to_owned),
+                fields: decision
+                    .fields
+                    .iter()
+                    .map(|d| FieldOutcome {
+                        field: d.field.clone(),
+                        outcome: d.denial.map_or("allowed", Denial::code),
+                    })
+                    .collect(),
+            };
+            let decided_on = rests_on_consent(purpose, &decision.permit).then_some(record.revision);
+            let leaf_index = match self
+                .journal
+                .log_event(&dek, principal.actor(), subject, decided_on, now, kind)
+                .await
+            {
+                Err(VaultError::ConsentChanged) if attempt < DECIDE_ATTEMPTS => {
+                    attempt += 1;
+                    continue;
+                }
+                logged => logged?,
+            };
+            // The event is durable; only now may plaintext leave the vault.
+            let values = release(&dek, subject, &decision.permit, record.fields)?;
+            return Ok(AccessOutcome {
+                decisions: decision.fields,
+                values,
+                leaf_index,
+            });
+        }
     }
 
     /// The customer reads everything held about them (their right of access). Logged, and
@@ -224,7 +240,7 @@ impl Access {
         };
         let leaf_index = self
             .journal
-            .log_event(&dek, principal.actor(), subject, now, kind)
+            .log_event(&dek, principal.actor(), subject, None, now, kind)
             .await?;
         let values = release(&dek, subject, &permit, record.fields)?;
         Ok((values, leaf_index))
@@ -249,7 +265,7 @@ impl Access {
         };
         match self
             .journal
-            .log_event(&dek, principal.actor(), subject, now, kind)
+            .log_event(&dek, principal.actor(), subject, None, now, kind)
             .await
         {
             Ok(_) | Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => Ok(()),
@@ -286,10 +302,33 @@ impl Access {
             let Ok(subject) = SubjectId::parse(&candidate) else {
                 continue;
             };
-            let record = subject_record(&self.db, &subject)?;
-            let dek = match self.customers.unwrap_key(&subject, record.state) {
+            if self
+                .match_candidate(principal, purpose, &subject, category, &wanted, now)
+                .await?
+            {
+                found.push(subject);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Decides whether `subject` is a match for a lookup and, if so, logs it; decided anew
+    /// while their consent changes under the decision, and no match if it keeps changing.
+    async fn match_candidate(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        subject: &SubjectId,
+        category: &str,
+        wanted: &str,
+        now: i64,
+    ) -> Result<bool, VaultError> {
+        let key = principal.service()?;
+        for _ in 0..DECIDE_ATTEMPTS {
+            let record = subject_record(&self.db, subject)?;
+            let dek = match self.customers.unwrap_key(subject, record.state) {
                 Ok(k) => k,
-                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => continue,
+                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => return Ok(false),
                 Err(e) => return Err(e),
             };
             let consents = to_records(record.consents)?;
@@ -297,40 +336,49 @@ impl Access {
             let decision = decide(
                 &self.map,
                 purpose,
-                &subject,
+                subject,
                 key.recipient(),
                 &consents,
                 &field,
                 now,
             );
-            // Truncated digests can coincide: confirm by opening the stored value.
-            let released = release(&dek, &subject, &decision.permit, record.fields)?;
+            // Truncated digests can coincide: confirm by opening the stored value. The value
+            // never leaves the vault: a match returns only the customer's id, once logged.
+            let released = release(&dek, subject, &decision.permit, record.fields)?;
             let Some((_, plain)) = released.into_iter().next() else {
-                continue;
+                return Ok(false);
             };
             if normalise(category, &plain) != wanted {
-                continue;
+                return Ok(false);
             }
             let kind = EventKind::Accessed {
-                purpose: purpose_id.to_owned(),
+                purpose: purpose.id().as_str().to_owned(),
                 recipient: key.recipient().map(str::to_owned),
                 fields: vec![FieldOutcome {
                     field: category.to_owned(),
                     outcome: "lookup_match",
                 }],
             };
+            let decided_on = rests_on_consent(purpose, &decision.permit).then_some(record.revision);
             match self
                 .journal
-                .log_event(&dek, principal.actor(), &subject, now, kind)
+                .log_event(&dek, principal.actor(), subject, decided_on, now, kind)
                 .await
             {
-                Ok(_) => found.push(subject),
-                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => {}
+                Ok(_) => return Ok(true),
+                Err(VaultError::ConsentChanged) => continue,
+                Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
-        Ok(found)
+        Ok(false)
     }
+}
+
+/// Whether releasing what `permit` allows rests on the customer's consent, so that the access
+/// must be logged as decided on their revision.
+fn rests_on_consent(purpose: &Purpose, permit: &Permit) -> bool {
+    purpose.legal_basis().needs_consent() && !permit.fields().is_empty()
 }
 
 /// Opens the stored values of the fields a policy decision permitted for this customer; nothing

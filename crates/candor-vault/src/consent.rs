@@ -9,7 +9,7 @@ use candor_core::{
     consent_in_force,
 };
 use candor_store::{
-    Change, Db, Migration, SchemaPart, StoreError, SubjectState, Tx, TxError, TypedChange,
+    Change, Db, Migration, SchemaPart, Standing, StoreError, SubjectState, Tx, TxError, TypedChange,
 };
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -119,6 +119,11 @@ impl TypedChange for AddConsent {
             }
         }
         Ok(())
+    }
+
+    /// A consent record changes what may be decided about the customer.
+    fn standing(&self) -> Option<(&str, Standing)> {
+        Some((&self.subject, Standing::Revised))
     }
 }
 
@@ -388,7 +393,9 @@ impl Consents {
             entries.push(sealed.entry);
             changes.push(Arc::new(AddConsent::of(subject, r)));
         }
-        self.journal.submit(Some(subject), changes, entries).await?;
+        self.journal
+            .submit(Some(subject), None, changes, entries)
+            .await?;
         self.view(principal, subject, now)
     }
 

@@ -89,7 +89,12 @@ impl Erasure {
         };
         let leaves = self
             .journal
-            .submit(Some(subject), vec![Arc::new(change)], vec![sealed.entry])
+            .submit(
+                Some(subject),
+                None,
+                vec![Arc::new(change)],
+                vec![sealed.entry],
+            )
             .await?;
         Ok(LeafOpening {
             leaf_index: leaves[0],

@@ -34,6 +34,12 @@ pub enum VaultError {
     /// The request is malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The customer's consent changed while the request was being decided, again each time it
+    /// was decided anew; nothing was released or stored.
+    #[error(
+        "the customer's consent changed while this was being decided; nothing was released, try again"
+    )]
+    ConsentChanged,
     /// No node sequences the log just now (one is taking over); nothing was written.
     #[error("the log is changing sequencer; nothing was written, try again")]
     LogUnavailable,
@@ -56,6 +62,7 @@ impl VaultError {
             VaultError::SubjectNotFound => "subject_not_found",
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
+            VaultError::ConsentChanged => "consent_changed",
             VaultError::LogUnavailable => "log_unavailable",
             VaultError::NotSequencer => "not_sequencer",
             VaultError::Internal => "internal",

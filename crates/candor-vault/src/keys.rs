@@ -519,7 +519,7 @@ impl Keys {
             created_at: now,
         };
         self.journal
-            .submit(None, vec![Arc::new(InsertApiKey(row))], vec![])
+            .submit(None, None, vec![Arc::new(InsertApiKey(row))], vec![])
             .await?;
         Ok(CreatedKey {
             id,

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use candor_core::{
-    CategoryKey, ConsentState, DataMap, EventKind, LeafIndex, SubjectId, consent_in_force,
+    CategoryKey, ConsentState, DataMap, EventKind, LeafIndex, Purpose, SubjectId, consent_in_force,
 };
 use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
+use candor_store::customers;
 use candor_store::{
     Change, Db, Migration, SchemaPart, Standing, StoreError, SubjectState, Tx, TxError, TypedChange,
 };
@@ -17,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::invalid;
-use crate::kernel::Journal;
-use crate::keys::Principal;
+use crate::kernel::{DECIDE_ATTEMPTS, Journal};
+use crate::keys::{Principal, ServiceKey};
 use crate::registry::{Slice, change};
 use crate::wire::b64;
 use crate::{VaultError, consent};
@@ -280,6 +281,22 @@ impl Customers {
         Ok(self.db.log().subject(subject.as_str())?)
     }
 
+    /// The customer's standing and revision. Consents read after it are at least as new as
+    /// that revision, so a decision on them logged as decided on it is stale if they were newer.
+    pub fn standing_and_revision(
+        &self,
+        subject: &SubjectId,
+    ) -> Result<(SubjectState, u64), VaultError> {
+        let owned = subject.as_str().to_owned();
+        let row = self.db.read(
+            "read subject",
+            |c| customers::row_sqlite(c, subject.as_str()),
+            move |c| customers::row_postgres(c, &owned),
+        )?;
+        let revision = customers::revision(&row);
+        Ok((customers::subject_state(row)?, revision))
+    }
+
     /// Unwraps the key of an active customer; erased and unknown customers are errors.
     pub fn unwrap_key(
         &self,
@@ -321,7 +338,7 @@ impl Customers {
                         at: now,
                     };
                     self.journal
-                        .submit(None, vec![Arc::new(change)], vec![])
+                        .submit(None, None, vec![Arc::new(change)], vec![])
                         .await?;
                     created = true;
                 }
@@ -431,16 +448,7 @@ impl Collection {
                 .into());
             }
         }
-        if purpose.legal_basis().needs_consent() {
-            let records = match self.customers.state(subject)? {
-                SubjectState::Active { .. } => consent::records(&self.db, subject)?,
-                _ => Vec::new(),
-            };
-            let state = consent_in_force(&records, purpose_id, key.recipient(), now);
-            if state != ConsentState::Granted {
-                return Err(CollectError::ConsentRequired(purpose_id.to_owned()));
-            }
-        }
+        let mut decided_on = self.decide_consent(key, subject, purpose, now)?;
         let dek = self.customers.data_key(subject, true, now).await?;
         let mut changes: Vec<Arc<dyn Change>> = Vec::with_capacity(fields.len() * 2);
         for (field, value) in &fields {
@@ -468,11 +476,50 @@ impl Collection {
         let sealed = self
             .journal
             .seal(Some(&dek), principal.actor(), subject, now, kind);
-        let leaves = self
-            .journal
-            .submit(Some(subject), changes, vec![sealed.entry])
-            .await?;
-        Ok(leaves[0])
+        let mut attempt = 1;
+        loop {
+            match self
+                .journal
+                .submit(
+                    Some(subject),
+                    decided_on,
+                    changes.clone(),
+                    vec![sealed.entry.clone()],
+                )
+                .await
+            {
+                Err(VaultError::ConsentChanged) if attempt < DECIDE_ATTEMPTS => {
+                    attempt += 1;
+                    decided_on = self.decide_consent(key, subject, purpose, now)?;
+                }
+                submitted => return Ok(submitted?[0]),
+            }
+        }
+    }
+
+    /// Whether `key` may collect for `purpose` as far as the customer's consent goes, and, if
+    /// that rests on their consent, the revision it was decided on: the write applies only while
+    /// it is still theirs, so a withdrawal between the two makes the collection decide again.
+    fn decide_consent(
+        &self,
+        key: &ServiceKey,
+        subject: &SubjectId,
+        purpose: &Purpose,
+        now: i64,
+    ) -> Result<Option<u64>, CollectError> {
+        if !purpose.legal_basis().needs_consent() {
+            return Ok(None);
+        }
+        let (state, revision) = self.customers.standing_and_revision(subject)?;
+        let records = match state {
+            SubjectState::Active { .. } => consent::records(&self.db, subject)?,
+            _ => Vec::new(),
+        };
+        let purpose_id = purpose.id().as_str();
+        if consent_in_force(&records, purpose_id, key.recipient(), now) != ConsentState::Granted {
+            return Err(CollectError::ConsentRequired(purpose_id.to_owned()));
+        }
+        Ok(Some(revision))
     }
 }
 

@@ -192,6 +192,7 @@ impl candor_store::Sequencer for ChangesOnly {
 pub fn apply(db: &Db, changes: Vec<Arc<dyn candor_store::Change>>) {
     let request = candor_store::WriteRequest {
         requires_active: None,
+        decided_on: None,
         changes,
         entries: vec![],
     };

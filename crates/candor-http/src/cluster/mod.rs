@@ -32,7 +32,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::error::ApiError;
 use crate::now;
 use crate::wire::CompletenessProof;
-use wire::{CommitBatch, CommitOutcomes, CommittedV1, PROTOCOL_VERSION, WireError, WriteRequestV1};
+use wire::{CommitBatch, CommitOutcomes, PROTOCOL_VERSION, WireError, WireOutcome, WireRequest};
 
 pub mod wire;
 
@@ -124,17 +124,17 @@ fn authenticate_peer(vault: &Vault, headers: &HeaderMap, body: &[u8]) -> Result<
 }
 
 /// A write's outcome on the wire, from the sequencer's result.
-fn committed(result: Result<RequestOutcome, WriterError>) -> CommittedV1 {
+fn committed(result: Result<RequestOutcome, WriterError>) -> WireOutcome {
     match result {
-        Ok(outcome) => CommittedV1::of_outcome(outcome),
-        Err(WriterError::NotSequencer) => CommittedV1::NotSequencer,
-        Err(e) if e.never_committed() => CommittedV1::Uncommitted,
-        Err(_) => CommittedV1::Failed,
+        Ok(outcome) => WireOutcome::of_outcome(outcome),
+        Err(WriterError::NotSequencer) => WireOutcome::NotSequencer,
+        Err(e) if e.never_committed() => WireOutcome::Uncommitted,
+        Err(_) => WireOutcome::Failed,
     }
 }
 
 /// The sequencer's result, from a write's outcome on the wire.
-fn result(committed: CommittedV1) -> Result<RequestOutcome, WriterError> {
+fn result(committed: WireOutcome) -> Result<RequestOutcome, WriterError> {
     if let Some(outcome) = committed.outcome() {
         return outcome.map_err(|e| {
             tracing::error!(error = %e, "the sequencer's answer does not parse");
@@ -142,8 +142,8 @@ fn result(committed: CommittedV1) -> Result<RequestOutcome, WriterError> {
         });
     }
     match committed {
-        CommittedV1::NotSequencer => Err(WriterError::NotSequencer),
-        CommittedV1::Uncommitted => Err(WriterError::Stopped),
+        WireOutcome::NotSequencer => Err(WriterError::NotSequencer),
+        WireOutcome::Uncommitted => Err(WriterError::Stopped),
         _ => Err(WriterError::CommitFailed),
     }
 }
@@ -170,6 +170,8 @@ pub(crate) async fn commit(
             "the body is not a batch of write requests",
         )
     })?;
+    // The answer speaks the version it was asked in.
+    let version = batch.v;
     let requests = batch.into_requests().map_err(|e| match e {
         WireError::Version(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -198,7 +200,7 @@ pub(crate) async fn commit(
         ));
     }
     Ok(Json(CommitOutcomes {
-        v: PROTOCOL_VERSION,
+        v: version,
         outcomes,
     }))
 }
@@ -398,7 +400,7 @@ impl Forwarder for HttpForwarder {
         let (reply, answer) = oneshot::channel();
         let queued = self.queue().send(Pending {
             holder: holder.to_owned(),
-            request: serde_json::to_vec(&WriteRequestV1::from_store(request))
+            request: serde_json::to_vec(&WireRequest::from_store(request))
                 .expect("a write request serialises"),
             reply,
         });

@@ -1,9 +1,14 @@
-//! The nodes' internal protocol, version 1: the bytes that cross `POST /internal/v1/log/commit`.
+//! The nodes' internal protocol, version 2: the bytes that cross `POST /internal/v1/log/commit`.
 //!
 //! These types are the protocol's envelope, converted by hand from and to the store's types, so
 //! that a change to a store type cannot silently change what nodes send each other, and a cluster
 //! can be upgraded one node at a time: every body names its version, and a node refuses a version
-//! it does not speak, before anything is committed. Each change inside is in the form its slice
+//! it does not speak, before anything is committed.
+//!
+//! Version 2 added a write's `decided_on` (the customer's revision its decisions were made on)
+//! and the `stale` conflict. A node sends version 2 and still takes version 1 (which cannot carry
+//! `decided_on`), answering in the version it was asked in, so followers of the earlier build
+//! keep writing through an upgraded sequencer. Each change inside is in the form its slice
 //! gives it (`{"type": …, …}`, see `candor_vault::wire`). Golden files in `testdata/cluster` pin
 //! the bytes of every kind. Byte strings are base64 (a third of the size of JSON's lists of
 //! numbers).
@@ -14,7 +19,10 @@ use candor_store::{Conflict, LogEntry, RequestOutcome, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version these types speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The earliest version still taken.
+const OLDEST_VERSION: u32 = 1;
 
 /// The body of `POST /internal/v1/log/commit`: a follower's writes, already sealed.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -22,7 +30,7 @@ pub struct CommitBatch {
     /// Always [`PROTOCOL_VERSION`].
     pub v: u32,
     /// The writes, in the order the follower queued them.
-    pub requests: Vec<WriteRequestV1>,
+    pub requests: Vec<WireRequest>,
 }
 
 /// The answer to a [`CommitBatch`]: one outcome per write, in order.
@@ -31,25 +39,28 @@ pub struct CommitOutcomes {
     /// Always [`PROTOCOL_VERSION`].
     pub v: u32,
     /// What became of each write.
-    pub outcomes: Vec<CommittedV1>,
+    pub outcomes: Vec<WireOutcome>,
 }
 
 /// One write: it applies whole or not at all.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct WriteRequestV1 {
+pub struct WireRequest {
     /// The customer who must exist, unerased, for the write to apply.
     pub requires_active: Option<String>,
+    /// That customer's revision the write's decisions were made on (since version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_on: Option<u64>,
     /// The slices' changes, in order, each in its slice's wire form.
     pub mutations: Vec<serde_json::Value>,
     /// Log leaves, in order, after the changes.
-    pub entries: Vec<LogEntryV1>,
+    pub entries: Vec<WireEntry>,
 }
 
 /// A log leaf to append.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct LogEntryV1 {
+pub struct WireEntry {
     /// The customer it is about.
     pub subject: String,
     /// The 32-byte commitment, base64.
@@ -61,15 +72,16 @@ pub struct LogEntryV1 {
 /// What became of one write of a batch.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum CommittedV1 {
+pub enum WireOutcome {
     /// Committed, at these leaves.
     Committed {
         /// The leaf index of each entry, in order.
         leaves: Vec<u64>,
     },
-    /// Not applied: the customer it needs is not active. Nothing of it was written.
+    /// Not applied: the customer it needs is not active, or its decision is stale. Nothing of
+    /// it was written.
     Conflict {
-        /// `subject_unknown` or `subject_erased`.
+        /// `subject_unknown`, `subject_erased` or (since version 2) `stale`.
         conflict: String,
     },
     /// Not committed: the node asked does not sequence the log (any more).
@@ -80,7 +92,7 @@ pub enum CommittedV1 {
     Failed,
 }
 
-/// Why a body is not a version-1 message.
+/// Why a body is not a message of a version this node speaks.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// The sender speaks another version.
@@ -118,26 +130,30 @@ impl CommitBatch {
 
     /// The store's requests, once the version and every field check out.
     pub fn into_requests(self) -> Result<Vec<WriteRequest>, WireError> {
-        if self.v != PROTOCOL_VERSION {
+        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&self.v) {
             return Err(WireError::Version(self.v));
+        }
+        if self.v < 2 && self.requests.iter().any(|r| r.decided_on.is_some()) {
+            return Err(WireError::Malformed("decided_on"));
         }
         self.requests
             .into_iter()
-            .map(WriteRequestV1::into_store)
+            .map(WireRequest::into_store)
             .collect()
     }
 }
 
-impl WriteRequestV1 {
+impl WireRequest {
     /// The wire form of a store request.
-    pub fn from_store(request: &WriteRequest) -> WriteRequestV1 {
-        WriteRequestV1 {
+    pub fn from_store(request: &WriteRequest) -> WireRequest {
+        WireRequest {
             requires_active: request.requires_active.clone(),
+            decided_on: request.decided_on,
             mutations: request.changes.iter().map(|c| c.to_wire()).collect(),
             entries: request
                 .entries
                 .iter()
-                .map(|e| LogEntryV1 {
+                .map(|e| WireEntry {
                     subject: e.subject.clone(),
                     commitment: B64.encode(e.commitment),
                     sealed_body: e.sealed_body.as_ref().map(|b| B64.encode(b)),
@@ -147,8 +163,12 @@ impl WriteRequestV1 {
     }
 
     fn into_store(self) -> Result<WriteRequest, WireError> {
+        if self.decided_on.is_some() && self.requires_active.is_none() {
+            return Err(WireError::Malformed("decided_on"));
+        }
         Ok(WriteRequest {
             requires_active: self.requires_active,
+            decided_on: self.decided_on,
             changes: self
                 .mutations
                 .into_iter()
@@ -177,15 +197,16 @@ impl WriteRequestV1 {
     }
 }
 
-impl CommittedV1 {
+impl WireOutcome {
     /// The wire form of a committed outcome.
-    pub fn of_outcome(outcome: RequestOutcome) -> CommittedV1 {
+    pub fn of_outcome(outcome: RequestOutcome) -> WireOutcome {
         match outcome {
-            Ok(leaves) => CommittedV1::Committed { leaves },
-            Err(conflict) => CommittedV1::Conflict {
+            Ok(leaves) => WireOutcome::Committed { leaves },
+            Err(conflict) => WireOutcome::Conflict {
                 conflict: match conflict {
                     Conflict::SubjectUnknown => "subject_unknown",
                     Conflict::SubjectErased => "subject_erased",
+                    Conflict::Stale => "stale",
                 }
                 .to_owned(),
             },
@@ -195,10 +216,11 @@ impl CommittedV1 {
     /// The outcome it reports, if the write was committed or refused for its precondition.
     pub fn outcome(&self) -> Option<Result<RequestOutcome, WireError>> {
         match self {
-            CommittedV1::Committed { leaves } => Some(Ok(Ok(leaves.clone()))),
-            CommittedV1::Conflict { conflict } => Some(match conflict.as_str() {
+            WireOutcome::Committed { leaves } => Some(Ok(Ok(leaves.clone()))),
+            WireOutcome::Conflict { conflict } => Some(match conflict.as_str() {
                 "subject_unknown" => Ok(Err(Conflict::SubjectUnknown)),
                 "subject_erased" => Ok(Err(Conflict::SubjectErased)),
+                "stale" => Ok(Err(Conflict::Stale)),
                 _ => Err(WireError::Malformed("conflict")),
             }),
             _ => None,
@@ -234,6 +256,7 @@ mod tests {
         vec![
             WriteRequest {
                 requires_active: Some("cus_1".into()),
+                decided_on: Some(3),
                 changes: vec![
                     Arc::new(CreateSubject {
                         subject: "cus_1".into(),
@@ -260,6 +283,7 @@ mod tests {
             },
             WriteRequest {
                 requires_active: Some("cus_2".into()),
+                decided_on: None,
                 changes: vec![Arc::new(Erase {
                     subject: "cus_2".into(),
                     at: 1_700_000_002,
@@ -272,6 +296,7 @@ mod tests {
             },
             WriteRequest {
                 requires_active: None,
+                decided_on: None,
                 changes: vec![Arc::new(InsertApiKey(ApiKeyRow {
                     id: candor_core::KeyId::parse("k1").unwrap(),
                     secret_hash: [3; 32],
@@ -296,7 +321,7 @@ mod tests {
     fn encoded(requests: &[WriteRequest]) -> Vec<u8> {
         let each: Vec<Vec<u8>> = requests
             .iter()
-            .map(|r| serde_json::to_vec(&WriteRequestV1::from_store(r)).unwrap())
+            .map(|r| serde_json::to_vec(&WireRequest::from_store(r)).unwrap())
             .collect();
         CommitBatch::assemble(&each)
     }
@@ -307,7 +332,7 @@ mod tests {
         let pretty: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             serde_json::to_string_pretty(&pretty).unwrap() + "\n",
-            golden("commit_batch_v1.json")
+            golden("commit_batch_v2.json")
         );
         // And it parses back to the same requests, field for field.
         let batch: CommitBatch = serde_json::from_slice(&body).unwrap();
@@ -315,28 +340,59 @@ mod tests {
         assert_eq!(encoded(&back), body);
     }
 
+    /// A follower of the build before version 2 still writes through this node: its batches
+    /// parse, and are the version-2 batch without `decided_on`.
+    #[test]
+    fn a_version_1_batch_is_still_taken() {
+        let batch: CommitBatch = serde_json::from_str(&golden("commit_batch_v1.json")).unwrap();
+        assert_eq!(batch.v, 1);
+        let back = batch.into_requests().unwrap();
+        assert!(back.iter().all(|r| r.decided_on.is_none()));
+        let mut expected = sample_requests();
+        expected[0].decided_on = None;
+        assert_eq!(encoded(&back), encoded(&expected));
+
+        let mut with_decision: serde_json::Value =
+            serde_json::from_str(&golden("commit_batch_v1.json")).unwrap();
+        with_decision["requests"][0]["decided_on"] = 3.into();
+        let parsed: CommitBatch = serde_json::from_value(with_decision).unwrap();
+        assert_eq!(
+            parsed.into_requests().unwrap_err(),
+            WireError::Malformed("decided_on"),
+            "version 1 has no decisions to carry"
+        );
+    }
+
     #[test]
     fn commit_outcomes_are_exactly_the_pinned_bytes() {
         let answer = CommitOutcomes {
             v: PROTOCOL_VERSION,
             outcomes: vec![
-                CommittedV1::of_outcome(Ok(vec![41, 42])),
-                CommittedV1::of_outcome(Err(Conflict::SubjectErased)),
-                CommittedV1::of_outcome(Err(Conflict::SubjectUnknown)),
-                CommittedV1::NotSequencer,
-                CommittedV1::Uncommitted,
-                CommittedV1::Failed,
+                WireOutcome::of_outcome(Ok(vec![41, 42])),
+                WireOutcome::of_outcome(Err(Conflict::SubjectErased)),
+                WireOutcome::of_outcome(Err(Conflict::SubjectUnknown)),
+                WireOutcome::of_outcome(Err(Conflict::Stale)),
+                WireOutcome::NotSequencer,
+                WireOutcome::Uncommitted,
+                WireOutcome::Failed,
             ],
         };
         assert_eq!(
             serde_json::to_string_pretty(&answer).unwrap() + "\n",
-            golden("commit_outcomes_v1.json")
+            golden("commit_outcomes_v2.json")
         );
         let back: CommitOutcomes =
-            serde_json::from_str(&golden("commit_outcomes_v1.json")).unwrap();
+            serde_json::from_str(&golden("commit_outcomes_v2.json")).unwrap();
         assert_eq!(back, answer);
         assert_eq!(
             back.outcomes[1].outcome(),
+            Some(Ok(Err(Conflict::SubjectErased)))
+        );
+        assert_eq!(back.outcomes[3].outcome(), Some(Ok(Err(Conflict::Stale))));
+        // Version 1's answers still read the same.
+        let v1: CommitOutcomes = serde_json::from_str(&golden("commit_outcomes_v1.json")).unwrap();
+        assert_eq!(
+            v1.outcomes[1].outcome(),
             Some(Ok(Err(Conflict::SubjectErased)))
         );
     }
@@ -345,9 +401,12 @@ mod tests {
     fn another_version_or_a_malformed_field_is_refused() {
         let mut batch: serde_json::Value =
             serde_json::from_str(&golden("commit_batch_v1.json")).unwrap();
-        batch["v"] = 2.into();
+        batch["v"] = 3.into();
         let parsed: CommitBatch = serde_json::from_value(batch.clone()).unwrap();
-        assert_eq!(parsed.into_requests().unwrap_err(), WireError::Version(2));
+        assert_eq!(parsed.into_requests().unwrap_err(), WireError::Version(3));
+        batch["v"] = 0.into();
+        let parsed: CommitBatch = serde_json::from_value(batch.clone()).unwrap();
+        assert_eq!(parsed.into_requests().unwrap_err(), WireError::Version(0));
 
         batch["v"] = 1.into();
         batch["requests"][0]["entries"][0]["commitment"] = "AQI=".into();

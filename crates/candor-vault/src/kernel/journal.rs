@@ -23,6 +23,10 @@ pub struct Sealed {
     pub canonical: Vec<u8>,
 }
 
+/// How often a use case decides anew when the customer's consent changed between its decision
+/// and its write (`ConsentChanged`), before it refuses with `consent_changed`.
+pub const DECIDE_ATTEMPTS: usize = 3;
+
 /// The slices' one path to the log.
 #[derive(Clone)]
 pub struct Journal {
@@ -36,15 +40,21 @@ impl Journal {
     }
 
     /// Commits `changes` and `entries` as one request, applied only while `subject` (if given)
-    /// is active, and waits until it is durable; returns the entries' leaf indexes.
+    /// is active, and, if `decided_on` is given, while their revision is still that one (what it
+    /// decided, it decided on their consent at that revision); waits until it is durable and
+    /// returns the entries' leaf indexes. A stale decision fails with `ConsentChanged`, and
+    /// nothing of it is written.
     pub async fn submit(
         &self,
         requires_active: Option<&SubjectId>,
+        decided_on: Option<u64>,
         changes: Vec<Arc<dyn Change>>,
         entries: Vec<LogEntry>,
     ) -> Result<Vec<LeafIndex>, VaultError> {
+        debug_assert!(decided_on.is_none() || requires_active.is_some());
         let request = WriteRequest {
             requires_active: requires_active.map(|s| s.as_str().to_owned()),
+            decided_on,
             changes,
             entries,
         };
@@ -52,6 +62,7 @@ impl Journal {
             Ok(leaves) => Ok(leaves.into_iter().map(LeafIndex::new).collect()),
             Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
             Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),
+            Err(Conflict::Stale) => Err(VaultError::ConsentChanged),
         }
     }
 
@@ -88,18 +99,20 @@ impl Journal {
     }
 
     /// Logs one event about an active customer and waits until it is durable; returns its leaf.
-    /// Fails with `SubjectErased` if an erasure committed first.
+    /// Fails with `SubjectErased` if an erasure committed first, and with `ConsentChanged` if
+    /// the event records a decision made on their revision `decided_on` and it has moved.
     pub async fn log_event(
         &self,
         key: &DataKey,
         actor: Actor,
         subject: &SubjectId,
+        decided_on: Option<u64>,
         now: i64,
         kind: EventKind,
     ) -> Result<LeafIndex, VaultError> {
         let sealed = self.seal(Some(key), actor, subject, now, kind);
         let leaves = self
-            .submit(Some(subject), vec![], vec![sealed.entry])
+            .submit(Some(subject), decided_on, vec![], vec![sealed.entry])
             .await?;
         Ok(leaves[0])
     }

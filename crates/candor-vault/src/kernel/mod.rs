@@ -15,4 +15,4 @@ pub mod sequencing;
 mod trees;
 pub mod writer;
 
-pub use journal::{Journal, Sealed};
+pub use journal::{DECIDE_ATTEMPTS, Journal, Sealed};

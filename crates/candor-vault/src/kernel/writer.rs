@@ -666,6 +666,7 @@ pub(crate) mod tests {
     pub(crate) fn event(subject: &str, byte: u8) -> WriteRequest {
         WriteRequest {
             requires_active: Some(subject.into()),
+            decided_on: None,
             changes: vec![],
             entries: vec![LogEntry {
                 subject: subject.into(),
