@@ -127,6 +127,11 @@ impl TypedChange for AddConsent {
     }
 }
 
+/// The channels only Candor records: the customer's own change in the privacy center, and the
+/// browser's Global Privacy Control signal. No caller may give them as evidence, so a consent
+/// record saying the customer acted is only ever Candor's word.
+const CANDOR_CHANNELS: &[&str] = &["privacy_center", "gpc"];
+
 /// The slice, registered: its table, its change and its erasure of a customer.
 pub(crate) const SLICE: Slice = Slice {
     schema: Some(SchemaPart {
@@ -338,6 +343,12 @@ impl Consents {
                 return Err(invalid("expires_at must be in the future"));
             }
             let evidence = match (c.evidence, as_service) {
+                (Some(e), _) if CANDOR_CHANNELS.contains(&e.channel.as_str()) => {
+                    return Err(invalid(format!(
+                        "channel `{}` is recorded by Candor itself, never given as evidence",
+                        e.channel
+                    )));
+                }
                 (Some(e), _) => e,
                 (None, None) => Evidence {
                     channel: "privacy_center".into(),
@@ -361,7 +372,15 @@ impl Consents {
             });
         }
         if gpc {
-            for p in self.map.purposes().filter(|p| p.sells_or_shares()) {
+            // A service's call carries the signal for the purposes it is bound to, no others.
+            let bound = |p: &candor_core::Purpose| {
+                as_service.is_none_or(|k| k.purposes.contains(p.id().as_str()))
+            };
+            for p in self
+                .map
+                .purposes()
+                .filter(|p| p.sells_or_shares() && bound(p))
+            {
                 records.push(ConsentRecord {
                     purpose: p.id().as_str().to_owned(),
                     recipient: None,

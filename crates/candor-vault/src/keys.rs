@@ -456,8 +456,12 @@ impl Keys {
                 "this key may not mint customer sessions",
             ));
         }
-        if let SubjectState::Erased { .. } = self.db.log().subject(subject.as_str())? {
-            return Err(VaultError::SubjectErased);
+        // A session is for a customer Candor holds: a service cannot make up a customer and then
+        // act as them.
+        match self.db.log().subject(subject.as_str())? {
+            SubjectState::Active { .. } => {}
+            SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
+            SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
         }
         let expires_at = now + SESSION_TTL_SECS;
         Ok((self.sessions.mint(subject.as_str(), expires_at), expires_at))

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const EMAIL: &str = "marketing.communications.email";
+const OPS: &str = "essential.service.operations";
 const ROUNDS: usize = 25;
 const WORKERS: usize = 4;
 /// Requests each worker makes after it has seen the withdrawal acknowledged.
@@ -27,7 +28,18 @@ fn consent(app: &TestApp, session: &str, action: &str) {
 /// A customer who granted email marketing, their session, and a mailer's key.
 fn granted() -> (TestApp, String, String) {
     let app = TestApp::spawn();
-    let mailer = app.service_key("mailer", &[EMAIL], json!({ "can_mint_sessions": true }));
+    let mailer = app.service_key(
+        "mailer",
+        &[OPS, EMAIL],
+        json!({ "can_mint_sessions": true }),
+    );
+    let r = app.send(
+        "PUT",
+        "/v1/subjects/cus_race/data",
+        Some(&mailer),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "Racer" } })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     let me = app.session(&mailer, "cus_race");
     consent(&app, &me, "grant");
     (app, me, mailer)

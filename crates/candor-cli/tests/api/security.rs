@@ -209,3 +209,70 @@ fn a_third_party_key_collects_only_for_purposes_that_declare_it() {
         "nothing was stored for the refused collection"
     );
 }
+
+#[test]
+fn a_session_is_minted_only_for_a_customer_candor_holds() {
+    let (app, shop) = seeded();
+    let r = app.send(
+        "POST",
+        "/v1/subjects/cus_nobody/sessions",
+        Some(&shop),
+        None,
+    );
+    assert_eq!((r.status, r.code()), (404, "subject_not_found"));
+    let r = app.send("POST", "/v1/subjects/cus_a/sessions", Some(&shop), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Consent evidence names who really acted: a service cannot claim the customer acted in the
+/// privacy center, nor send the browser's GPC signal, and its GPC touches only its own purposes.
+#[test]
+fn a_service_cannot_pass_its_consent_changes_off_as_the_customer_s() {
+    let (app, _) = seeded();
+    let sharer = app.service_key("sharer", &["third_party_sharing"], json!({}));
+    let mailer = app.service_key("mailer", &["marketing.communications.email"], json!({}));
+    for channel in ["privacy_center", "gpc"] {
+        let r = app.send(
+            "POST",
+            "/v1/subjects/cus_a/consents",
+            Some(&sharer),
+            Some(
+                json!({ "changes": [{ "purpose": "third_party_sharing", "action": "grant",
+                "evidence": { "channel": channel, "notice_version": "2026-11" } }] }),
+            ),
+        );
+        assert_eq!((r.status, r.code()), (400, "invalid_request"), "{channel}");
+    }
+    let grant = |key: &str, purpose: &str| {
+        let r = app.send(
+            "POST",
+            "/v1/subjects/cus_a/consents",
+            Some(key),
+            Some(json!({ "changes": [{ "purpose": purpose, "action": "grant",
+                "evidence": { "channel": "checkout_form", "notice_version": "2026-11" } }] })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    grant(&sharer, "third_party_sharing");
+    // The mailer's call carries Sec-GPC: it may not withdraw sharing it is not bound to.
+    let r = app.send_with(
+        "POST",
+        "/v1/subjects/cus_a/consents",
+        Some(&mailer),
+        Some(
+            json!({ "changes": [{ "purpose": "marketing.communications.email", "action": "grant",
+            "evidence": { "channel": "newsletter_form", "notice_version": "2026-11" } }] }),
+        ),
+        &[("Sec-GPC", "1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let view = app.send("GET", "/v1/subjects/cus_a/consents", Some(&sharer), None);
+    let sharing = view.body["in_force"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == "third_party_sharing")
+        .unwrap()
+        .clone();
+    assert_eq!(sharing["state"], "granted", "{}", view.body);
+}

@@ -321,7 +321,14 @@ fn lookup_by_email_goes_through_the_blind_index() {
 #[test]
 fn gpc_withdraws_sale_and_sharing_and_is_recorded() {
     let app = TestApp::spawn();
-    let shop = app.service_key("web", &[], json!({ "can_mint_sessions": true }));
+    let shop = app.service_key("web", &[OPS], json!({ "can_mint_sessions": true }));
+    let r = app.send(
+        "PUT",
+        "/v1/subjects/cus_gpc/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "Gigi" } })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     let me = app.session(&shop, "cus_gpc");
     let grant_all = json!({ "changes": [
         { "purpose": "third_party_sharing", "action": "grant" },
