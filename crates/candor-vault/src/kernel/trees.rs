@@ -80,6 +80,9 @@ impl Trees {
                 None => missing.push(*label),
             }
         }
+        if missing.is_empty() {
+            return Ok(());
+        }
         missing.sort_unstable();
         missing.dedup();
         self.evict(missing.len());
