@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use candor_core::{
-    DataMap, Denial, EventKind, FieldDecision, FieldOutcome, LeafIndex, Permit, Purpose,
+    DataMap, Decision, Denial, EventKind, FieldDecision, FieldOutcome, LeafIndex, Permit, Purpose,
     SUBJECT_ACCESS, SubjectId, decide, subject_access,
 };
 use candor_crypto::{DataKey, SealContext};
@@ -17,7 +17,7 @@ use crate::VaultError;
 use crate::consent::{self, ConsentRow, to_records};
 use crate::error::invalid;
 use crate::kernel::{DECIDE_ATTEMPTS, Journal};
-use crate::keys::Principal;
+use crate::keys::{Principal, ServiceKey};
 use crate::subjects::{self, BlindIndexes, Customers, MAX_FIELDS, normalise};
 
 /// A customer as one access sees them.
@@ -164,18 +164,12 @@ impl Access {
             // Everything is read up front, ciphertexts included; nothing is opened before the
             // event is durable. An erasure racing this read makes the log write fail its
             // precondition, and so does a consent change if the decision rested on consent.
-            let record = subject_record(&self.db, subject)?;
-            let dek = self.customers.unwrap_key(subject, record.state)?;
-            let consents = to_records(record.consents)?;
-            let decision = decide(
-                &self.map,
-                purpose,
-                subject,
-                key.recipient(),
-                &consents,
-                fields,
-                now,
-            );
+            let Decided {
+                dek,
+                decision,
+                decided_on,
+                sealed,
+            } = self.decide_now(key, purpose, subject, fields, now)?;
             let kind = EventKind::Accessed {
                 purpose: purpose_id.to_owned(),
                 recipient: key.recipient().map(str::to_owned),
@@ -188,7 +182,6 @@ impl Access {
                     })
                     .collect(),
             };
-            let decided_on = rests_on_consent(purpose, &decision.permit).then_some(record.revision);
             let leaf_index = match self
                 .journal
                 .log_event(&dek, principal.actor(), subject, decided_on, now, kind)
@@ -201,7 +194,7 @@ impl Access {
                 logged => logged?,
             };
             // The event is durable; only now may plaintext leave the vault.
-            let values = release(&dek, subject, &decision.permit, record.fields)?;
+            let values = release(&dek, subject, &decision.permit, sealed)?;
             return Ok(AccessOutcome {
                 decisions: decision.fields,
                 values,
@@ -325,26 +318,20 @@ impl Access {
     ) -> Result<bool, VaultError> {
         let key = principal.service()?;
         for _ in 0..DECIDE_ATTEMPTS {
-            let record = subject_record(&self.db, subject)?;
-            let dek = match self.customers.unwrap_key(subject, record.state) {
-                Ok(k) => k,
+            let field = [category.to_owned()];
+            let Decided {
+                dek,
+                decision,
+                decided_on,
+                sealed,
+            } = match self.decide_now(key, purpose, subject, &field, now) {
+                Ok(decided) => decided,
                 Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => return Ok(false),
                 Err(e) => return Err(e),
             };
-            let consents = to_records(record.consents)?;
-            let field = [category.to_owned()];
-            let decision = decide(
-                &self.map,
-                purpose,
-                subject,
-                key.recipient(),
-                &consents,
-                &field,
-                now,
-            );
             // Truncated digests can coincide: confirm by opening the stored value. The value
             // never leaves the vault: a match returns only the customer's id, once logged.
-            let released = release(&dek, subject, &decision.permit, record.fields)?;
+            let released = release(&dek, subject, &decision.permit, sealed)?;
             let Some((_, plain)) = released.into_iter().next() else {
                 return Ok(false);
             };
@@ -359,7 +346,6 @@ impl Access {
                     outcome: "lookup_match",
                 }],
             };
-            let decided_on = rests_on_consent(purpose, &decision.permit).then_some(record.revision);
             match self
                 .journal
                 .log_event(&dek, principal.actor(), subject, decided_on, now, kind)
@@ -375,10 +361,49 @@ impl Access {
     }
 }
 
-/// Whether releasing what `permit` allows rests on the customer's consent, so that the access
-/// must be logged as decided on their revision.
-fn rests_on_consent(purpose: &Purpose, permit: &Permit) -> bool {
-    purpose.legal_basis().needs_consent() && !permit.fields().is_empty()
+/// A policy decision on the customer as read just now, with what it needs to be logged and acted
+/// on.
+struct Decided {
+    dek: DataKey,
+    decision: Decision,
+    /// The customer's revision, if releasing what the decision permits rests on their consent:
+    /// the event must be logged as decided on it.
+    decided_on: Option<u64>,
+    /// The customer's sealed fields, read with the consents decided on.
+    sealed: Vec<(String, Vec<u8>)>,
+}
+
+impl Access {
+    /// Reads the customer's record in one snapshot and decides `fields` for `purpose` on it.
+    fn decide_now(
+        &self,
+        key: &ServiceKey,
+        purpose: &Purpose,
+        subject: &SubjectId,
+        fields: &[String],
+        now: i64,
+    ) -> Result<Decided, VaultError> {
+        let record = subject_record(&self.db, subject)?;
+        let dek = self.customers.unwrap_key(subject, record.state)?;
+        let consents = to_records(record.consents)?;
+        let decision = decide(
+            &self.map,
+            purpose,
+            subject,
+            key.recipient(),
+            &consents,
+            fields,
+            now,
+        );
+        let rests_on_consent =
+            purpose.legal_basis().needs_consent() && !decision.permit.fields().is_empty();
+        Ok(Decided {
+            dek,
+            decided_on: rests_on_consent.then_some(record.revision),
+            decision,
+            sealed: record.fields,
+        })
+    }
 }
 
 /// Opens the stored values of the fields a policy decision permitted for this customer; nothing
