@@ -123,6 +123,8 @@ enum Command {
         advertise_url: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        oidc: OidcArgs,
     },
     /// Run a C2SP tlog-witness for other parties' logs: cosign each checkpoint that extends the
     /// last one cosigned, refuse anything else.
@@ -200,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             witness_quorum,
             advertise_url,
             db,
+            oidc,
         } => {
             let database = db.database();
             if init && !home::is_initialised(&dir) {
@@ -228,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 advertise_url.as_deref(),
                 witnesses,
                 quorum,
+                oidc.methods()?,
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -337,6 +341,7 @@ fn serve(
     advertise: Option<&str>,
     witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
     quorum: usize,
+    signin: candor_http::SigninMethods,
 ) -> anyhow::Result<()> {
     // Bound before the vault opens, so a cluster node that listens on port 0 can advertise the
     // port it got.
@@ -372,7 +377,7 @@ fn serve(
             sequencer = vault.sequencing().is_sequencer(),
             "candor is serving"
         );
-        candor_http::serve(listener, vault.clone(), shutdown_signal()).await?;
+        candor_http::serve(listener, vault.clone(), signin, shutdown_signal()).await?;
         // Drained: no more writes. The next node need not wait for the claim to lapse.
         vault
             .sequencing()
@@ -380,6 +385,43 @@ fn serve(
             .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
         anyhow::Ok(())
     })
+}
+
+/// How customers sign in with the business's OpenID Connect provider.
+#[derive(clap::Args, Debug)]
+struct OidcArgs {
+    /// The business's OpenID Connect provider (its issuer URL, https), through which customers
+    /// sign in; its keys are found through its discovery document.
+    #[arg(
+        long,
+        env = "CANDOR_OIDC_ISSUER",
+        value_name = "URL",
+        requires = "oidc_audience"
+    )]
+    oidc_issuer: Option<String>,
+    /// Candor's client id at the provider: the audience its ID tokens must name.
+    #[arg(long, env = "CANDOR_OIDC_AUDIENCE", value_name = "CLIENT_ID")]
+    oidc_audience: Option<String>,
+    /// The ID token claim that holds the Candor customer id.
+    #[arg(long, env = "CANDOR_OIDC_CUSTOMER_CLAIM", default_value = "sub")]
+    oidc_customer_claim: String,
+}
+
+impl OidcArgs {
+    fn methods(self) -> anyhow::Result<candor_http::SigninMethods> {
+        let oidc = match (self.oidc_issuer, self.oidc_audience) {
+            (Some(issuer), Some(audience)) => Some(candor_http::oidc::OidcProvider::new(
+                candor_http::oidc::OidcSettings {
+                    issuer,
+                    audience,
+                    customer_claim: self.oidc_customer_claim,
+                },
+            )?),
+            (None, None) => None,
+            _ => anyhow::bail!("--oidc-issuer and --oidc-audience go together"),
+        };
+        Ok(candor_http::SigninMethods { oidc })
+    }
 }
 
 /// Completes on SIGINT or SIGTERM, so the server drains in-flight requests before exiting.

@@ -38,6 +38,25 @@ pub enum Actor {
         /// The customer id.
         id: String,
     },
+    /// The customer, through a session a service minted for them: the service is named in every
+    /// event, so a delegated act is never shown as the customer's own.
+    Delegate {
+        /// The customer id.
+        id: String,
+        /// The service whose session it was.
+        through: ServiceRef,
+    },
+    /// Candor itself, acting on a request nobody was signed in for (sending a sign-in link).
+    Candor,
+}
+
+/// A service key, as an event names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceRef {
+    /// The API key id.
+    pub id: String,
+    /// The key's name.
+    pub name: String,
 }
 
 /// One field's outcome in an access event.
@@ -93,6 +112,23 @@ pub enum EventKind {
     },
     /// The customer's key and data were destroyed.
     Erased,
+    /// A session to act as the customer began: they signed in (`oidc`, `email_link`), or a
+    /// service minted one for them (`delegated`, with the service as the actor).
+    SessionStarted {
+        /// How.
+        method: &'static str,
+        /// Unix seconds when it stops working.
+        expires_at: i64,
+    },
+    /// The email address the customer signs in with was set; it counts once a link sent to it
+    /// is used.
+    SigninEmailSet,
+    /// Candor sent a one-time link to the customer's sign-in address: `sign_in`, or
+    /// `verify_address` for an address just set.
+    SigninLinkSent {
+        /// What the link is for.
+        purpose: &'static str,
+    },
 }
 
 /// A log event.
@@ -250,7 +286,66 @@ mod tests {
             ("erased", Event::new("cus_1", at, admin, EventKind::Erased)),
             (
                 "erased_by_the_customer",
-                Event::new("cus_1", at, customer, EventKind::Erased),
+                Event::new("cus_1", at, customer.clone(), EventKind::Erased),
+            ),
+            (
+                "session_started",
+                Event::new(
+                    "cus_1",
+                    at,
+                    customer.clone(),
+                    EventKind::SessionStarted {
+                        method: "oidc",
+                        expires_at: at + 900,
+                    },
+                ),
+            ),
+            (
+                "session_delegated",
+                Event::new(
+                    "cus_1",
+                    at,
+                    service(),
+                    EventKind::SessionStarted {
+                        method: "delegated",
+                        expires_at: at + 900,
+                    },
+                ),
+            ),
+            (
+                "consent_changed_through_a_service",
+                Event::new(
+                    "cus_1",
+                    at,
+                    Actor::Delegate {
+                        id: "cus_1".into(),
+                        through: ServiceRef {
+                            id: "k1".into(),
+                            name: "checkout".into(),
+                        },
+                    },
+                    EventKind::ConsentChanged {
+                        purpose: "marketing.communications.email".into(),
+                        recipient: None,
+                        action: "withdraw",
+                        expires_at: None,
+                        channel: "checkout_app".into(),
+                        notice_version: "2026-11".into(),
+                    },
+                ),
+            ),
+            (
+                "signin_email_set",
+                Event::new("cus_1", at, customer, EventKind::SigninEmailSet),
+            ),
+            (
+                "signin_link_sent",
+                Event::new(
+                    "cus_1",
+                    at,
+                    Actor::Candor,
+                    EventKind::SigninLinkSent { purpose: "sign_in" },
+                ),
             ),
         ]
     }

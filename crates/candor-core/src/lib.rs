@@ -16,6 +16,9 @@ pub use datamap::{
     Category, DataMap, DataMapError, DataMapErrors, LegalBasis, Purpose, Recipient, RecipientKind,
     SAMPLE_DATA_MAP,
 };
-pub use event::{Actor, EVENT_FORMAT_VERSION, Event, EventKind, FieldOutcome};
+pub use event::{Actor, EVENT_FORMAT_VERSION, Event, EventKind, FieldOutcome, ServiceRef};
 pub use ids::{CategoryKey, IdError, KeyId, LeafIndex, PurposeId, RecipientId, SubjectId};
-pub use policy::{Decision, Denial, FieldDecision, Permit, SUBJECT_ACCESS, decide, subject_access};
+pub use policy::{
+    Decision, Denial, FieldDecision, Permit, SUBJECT_ACCESS, decide, delegated_access,
+    subject_access,
+};

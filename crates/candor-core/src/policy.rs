@@ -159,6 +159,24 @@ pub fn subject_access(map: &DataMap, subject: &SubjectId, held: &[String]) -> Pe
     }
 }
 
+/// A customer reading their own data through a session a service minted for them: only the
+/// categories of `held` that one of the service's `purposes` uses, since the service may not
+/// export everything on the customer's behalf.
+pub fn delegated_access<'a>(
+    map: &DataMap,
+    subject: &SubjectId,
+    held: &[String],
+    purposes: impl IntoIterator<Item = &'a PurposeId>,
+) -> Permit {
+    let used: Vec<&crate::Purpose> = purposes
+        .into_iter()
+        .filter_map(|p| map.purpose(p.as_str()))
+        .collect();
+    let mut permit = subject_access(map, subject, held);
+    permit.fields.retain(|f| used.iter().any(|p| p.needs(f)));
+    permit
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@
 //!   and associated data naming customer and field, so a ciphertext cannot be moved elsewhere.
 //! - [`BlindIndexKey`]: keyed, truncated HMAC for equality lookup without plaintext.
 //! - [`SessionKey`]: MACs short-lived customer session tokens.
+//! - [`NonceKey`]: MACs the nonces Candor hands out for OpenID Connect sign-in, so any node can
+//!   check one it did not issue.
 //!
 //! Every key type zeroises on drop and prints as `[redacted]`. This crate does no IO: randomness
 //! comes from `rand`'s thread-local CSPRNG, seeded by the operating system.
@@ -71,6 +73,7 @@ redacted_debug!(
     KeyWrappingKey,
     BlindIndexKey,
     SessionKey,
+    NonceKey,
     LabelKey,
     NodeKey
 );
@@ -127,6 +130,11 @@ impl RootKey {
     /// The key that MACs customer session tokens.
     pub fn session_key(&self) -> SessionKey {
         SessionKey(self.derive(b"session-token"))
+    }
+
+    /// The key that MACs sign-in nonces.
+    pub fn nonce_key(&self) -> NonceKey {
+        NonceKey(self.derive(b"signin-nonce"))
     }
 
     /// The key that gives each customer their private label in the log's directory.
@@ -346,15 +354,20 @@ impl BlindIndexKey {
 
 /// MACs customer session tokens.
 ///
-/// A token is `cst_<base64url(payload)>.<base64url(tag)>` with payload `1.<subject>.<expiry>`, the
-/// expiry in Unix seconds. Subject ids never contain dots, so the payload splits unambiguously.
+/// A token is `cst_<base64url(payload)>.<base64url(tag)>` with payload `1.<subject>.<expiry>` for
+/// the customer's own session, or `2.<subject>.<expiry>.<key id>` for one a service minted for
+/// them (delegated), the expiry in Unix seconds. Neither customer nor key ids contain dots, so
+/// the payload splits unambiguously.
 pub struct SessionKey(Zeroizing<[u8; 32]>);
 
-/// A verified session: the customer it speaks for and when it stops working.
+/// A verified session: the customer it speaks for, through which service if delegated, and when
+/// it stops working.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The customer id.
     pub subject: String,
+    /// The id of the service key that minted it, for a delegated session.
+    pub through: Option<String>,
     /// Unix seconds after which the token is refused.
     pub expires_at: i64,
 }
@@ -367,14 +380,23 @@ impl SessionKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// Mints a token for `subject` valid until `expires_at`.
-    pub fn mint(&self, subject: &str, expires_at: i64) -> String {
-        let payload = format!("1.{subject}.{expires_at}");
+    fn token(&self, payload: &str) -> String {
         format!(
             "cst_{}.{}",
             URL_SAFE_NO_PAD.encode(payload.as_bytes()),
             URL_SAFE_NO_PAD.encode(self.tag(payload.as_bytes()))
         )
+    }
+
+    /// Mints the customer's own token for `subject` valid until `expires_at`.
+    pub fn mint(&self, subject: &str, expires_at: i64) -> String {
+        self.token(&format!("1.{subject}.{expires_at}"))
+    }
+
+    /// Mints a token for `subject` on behalf of the service key `key_id`, valid until
+    /// `expires_at`.
+    pub fn mint_delegated(&self, subject: &str, key_id: &str, expires_at: i64) -> String {
+        self.token(&format!("2.{subject}.{expires_at}.{key_id}"))
     }
 
     /// Verifies a token at time `now` (Unix seconds). The tag is compared in constant time.
@@ -391,11 +413,11 @@ impl SessionKey {
             return Err(CryptoError::BadToken);
         }
         let payload = String::from_utf8(payload).map_err(|_| CryptoError::BadToken)?;
-        let mut parts = payload.split('.');
-        let (Some("1"), Some(subject), Some(expiry), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(CryptoError::BadToken);
+        let parts: Vec<&str> = payload.split('.').collect();
+        let (subject, expiry, through) = match parts[..] {
+            ["1", subject, expiry] => (subject, expiry, None),
+            ["2", subject, expiry, key] if !key.is_empty() => (subject, expiry, Some(key)),
+            _ => return Err(CryptoError::BadToken),
         };
         let expires_at: i64 = expiry.parse().map_err(|_| CryptoError::BadToken)?;
         if now >= expires_at {
@@ -403,8 +425,50 @@ impl SessionKey {
         }
         Ok(Session {
             subject: subject.to_owned(),
+            through: through.map(str::to_owned),
             expires_at,
         })
+    }
+}
+
+/// MACs sign-in nonces: `cnn_<base64url(expiry_be8 || random16 || tag32)>`, the expiry in Unix
+/// seconds. A valid tag proves Candor issued it; that it is used only once is the log's job
+/// (a one-time claim on its digest).
+pub struct NonceKey(Zeroizing<[u8; 32]>);
+
+impl NonceKey {
+    fn tag(&self, body: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).expect("any key length");
+        mac.update(b"candor.signin-nonce.v1\0");
+        mac.update(body);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A fresh nonce valid until `expires_at`.
+    pub fn issue(&self, expires_at: i64) -> String {
+        let mut raw = [0u8; 56];
+        raw[..8].copy_from_slice(&expires_at.to_be_bytes());
+        rand::thread_rng().fill_bytes(&mut raw[8..24]);
+        let tag = self.tag(&raw[..24]);
+        raw[24..].copy_from_slice(&tag);
+        format!("cnn_{}", URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Checks a nonce at `now`; returns when it expires. The tag is compared in constant time.
+    pub fn check(&self, nonce: &str, now: i64) -> Result<i64, CryptoError> {
+        let raw = nonce
+            .strip_prefix("cnn_")
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+            .filter(|r| r.len() == 56)
+            .ok_or(CryptoError::BadToken)?;
+        if !bool::from(self.tag(&raw[..24]).ct_eq(&raw[24..])) {
+            return Err(CryptoError::BadToken);
+        }
+        let expires_at = i64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
+        if now >= expires_at {
+            return Err(CryptoError::BadToken);
+        }
+        Ok(expires_at)
     }
 }
 
@@ -550,6 +614,52 @@ mod tests {
                 .is_err()
         );
         assert!(RootKey::generate().session_key().verify(&token, 0).is_err());
+    }
+
+    #[test]
+    fn nonces_are_checked_by_tag_and_expiry() {
+        let key = RootKey::generate().nonce_key();
+        let nonce = key.issue(1000);
+        assert_eq!(key.check(&nonce, 999), Ok(1000));
+        assert_ne!(key.issue(1000), nonce, "each nonce is fresh");
+        assert_eq!(key.check(&nonce, 1000), Err(CryptoError::BadToken));
+        assert!(RootKey::generate().nonce_key().check(&nonce, 0).is_err());
+        // A later expiry cannot be written into a nonce.
+        let mut raw = URL_SAFE_NO_PAD.decode(&nonce[4..]).unwrap();
+        raw[..8].copy_from_slice(&5000i64.to_be_bytes());
+        let stretched = format!("cnn_{}", URL_SAFE_NO_PAD.encode(&raw));
+        assert!(key.check(&stretched, 1500).is_err());
+        for junk in ["", "cnn_", "cnn_AAAA", "xyz"] {
+            assert!(key.check(junk, 0).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_delegated_session_names_its_service_and_an_own_one_does_not() {
+        let key = RootKey::generate().session_key();
+        let own = key.verify(&key.mint("cus_1", 1000), 0).unwrap();
+        assert_eq!(own.through, None);
+        let delegated = key
+            .verify(&key.mint_delegated("cus_1", "0011aabb", 1000), 0)
+            .unwrap();
+        assert_eq!(
+            (delegated.subject.as_str(), delegated.through.as_deref()),
+            ("cus_1", Some("0011aabb"))
+        );
+        // The service cannot be dropped from a delegated token to make it the customer's own.
+        let delegated = key.mint_delegated("cus_1", "0011aabb", 1000);
+        let (_, tag) = delegated.split_once('.').unwrap();
+        let own_payload = URL_SAFE_NO_PAD.encode(b"1.cus_1.1000");
+        assert!(key.verify(&format!("cst_{own_payload}.{tag}"), 0).is_err());
+        for payload in [
+            "2.cus_1.1000.",
+            "2.cus_1.1000",
+            "1.cus_1.1000.k",
+            "3.cus_1.1000",
+        ] {
+            let token = key.token(payload);
+            assert!(key.verify(&token, 0).is_err(), "{payload}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use candor_core::{DataMap, SAMPLE_DATA_MAP, SubjectId};
 use candor_crypto::RootKey;
 use candor_log::NoteSigner;
 use candor_store::{Db, SqliteStore};
+use candor_vault::keys::Delegation;
 use candor_vault::{NewKeySpec, SequencerClaim, Vault};
 use tower::ServiceExt;
 use utoipa::OpenApi;
@@ -58,6 +59,12 @@ async fn fixture() -> Fixture {
         recipient: None,
         can_mint_sessions: true,
         can_erase: true,
+        // The routes' admission is under test, not what a delegated session may do.
+        sessions: Delegation {
+            sessions_may_erase: true,
+            sessions_may_export: true,
+            sessions_may_grant_consent: true,
+        },
     };
     let service = vault
         .keys()
@@ -77,6 +84,7 @@ async fn fixture() -> Fixture {
         let (token, _) = vault
             .keys()
             .mint_session(&service_principal, &subject, now())
+            .await
             .unwrap();
         sessions.push(token);
     }

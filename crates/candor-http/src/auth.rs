@@ -107,12 +107,19 @@ pub(crate) async fn authorise(
     let subject_in_path = params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v);
     let admitted = callers.iter().any(|caller| match (caller, &principal) {
         (Caller::Admin, Principal::Admin { .. }) | (Caller::Service, Principal::Service(_)) => true,
-        (Caller::Customer, Principal::Subject(s)) => subject_in_path == Some(s.as_str()),
+        (Caller::Customer, Principal::Subject(s))
+        | (Caller::Customer, Principal::Delegated { subject: s, .. }) => {
+            subject_in_path == Some(s.as_str())
+        }
         _ => false,
     });
     if !admitted {
         let message = match principal {
-            Principal::Subject(_) if callers.contains(&Caller::Customer) => "not your subject",
+            Principal::Subject(_) | Principal::Delegated { .. }
+                if callers.contains(&Caller::Customer) =>
+            {
+                "not your subject"
+            }
             _ => "this route is not open to this caller",
         };
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));

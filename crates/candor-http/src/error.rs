@@ -63,7 +63,7 @@ impl From<VaultError> for ApiError {
             | VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
             VaultError::SubjectNotFound => StatusCode::NOT_FOUND,
             VaultError::SubjectErased => StatusCode::GONE,
-            VaultError::ConsentChanged => StatusCode::CONFLICT,
+            VaultError::ConsentChanged | VaultError::AlreadyClaimed => StatusCode::CONFLICT,
             VaultError::LogUnavailable | VaultError::NotSequencer => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -19,6 +19,7 @@
 mod auth;
 pub mod cluster;
 mod error;
+pub mod oidc;
 mod routes;
 pub mod wire;
 pub mod witness;
@@ -104,8 +105,20 @@ pub fn route_table() -> Vec<RouteSpec> {
     table().into_iter().map(|(spec, _)| spec).collect()
 }
 
-/// The whole API as a router, ready to serve or to call in tests with `oneshot`.
+/// The ways customers may sign in, as this deployment configured them.
+#[derive(Default)]
+pub struct SigninMethods {
+    /// The business's OpenID Connect provider.
+    pub oidc: Option<oidc::OidcProvider>,
+}
+
+/// The whole API as a router, with no sign-in method configured.
 pub fn app(vault: Arc<Vault>) -> Router {
+    app_with(vault, SigninMethods::default())
+}
+
+/// The whole API as a router, ready to serve or to call in tests with `oneshot`.
+pub fn app_with(vault: Arc<Vault>, signin: SigninMethods) -> Router {
     let mut router = Router::new();
     for (spec, handler) in table() {
         let handler = match spec.access {
@@ -127,6 +140,7 @@ pub fn app(vault: Arc<Vault>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::Extension(Arc::new(signin)))
         .with_state(vault)
 }
 
@@ -137,9 +151,10 @@ mod access_tests;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     vault: Arc<Vault>,
+    signin: SigninMethods,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(vault))
+    axum::serve(listener, app_with(vault, signin))
         .with_graceful_shutdown(shutdown)
         .await
 }

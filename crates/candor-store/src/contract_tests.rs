@@ -9,9 +9,9 @@ use candor_log::{Frontier, Hash};
 use std::sync::Arc;
 
 use crate::{
-    Appended, Change, Claim, Conflict, LogEntry, LogStore, PgSettings, PgStore, Sequencer,
-    SqliteStore, Standing, StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx, TxError,
-    WriteRequest,
+    Appended, Change, Claim, Conflict, LogEntry, LogStore, OnceClaim, PgSettings, PgStore,
+    Sequencer, SqliteStore, Standing, StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx,
+    TxError, WriteRequest,
 };
 
 /// The registry's changes, as the slices that create, revise and erase customers make them.
@@ -185,6 +185,7 @@ pub fn event(subject: &str, byte: u8) -> WriteRequest {
     WriteRequest {
         requires_active: Some(subject.into()),
         decided_on: None,
+        once: None,
         changes: vec![],
         entries: vec![LogEntry {
             subject: subject.into(),
@@ -198,6 +199,7 @@ pub fn erase(subject: &str, at: i64) -> WriteRequest {
     WriteRequest {
         requires_active: Some(subject.into()),
         decided_on: None,
+        once: None,
         changes: vec![Arc::new(TestChange::Erase(subject.into(), at))],
         entries: vec![],
     }
@@ -309,6 +311,54 @@ pub fn a_request_decided_on_an_old_revision_is_stale(store: &dyn LogStore) {
         vec![Ok(vec![3])]
     );
     assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 4);
+}
+
+/// A one-time claim is made once: the same digest later in the group, or in a later group, is
+/// refused alone; a claim refused for its customer is not spent; an expired claim is forgotten.
+pub fn a_one_time_claim_is_honoured_once(store: &dyn LogStore) {
+    let mut seq = TestSequencer(Frontier::default());
+    let claiming = |subject: &str, byte: u8, digest: u8, expires_at: i64, now: i64| WriteRequest {
+        once: Some(OnceClaim {
+            digest: [digest; 32],
+            expires_at,
+            now,
+        }),
+        ..event(subject, byte)
+    };
+    store.commit(&[create("a")], &mut seq).unwrap();
+    assert_eq!(
+        store
+            .commit(
+                &[
+                    claiming("nobody", 1, 9, 100, 10),
+                    claiming("a", 2, 9, 100, 10),
+                    claiming("a", 3, 9, 100, 10),
+                    claiming("a", 4, 8, 100, 10),
+                ],
+                &mut seq
+            )
+            .unwrap(),
+        vec![
+            Err(Conflict::SubjectUnknown),
+            Ok(vec![0]),
+            Err(Conflict::Claimed),
+            Ok(vec![1])
+        ]
+    );
+    assert_eq!(
+        store
+            .commit(&[claiming("a", 5, 9, 100, 20)], &mut seq)
+            .unwrap(),
+        vec![Err(Conflict::Claimed)],
+        "spent across groups too"
+    );
+    // Once the secret has expired it is refused anyway, so its claim is dropped.
+    assert_eq!(
+        store
+            .commit(&[claiming("a", 6, 9, 300, 200)], &mut seq)
+            .unwrap(),
+        vec![Ok(vec![2])]
+    );
 }
 
 pub fn customer_trees_keep_their_last_state(store: &dyn LogStore) {
@@ -459,6 +509,7 @@ on_every_backend!(
     a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone,
     an_erasure_earlier_in_a_group_stops_a_later_request,
     a_request_decided_on_an_old_revision_is_stale,
+    a_one_time_claim_is_honoured_once,
     customer_trees_keep_their_last_state,
     a_follower_reads_only_the_trees_that_grew_since_its_checkpoint,
     only_a_larger_witnessed_checkpoint_replaces_the_recorded_one,
@@ -496,7 +547,7 @@ fn postgres_counts_migrations_per_part() {
     let schema = pg.settings.schema.clone().unwrap();
     let mut c = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
     c.batch_execute(&format!(
-        "DROP TABLE {schema}.candor_migrations; ALTER TABLE {schema}.subjects DROP COLUMN revision;
+        "DROP TABLE {schema}.candor_migrations; ALTER TABLE {schema}.subjects DROP COLUMN revision; DROP TABLE {schema}.once_claims;
          UPDATE {schema}.candor_schema SET version = 3"
     ))
     .unwrap();
@@ -514,7 +565,7 @@ fn postgres_counts_migrations_per_part() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected = [("consent", 1), ("kernel", 4), ("keys", 1), ("subjects", 1)];
+    let expected = [("consent", 1), ("kernel", 5), ("keys", 1), ("subjects", 1)];
     assert_eq!(
         counts,
         expected.map(|(o, n)| (o.to_owned(), n)),

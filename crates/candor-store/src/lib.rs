@@ -21,6 +21,7 @@ mod contract_tests;
 pub mod customers;
 mod db;
 pub mod migrations;
+mod once;
 mod pg;
 mod rows;
 mod sqlite;
@@ -28,6 +29,7 @@ mod sqlite;
 pub use change::{Change, Standing, Tx, TxError, TypedChange};
 pub use db::Db;
 pub use migrations::{Migration, SchemaPart};
+pub use once::OnceClaim;
 pub use pg::{PgSession, PgSettings, PgStore};
 
 pub use sqlite::SqliteStore;
@@ -147,6 +149,9 @@ pub struct WriteRequest {
     /// customer had agreed to at that revision, and a change since (a consent withdrawn) makes
     /// them stale. Read with the customer's row ([`customers::row_sqlite`]).
     pub decided_on: Option<u64>,
+    /// If set, the request applies only if no earlier request made this claim: a one-time
+    /// secret (a sign-in nonce or link) is honoured once, whichever node presents it.
+    pub once: Option<OnceClaim>,
     /// The slices' changes to apply, in order.
     pub changes: Vec<std::sync::Arc<dyn Change>>,
     /// Log leaves to append, in order, after the mutations.
@@ -162,6 +167,8 @@ pub enum Conflict {
     SubjectErased,
     /// The customer's revision moved past `decided_on`: decide again.
     Stale,
+    /// The request's [`OnceClaim`] was made before: its one-time secret is spent.
+    Claimed,
 }
 
 /// A customer's own tree, as stored: enough to keep appending and to rebuild the directory.

@@ -203,5 +203,22 @@ CREATE INDEX subject_logs_by_last_leaf ON subject_logs (last_leaf);
             sqlite: "ALTER TABLE subjects ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;",
             postgres: "ALTER TABLE subjects ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;",
         },
+        Migration {
+            name: "one-time claims (sign-in nonces and links redeemed)",
+            sqlite: r#"
+CREATE TABLE once_claims (
+    digest     BLOB PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX once_claims_by_expiry ON once_claims (expires_at);
+"#,
+            postgres: r#"
+CREATE TABLE once_claims (
+    digest     BYTEA PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX once_claims_by_expiry ON once_claims (expires_at);
+"#,
+        },
     ],
 };

@@ -23,6 +23,7 @@ use crate::customers::{revise, row_postgres, subject_state};
 use crate::migrations::{
     COUNTED_BY_PART, COUNTS_POSTGRES, ONE_LIST_LEN, SchemaPart, adopted, check, in_order,
 };
+use crate::once;
 use crate::{
     Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, Standing,
     StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
@@ -489,6 +490,11 @@ fn apply_request(
             }
             Some((None, _)) => {}
         }
+    }
+    if let Some(once) = &request.once
+        && !once::claim(&mut Tx::Postgres(tx), once).map_err(|e| e.into_store("claim once"))?
+    {
+        return Ok(Err(Conflict::Claimed));
     }
     for change in &request.changes {
         change

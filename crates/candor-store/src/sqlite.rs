@@ -13,6 +13,7 @@ use crate::migrations::{
     COUNTED_BY_PART, COUNTS_SQLITE, ONE_LIST_LEN, SQLITE_APPLICATION_ID, SQLITE_BEFORE_UNIFICATION,
     SchemaPart, adopted, check, in_order,
 };
+use crate::once;
 use crate::{
     Appended, Claim, Conflict, EventRow, LogUpdate, RequestOutcome, Sequencer, Standing,
     StoreError, StoredCheckpoint, SubjectLog, SubjectState, Tx, WriteRequest,
@@ -462,6 +463,13 @@ impl crate::LogStore for SqliteStore {
                 outcomes.push(Err(conflict));
                 continue;
             }
+            if let Some(once) = &request.once
+                && !once::claim(&mut Tx::Sqlite(&tx), once)
+                    .map_err(|e| e.into_store("claim once"))?
+            {
+                outcomes.push(Err(Conflict::Claimed));
+                continue;
+            }
             erased |= request
                 .changes
                 .iter()
@@ -607,7 +615,7 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision;
+                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
                  PRAGMA application_id = 0; PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -625,7 +633,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!((id, version), (SQLITE_APPLICATION_ID, COUNTED_BY_PART));
-        assert_eq!(counts(&conn), "consent 1, kernel 4, keys 1, subjects 1");
+        assert_eq!(counts(&conn), "consent 1, kernel 5, keys 1, subjects 1");
 
         conn.execute_batch(
             "DROP TABLE candor_migrations; PRAGMA application_id = 0; PRAGMA user_version = 2;",
@@ -646,16 +654,16 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision;
+                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
                  PRAGMA user_version = 3;",
             )
             .unwrap();
         drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(counts(&conn), "consent 1, kernel 4, keys 1, subjects 1");
+        assert_eq!(counts(&conn), "consent 1, kernel 5, keys 1, subjects 1");
         // A legacy count says the slices' first migrations ran, so a build without them refuses.
         conn.execute_batch(
-            "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision;
+            "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
              PRAGMA user_version = 3;",
         )
         .unwrap();
@@ -720,7 +728,7 @@ mod tests {
         drop(SqliteStore::open(&path, &[&NOTES_V1]).unwrap());
         drop(SqliteStore::open(&path, &[&NOTES_V2]).unwrap());
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(counts(&conn), "kernel 4, notes 2");
+        assert_eq!(counts(&conn), "kernel 5, notes 2");
         conn.execute(
             "INSERT INTO notes (subject_id, body, pinned) VALUES ('a', 'x', 1)",
             [],

@@ -34,6 +34,7 @@ fn group(n: usize, salt: u64) -> Vec<WriteRequest> {
             WriteRequest {
                 requires_active: None,
                 decided_on: None,
+                once: None,
                 changes: vec![],
                 entries: vec![LogEntry {
                     subject: format!("s{}", i % 1000),

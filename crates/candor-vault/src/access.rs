@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use candor_core::{
     DataMap, Decision, Denial, EventKind, FieldDecision, FieldOutcome, LeafIndex, Permit, Purpose,
-    SUBJECT_ACCESS, SubjectId, decide, subject_access,
+    SUBJECT_ACCESS, SubjectId, decide, delegated_access, subject_access,
 };
 use candor_crypto::{DataKey, SealContext};
 use candor_store::customers::{SubjectRow, revision, row_sqlite, subject_state};
@@ -211,19 +211,30 @@ impl Access {
         subject: &SubjectId,
         now: i64,
     ) -> Result<(Vec<(String, Zeroizing<String>)>, LeafIndex), VaultError> {
-        if !principal.is_subject(subject) {
-            return Err(VaultError::Forbidden(
-                "only the customer may read all their data",
-            ));
-        }
+        // Through a service's session, only what the service's purposes use, unless the
+        // business let that key's sessions export everything.
+        let within = match principal.delegate_for(subject) {
+            Some(k) if !k.sessions.sessions_may_export => Some(&k.purposes),
+            Some(_) => None,
+            None if principal.is_subject(subject) => None,
+            None => {
+                return Err(VaultError::Forbidden(
+                    "only the customer may read all their data",
+                ));
+            }
+        };
         let record = subject_record(&self.db, subject)?;
         let dek = self.customers.unwrap_key(subject, record.state)?;
         let held: Vec<String> = record.fields.iter().map(|(f, _)| f.clone()).collect();
-        let permit = subject_access(&self.map, subject, &held);
+        let permit = match within {
+            Some(purposes) => delegated_access(&self.map, subject, &held, purposes),
+            None => subject_access(&self.map, subject, &held),
+        };
         let kind = EventKind::Accessed {
             purpose: SUBJECT_ACCESS.to_owned(),
             recipient: None,
-            fields: held
+            fields: permit
+                .fields()
                 .iter()
                 .map(|f| FieldOutcome {
                     field: f.clone(),

@@ -315,11 +315,19 @@ impl Consents {
         gpc: bool,
         now: i64,
     ) -> Result<ConsentView, VaultError> {
+        // A service, or a customer through a service's session, changes only the service's
+        // purposes and gives its own evidence; only the customer's own session is the privacy
+        // center.
         let as_service = match principal {
             Principal::Subject(s) if s == subject => None,
             Principal::Service(k) => Some(k),
+            Principal::Delegated {
+                subject: s,
+                through,
+            } if s == subject => Some(through),
             _ => return Err(VaultError::Forbidden("not your subject")),
         };
+        let delegated = matches!(principal, Principal::Delegated { .. });
         if changes.is_empty() && !gpc {
             return Err(invalid("no consent changes given"));
         }
@@ -338,6 +346,14 @@ impl Consents {
                 && !purpose.allows_recipient(r)
             {
                 return Err(VaultError::RecipientNotDeclared(r.clone()));
+            }
+            if delegated
+                && c.action == ConsentAction::Grant
+                && !as_service.is_some_and(|k| k.sessions.sessions_may_grant_consent)
+            {
+                return Err(VaultError::Forbidden(
+                    "a session this service minted may not grant consent for the customer",
+                ));
             }
             if c.expires_at.is_some_and(|e| e <= now) {
                 return Err(invalid("expires_at must be in the future"));
@@ -429,6 +445,13 @@ impl Consents {
             Principal::Subject(s) if s == subject => Box::new(|_| true),
             Principal::Service(k) => {
                 let held = k.purposes.clone();
+                Box::new(move |p: &str| held.contains(p))
+            }
+            Principal::Delegated {
+                subject: s,
+                through,
+            } if s == subject => {
+                let held = through.purposes.clone();
                 Box::new(move |p: &str| held.contains(p))
             }
             _ => return Err(VaultError::Forbidden("not your subject")),

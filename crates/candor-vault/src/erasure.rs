@@ -70,6 +70,11 @@ impl Erasure {
         let allowed = match principal {
             Principal::Subject(s) => s == subject,
             Principal::Service(k) => k.can_erase,
+            // Through a service's session, only if the business let that key's sessions erase.
+            Principal::Delegated {
+                subject: s,
+                through,
+            } => s == subject && through.sessions.sessions_may_erase,
             Principal::Admin { .. } => true,
         };
         if !allowed {

@@ -40,6 +40,9 @@ pub enum VaultError {
         "the customer's consent changed while this was being decided; nothing was released, try again"
     )]
     ConsentChanged,
+    /// A one-time secret (a sign-in nonce or link) was already used; nothing was written.
+    #[error("this one-time secret was already used")]
+    AlreadyClaimed,
     /// No node sequences the log just now (one is taking over); nothing was written.
     #[error("the log is changing sequencer; nothing was written, try again")]
     LogUnavailable,
@@ -63,6 +66,7 @@ impl VaultError {
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
             VaultError::ConsentChanged => "consent_changed",
+            VaultError::AlreadyClaimed => "already_claimed",
             VaultError::LogUnavailable => "log_unavailable",
             VaultError::NotSequencer => "not_sequencer",
             VaultError::Internal => "internal",

@@ -117,7 +117,10 @@ impl Histories {
         principal: &Principal,
         subject: &SubjectId,
     ) -> Result<History, VaultError> {
-        if !principal.is_subject(subject) {
+        let exporting_delegate = principal
+            .delegate_for(subject)
+            .is_some_and(|k| k.sessions.sessions_may_export);
+        if !principal.is_subject(subject) && !exporting_delegate {
             return Err(VaultError::Forbidden(
                 "only the customer may read their history",
             ));

@@ -4,9 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use candor_core::{Actor, DataMap, KeyId, PurposeId, RecipientId, SubjectId};
+use candor_core::{
+    Actor, DataMap, EventKind, KeyId, PurposeId, RecipientId, ServiceRef, SubjectId,
+};
 use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
-use candor_store::{Db, Migration, SchemaPart, StoreError, SubjectState, Tx, TxError, TypedChange};
+use candor_store::{Db, Migration, SchemaPart, StoreError, Tx, TxError, TypedChange};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -15,6 +17,7 @@ use crate::VaultError;
 use crate::error::check_label;
 use crate::kernel::Journal;
 use crate::registry::{Slice, change};
+use crate::subjects::Customers;
 use crate::wire::b64;
 
 /// Why a caller was not authenticated.
@@ -87,8 +90,29 @@ pub struct ApiKeyRow {
     pub can_mint_sessions: bool,
     /// May erase customers.
     pub can_erase: bool,
+    /// What the customer sessions it mints may do beyond its own purposes (absent from nodes
+    /// of builds before delegation: nothing).
+    #[serde(default)]
+    pub sessions: Delegation,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// What a session a service mints for a customer (a delegated session) may do on the customer's
+/// behalf besides reading what the service's purposes use and withdrawing their consents: each
+/// of these only if the business allowed the key it explicitly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delegation {
+    /// Erase the customer.
+    #[serde(default)]
+    pub sessions_may_erase: bool,
+    /// Read all their data and their whole history.
+    #[serde(default)]
+    pub sessions_may_export: bool,
+    /// Grant consent, for the service's purposes.
+    #[serde(default)]
+    pub sessions_may_grant_consent: bool,
 }
 
 /// The slice, registered: its table and its change. API keys are not about a customer, so an
@@ -96,9 +120,10 @@ pub struct ApiKeyRow {
 pub(crate) const SLICE: Slice = Slice {
     schema: Some(SchemaPart {
         owner: "keys",
-        migrations: &[Migration {
-            name: "API keys",
-            sqlite: r#"
+        migrations: &[
+            Migration {
+                name: "API keys",
+                sqlite: r#"
 CREATE TABLE api_keys (
     id                TEXT PRIMARY KEY,
     secret_hash       BLOB NOT NULL,
@@ -111,7 +136,7 @@ CREATE TABLE api_keys (
     created_at        INTEGER NOT NULL
 ) STRICT;
 "#,
-            postgres: r#"
+                postgres: r#"
 CREATE TABLE api_keys (
     id                TEXT PRIMARY KEY,
     secret_hash       BYTEA NOT NULL,
@@ -124,7 +149,21 @@ CREATE TABLE api_keys (
     created_at        BIGINT NOT NULL
 );
 "#,
-        }],
+            },
+            Migration {
+                name: "what sessions a key mints may do for the customer",
+                sqlite: r#"
+ALTER TABLE api_keys ADD COLUMN sessions_may_erase INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN sessions_may_export INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN sessions_may_grant_consent INTEGER NOT NULL DEFAULT 0;
+"#,
+                postgres: r#"
+ALTER TABLE api_keys ADD COLUMN sessions_may_erase BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE api_keys ADD COLUMN sessions_may_export BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE api_keys ADD COLUMN sessions_may_grant_consent BOOLEAN NOT NULL DEFAULT false;
+"#,
+            },
+        ],
     }),
     changes: &[change::<InsertApiKey>()],
     on_erasure: None,
@@ -145,8 +184,9 @@ impl TypedChange for InsertApiKey {
             Tx::Sqlite(c) => {
                 c.prepare_cached(
                     "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
-                       can_mint_sessions, can_erase, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       can_mint_sessions, can_erase, created_at, sessions_may_erase,
+                       sessions_may_export, sessions_may_grant_consent)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
                     k.id.as_str(),
@@ -157,14 +197,18 @@ impl TypedChange for InsertApiKey {
                     k.recipient,
                     k.can_mint_sessions,
                     k.can_erase,
-                    k.created_at
+                    k.created_at,
+                    k.sessions.sessions_may_erase,
+                    k.sessions.sessions_may_export,
+                    k.sessions.sessions_may_grant_consent
                 ])?;
             }
             Tx::Postgres(c) => {
                 c.execute(
                     "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
-                       can_mint_sessions, can_erase, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                       can_mint_sessions, can_erase, created_at, sessions_may_erase,
+                       sessions_may_export, sessions_may_grant_consent)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     &[
                         &k.id.as_str(),
                         &&k.secret_hash[..],
@@ -175,6 +219,9 @@ impl TypedChange for InsertApiKey {
                         &k.can_mint_sessions,
                         &k.can_erase,
                         &k.created_at,
+                        &k.sessions.sessions_may_erase,
+                        &k.sessions.sessions_may_export,
+                        &k.sessions.sessions_may_grant_consent,
                     ],
                 )?;
             }
@@ -183,84 +230,100 @@ impl TypedChange for InsertApiKey {
     }
 }
 
-/// The columns of an `api_keys` row, as both backends read them.
-type KeyColumns = (
-    Vec<u8>,
-    String,
-    String,
-    String,
-    Option<String>,
-    bool,
-    bool,
-    i64,
-);
-
 /// An API key by id.
 pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
     let owned = id.as_str().to_owned();
-    let row: Option<KeyColumns> = db.read(
+    db.read(
         "read api key",
         |c| {
             c.prepare_cached(
                 "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
-                   can_erase, created_at FROM api_keys WHERE id = ?1",
+                   can_erase, created_at, sessions_may_erase, sessions_may_export,
+                   sessions_may_grant_consent FROM api_keys WHERE id = ?1",
             )?
             .query_row([id.as_str()], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
+                Ok(KeyColumns {
+                    secret_hash: r.get(0)?,
+                    role: r.get(1)?,
+                    name: r.get(2)?,
+                    purposes: r.get(3)?,
+                    recipient: r.get(4)?,
+                    can_mint_sessions: r.get(5)?,
+                    can_erase: r.get(6)?,
+                    created_at: r.get(7)?,
+                    sessions: Delegation {
+                        sessions_may_erase: r.get(8)?,
+                        sessions_may_export: r.get(9)?,
+                        sessions_may_grant_consent: r.get(10)?,
+                    },
+                })
             })
             .optional()
         },
         move |c| {
             Ok(c.query_opt(
                 "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
-                   can_erase, created_at FROM api_keys WHERE id = $1",
+                   can_erase, created_at, sessions_may_erase, sessions_may_export,
+                   sessions_may_grant_consent FROM api_keys WHERE id = $1",
                 &[&owned],
             )?
-            .map(|r| {
-                (
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get(5),
-                    r.get(6),
-                    r.get(7),
-                )
+            .map(|r| KeyColumns {
+                secret_hash: r.get(0),
+                role: r.get(1),
+                name: r.get(2),
+                purposes: r.get(3),
+                recipient: r.get(4),
+                can_mint_sessions: r.get(5),
+                can_erase: r.get(6),
+                created_at: r.get(7),
+                sessions: Delegation {
+                    sessions_may_erase: r.get(8),
+                    sessions_may_export: r.get(9),
+                    sessions_may_grant_consent: r.get(10),
+                },
             }))
         },
-    )?;
-    let Some((hash, role, name, purposes, recipient, can_mint_sessions, can_erase, created_at)) =
-        row
-    else {
-        return Ok(None);
-    };
-    Ok(Some(ApiKeyRow {
-        id: id.clone(),
-        secret_hash: hash
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("secret hash is not 32 bytes"))?,
-        role: Role::parse(&role)?,
-        name,
-        purposes: purposes
-            .split('\n')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        recipient,
-        can_mint_sessions,
-        can_erase,
-        created_at,
-    }))
+    )?
+    .map(|row| row.into_row(id))
+    .transpose()
+}
+
+/// An `api_keys` row as both backends read it, before its checks.
+struct KeyColumns {
+    secret_hash: Vec<u8>,
+    role: String,
+    name: String,
+    purposes: String,
+    recipient: Option<String>,
+    can_mint_sessions: bool,
+    can_erase: bool,
+    created_at: i64,
+    sessions: Delegation,
+}
+
+impl KeyColumns {
+    fn into_row(self, id: &KeyId) -> Result<ApiKeyRow, StoreError> {
+        Ok(ApiKeyRow {
+            id: id.clone(),
+            secret_hash: self
+                .secret_hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("secret hash is not 32 bytes"))?,
+            role: Role::parse(&self.role)?,
+            name: self.name,
+            purposes: self
+                .purposes
+                .split('\n')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            recipient: self.recipient,
+            can_mint_sessions: self.can_mint_sessions,
+            can_erase: self.can_erase,
+            sessions: self.sessions,
+            created_at: self.created_at,
+        })
+    }
 }
 
 /// A service API key's grants.
@@ -278,6 +341,8 @@ pub struct ServiceKey {
     pub can_mint_sessions: bool,
     /// May erase customers.
     pub can_erase: bool,
+    /// What the sessions it mints may do for the customer.
+    pub sessions: Delegation,
 }
 
 impl ServiceKey {
@@ -299,8 +364,16 @@ pub enum Principal {
     },
     /// A service of the business or a recipient.
     Service(ServiceKey),
-    /// A customer, through a session token.
+    /// A customer, through a session of their own (they signed in).
     Subject(SubjectId),
+    /// A customer, through a session a service minted for them: it may do what the service's
+    /// purposes and its [`Delegation`] allow, and every event names the service.
+    Delegated {
+        /// The customer.
+        subject: SubjectId,
+        /// The service key that minted the session, as it stands now.
+        through: ServiceKey,
+    },
 }
 
 impl Principal {
@@ -318,6 +391,13 @@ impl Principal {
             Principal::Subject(s) => Actor::Subject {
                 id: s.as_str().to_owned(),
             },
+            Principal::Delegated { subject, through } => Actor::Delegate {
+                id: subject.as_str().to_owned(),
+                through: ServiceRef {
+                    id: through.id.as_str().to_owned(),
+                    name: through.name.clone(),
+                },
+            },
         }
     }
 
@@ -328,8 +408,20 @@ impl Principal {
         }
     }
 
+    /// Whether this is `subject` themself, signed in.
     pub(crate) fn is_subject(&self, subject: &SubjectId) -> bool {
         matches!(self, Principal::Subject(s) if s == subject)
+    }
+
+    /// The service acting for `subject` through a delegated session, if that is who this is.
+    pub(crate) fn delegate_for(&self, subject: &SubjectId) -> Option<&ServiceKey> {
+        match self {
+            Principal::Delegated {
+                subject: s,
+                through,
+            } if s == subject => Some(through),
+            _ => None,
+        }
     }
 }
 
@@ -346,6 +438,8 @@ pub struct NewKeySpec {
     pub can_mint_sessions: bool,
     /// May erase customers.
     pub can_erase: bool,
+    /// What the sessions it mints may do for the customer.
+    pub sessions: Delegation,
 }
 
 /// A freshly created key; the token is shown once.
@@ -360,6 +454,7 @@ pub struct CreatedKey {
 pub struct Keys {
     map: Arc<DataMap>,
     db: Db,
+    customers: Arc<Customers>,
     journal: Journal,
     sessions: SessionKey,
     // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
@@ -369,10 +464,17 @@ pub struct Keys {
 
 impl Keys {
     /// The use cases over their parts; sessions are MACed with the root's session key.
-    pub fn new(map: Arc<DataMap>, db: Db, root: &RootKey, journal: Journal) -> Keys {
+    pub fn new(
+        map: Arc<DataMap>,
+        db: Db,
+        root: &RootKey,
+        customers: Arc<Customers>,
+        journal: Journal,
+    ) -> Keys {
         Keys {
             map,
             db,
+            customers,
             journal,
             sessions: root.session_key(),
             cache: RwLock::new(HashMap::new()),
@@ -388,7 +490,21 @@ impl Keys {
                 .map_err(|_| AuthError::Unauthenticated)?;
             let subject =
                 SubjectId::parse(&session.subject).map_err(|_| AuthError::Unauthenticated)?;
-            return Ok(Principal::Subject(subject));
+            let Some(through) = session.through else {
+                return Ok(Principal::Subject(subject));
+            };
+            // A delegated session is as good as the key that minted it, as that key stands now.
+            let id = KeyId::parse(&through).map_err(|_| AuthError::Unauthenticated)?;
+            return match self.key_row(&id)?.map(|row| self.principal(row)) {
+                Some(Ok(Principal::Service(key))) if key.can_mint_sessions => {
+                    Ok(Principal::Delegated {
+                        subject,
+                        through: key,
+                    })
+                }
+                Some(Err(e)) => Err(e),
+                _ => Err(AuthError::Unauthenticated),
+            };
         }
         let (id, presented) = parse_api_key(token).ok_or(AuthError::Unauthenticated)?;
         // The cache holds only well-formed ids, so a hit needs no parse (and no allocation).
@@ -402,12 +518,7 @@ impl Keys {
             Some(row) => Some(row),
             None => {
                 let id = KeyId::parse(id).map_err(|_| AuthError::Unauthenticated)?;
-                let row = api_key(&self.db, &id)?;
-                if let Some(r) = &row {
-                    let mut keys = self.cache.write().expect("key cache poisoned");
-                    keys.insert(r.id.clone(), r.clone());
-                }
-                row
+                self.key_row(&id)?
             }
         };
         // Compare against a dummy when the id is unknown, so timing does not reveal valid ids.
@@ -415,7 +526,29 @@ impl Keys {
         if !ct_eq(&stored, &presented) {
             return Err(AuthError::Unauthenticated);
         }
-        let row = row.ok_or(AuthError::Unauthenticated)?;
+        self.principal(row.ok_or(AuthError::Unauthenticated)?)
+    }
+
+    /// A key's row, from the cache or the database (and then cached).
+    fn key_row(&self, id: &KeyId) -> Result<Option<ApiKeyRow>, AuthError> {
+        if let Some(row) = self
+            .cache
+            .read()
+            .expect("key cache poisoned")
+            .get(id.as_str())
+        {
+            return Ok(Some(row.clone()));
+        }
+        let row = api_key(&self.db, id)?;
+        if let Some(r) = &row {
+            let mut keys = self.cache.write().expect("key cache poisoned");
+            keys.insert(r.id.clone(), r.clone());
+        }
+        Ok(row)
+    }
+
+    /// Who a key's row makes the caller.
+    fn principal(&self, row: ApiKeyRow) -> Result<Principal, AuthError> {
         Ok(match row.role {
             Role::Admin => Principal::Admin {
                 id: row.id,
@@ -439,12 +572,15 @@ impl Keys {
                     .map_err(|_| StoreError::Corrupt("a stored key's recipient"))?,
                 can_mint_sessions: row.can_mint_sessions,
                 can_erase: row.can_erase,
+                sessions: row.sessions,
             }),
         })
     }
 
-    /// Mints a short-lived session token for a customer, on a trusted service's word.
-    pub fn mint_session(
+    /// Mints a short-lived delegated session for a customer, on a trusted service's word: it
+    /// acts for the customer within what the service's purposes and the key's [`Delegation`]
+    /// allow, and its start is in the customer's log, naming the service.
+    pub async fn mint_session(
         &self,
         principal: &Principal,
         subject: &SubjectId,
@@ -456,15 +592,21 @@ impl Keys {
                 "this key may not mint customer sessions",
             ));
         }
-        // A session is for a customer Candor holds: a service cannot make up a customer and then
-        // act as them.
-        match self.db.log().subject(subject.as_str())? {
-            SubjectState::Active { .. } => {}
-            SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
-            SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
-        }
         let expires_at = now + SESSION_TTL_SECS;
-        Ok((self.sessions.mint(subject.as_str(), expires_at), expires_at))
+        // A session is for a customer Candor holds: a service cannot make up a customer and then
+        // act as them. Logging the start fails for the unknown and the erased.
+        let dek = self.customers.data_key(subject, false, now).await?;
+        let kind = EventKind::SessionStarted {
+            method: "delegated",
+            expires_at,
+        };
+        self.journal
+            .log_event(&dek, principal.actor(), subject, None, now, kind)
+            .await?;
+        let token = self
+            .sessions
+            .mint_delegated(subject.as_str(), key.id.as_str(), expires_at);
+        Ok((token, expires_at))
     }
 
     /// Creates a service key (admin only).
@@ -499,6 +641,7 @@ impl Keys {
             recipient: None,
             can_mint_sessions: false,
             can_erase: true,
+            sessions: Delegation::default(),
         };
         self.insert(Role::Admin, spec, now).await
     }
@@ -520,6 +663,7 @@ impl Keys {
             recipient: spec.recipient,
             can_mint_sessions: spec.can_mint_sessions,
             can_erase: spec.can_erase,
+            sessions: spec.sessions,
             created_at: now,
         };
         self.journal
@@ -535,7 +679,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Fixture, NOW, OPS, apply, on_every_backend};
+    use crate::testing::{EMAIL, Fixture, NOW, OPS, apply, on_every_backend};
 
     #[test]
     fn only_the_admin_creates_keys_and_only_for_declared_purposes() {
@@ -547,6 +691,7 @@ mod tests {
             recipient: None,
             can_mint_sessions: false,
             can_erase: false,
+            sessions: Delegation::default(),
         };
         let by_service = f.run(f.vault.keys().create_key(&service, spec(vec![]), NOW));
         assert!(matches!(by_service, Err(VaultError::Forbidden(_))));
@@ -574,6 +719,7 @@ mod tests {
             recipient: None,
             can_mint_sessions: false,
             can_erase: false,
+            sessions: Delegation::default(),
         };
         let key = f
             .run(f.vault.keys().create_key(&f.admin, spec, NOW))
@@ -597,35 +743,165 @@ mod tests {
     }
 
     #[test]
-    fn sessions_are_minted_only_by_keys_allowed_to_and_never_for_the_erased() {
+    fn sessions_are_minted_only_by_keys_allowed_to_and_never_for_the_erased_or_unknown() {
         let f = Fixture::new();
         let minter = f.service(&[OPS], true, true);
         let plain = f.service(&[OPS], false, false);
         let subject = f.customer("cus_a", &minter);
+        let keys = f.vault.keys();
         assert!(matches!(
-            f.vault.keys().mint_session(&plain, &subject, NOW),
+            f.run(keys.mint_session(&plain, &subject, NOW)),
             Err(VaultError::Forbidden(_))
         ));
         assert!(matches!(
-            f.vault.keys().mint_session(&f.admin, &subject, NOW),
+            f.run(keys.mint_session(&f.admin, &subject, NOW)),
             Err(VaultError::Forbidden(_))
         ));
-        let (token, expires_at) = f.vault.keys().mint_session(&minter, &subject, NOW).unwrap();
+        let nobody = SubjectId::parse("cus_nobody").unwrap();
+        assert!(matches!(
+            f.run(keys.mint_session(&minter, &nobody, NOW)),
+            Err(VaultError::SubjectNotFound)
+        ));
+        let (token, expires_at) = f.run(keys.mint_session(&minter, &subject, NOW)).unwrap();
         assert_eq!(expires_at, NOW + SESSION_TTL_SECS);
+        let Principal::Service(key) = &minter else {
+            unreachable!()
+        };
         assert_eq!(
-            f.vault.keys().authenticate(&token, NOW).unwrap(),
-            Principal::Subject(subject.clone())
+            keys.authenticate(&token, NOW).unwrap(),
+            Principal::Delegated {
+                subject: subject.clone(),
+                through: key.clone(),
+            }
         );
         assert!(matches!(
-            f.vault.keys().authenticate(&token, expires_at + 1),
+            keys.authenticate(&token, expires_at + 1),
             Err(AuthError::Unauthenticated)
         ));
         f.run(f.vault.erasure().erase(&minter, &subject, NOW))
             .unwrap();
         assert!(matches!(
-            f.vault.keys().mint_session(&minter, &subject, NOW),
+            f.run(keys.mint_session(&minter, &subject, NOW)),
             Err(VaultError::SubjectErased)
         ));
+    }
+
+    /// What the customer's log says happened: each event's actor and type, in order.
+    fn actors_and_types(f: &Fixture, subject: &SubjectId) -> Vec<String> {
+        let me = Principal::Subject(subject.clone());
+        let history = f.vault.histories().history(&me, subject).unwrap();
+        history
+            .entries
+            .iter()
+            .map(|e| {
+                let event: serde_json::Value =
+                    serde_json::from_str(&e.opening.canonical_event).unwrap();
+                format!("{} {}", event["actor"]["kind"], event["type"])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_delegated_session_acts_within_its_service_and_is_named_in_the_log() {
+        use crate::consent::ConsentChange;
+        use candor_core::{ConsentAction, Evidence};
+        let f = Fixture::new();
+        let minter = f.service(&[OPS, EMAIL], true, true);
+        let subject = f.customer("cus_a", &minter);
+        // A key bound to email marketing only; its sessions have no extra rights.
+        let mailer = f.service(&[EMAIL], true, false);
+        let (token, _) = f
+            .run(f.vault.keys().mint_session(&mailer, &subject, NOW))
+            .unwrap();
+        let through = f.vault.keys().authenticate(&token, NOW).unwrap();
+        let change = |action| ConsentChange {
+            purpose: EMAIL.into(),
+            recipient: None,
+            action,
+            expires_at: None,
+            evidence: Some(Evidence {
+                channel: "mailer_app".into(),
+                notice_version: "2026-11".into(),
+            }),
+        };
+        let consents = f.vault.consents();
+        assert!(matches!(
+            f.run(consents.record(
+                &through,
+                &subject,
+                vec![change(ConsentAction::Grant)],
+                false,
+                NOW
+            )),
+            Err(VaultError::Forbidden(_))
+        ));
+        f.run(consents.record(
+            &through,
+            &subject,
+            vec![change(ConsentAction::Withdraw)],
+            false,
+            NOW,
+        ))
+        .unwrap();
+        let mut unbound = change(ConsentAction::Withdraw);
+        unbound.purpose = "analytics.reporting".into();
+        assert!(matches!(
+            f.run(consents.record(&through, &subject, vec![unbound], false, NOW)),
+            Err(VaultError::PurposeNotPermitted(_))
+        ));
+        // The customer's name is not used by email marketing: it is not the mailer's to show.
+        let (values, _) = f
+            .run(f.vault.access().own_data(&through, &subject, NOW))
+            .unwrap();
+        assert!(values.is_empty(), "{values:?}");
+        assert!(matches!(
+            f.vault.histories().history(&through, &subject),
+            Err(VaultError::Forbidden(_))
+        ));
+        assert!(matches!(
+            f.run(f.vault.erasure().erase(&through, &subject, NOW)),
+            Err(VaultError::Forbidden(_))
+        ));
+        assert_eq!(
+            actors_and_types(&f, &subject),
+            [
+                "\"service\" \"collected\"",
+                "\"service\" \"session_started\"",
+                "\"delegate\" \"consent_changed\"",
+                "\"delegate\" \"accessed\"",
+            ]
+        );
+
+        // A key whose sessions may do each of these explicitly.
+        let trusted = f.minter(
+            &[OPS, EMAIL],
+            true,
+            false,
+            Delegation {
+                sessions_may_erase: true,
+                sessions_may_export: true,
+                sessions_may_grant_consent: true,
+            },
+        );
+        let (token, _) = f
+            .run(f.vault.keys().mint_session(&trusted, &subject, NOW))
+            .unwrap();
+        let through = f.vault.keys().authenticate(&token, NOW).unwrap();
+        f.run(consents.record(
+            &through,
+            &subject,
+            vec![change(ConsentAction::Grant)],
+            false,
+            NOW,
+        ))
+        .unwrap();
+        let (values, _) = f
+            .run(f.vault.access().own_data(&through, &subject, NOW))
+            .unwrap();
+        assert_eq!(values.len(), 1);
+        f.vault.histories().history(&through, &subject).unwrap();
+        f.run(f.vault.erasure().erase(&through, &subject, NOW))
+            .unwrap();
     }
 
     #[test]
@@ -647,6 +923,10 @@ mod tests {
             recipient: Some("r".into()),
             can_mint_sessions: true,
             can_erase: false,
+            sessions: Delegation {
+                sessions_may_export: true,
+                ..Delegation::default()
+            },
             created_at: 3,
         };
         apply(db, vec![Arc::new(InsertApiKey(key.clone()))]);

@@ -28,6 +28,7 @@ pub mod public_log;
 mod registry;
 #[cfg(test)]
 mod schema_tests;
+pub mod signin;
 pub mod subjects;
 #[cfg(test)]
 mod testing;
@@ -65,6 +66,7 @@ pub struct Vault {
     consents: consent::Consents,
     access: access::Access,
     histories: history::Histories,
+    signin: signin::Signin,
     erasure: erasure::Erasure,
     public_log: Arc<public_log::PublicLog>,
     nodes: nodes::Nodes,
@@ -123,7 +125,13 @@ impl Vault {
         let blind = Arc::new(subjects::BlindIndexes::new(&map, root));
         let public_log = Arc::new(public_log::PublicLog::new(db.log(), sequencing.clone()));
         Vault {
-            keys: keys::Keys::new(map.clone(), db.clone(), root, journal.clone()),
+            keys: keys::Keys::new(
+                map.clone(),
+                db.clone(),
+                root,
+                customers.clone(),
+                journal.clone(),
+            ),
             collection: subjects::Collection::new(
                 map.clone(),
                 db.clone(),
@@ -151,6 +159,7 @@ impl Vault {
                 public_log.clone(),
                 sequencing.clone(),
             ),
+            signin: signin::Signin::new(root, customers.clone(), journal.clone()),
             erasure: erasure::Erasure::new(customers, journal),
             nodes: nodes::Nodes::new(root),
             public_log,
@@ -195,6 +204,11 @@ impl Vault {
     /// Erasure.
     pub fn erasure(&self) -> &erasure::Erasure {
         &self.erasure
+    }
+
+    /// Customers signing in.
+    pub fn signin(&self) -> &signin::Signin {
+        &self.signin
     }
 
     /// The published log.

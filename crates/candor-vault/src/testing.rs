@@ -11,7 +11,7 @@ use candor_log::NoteSigner;
 use candor_store::{Db, PgSettings, PgStore, SqliteStore};
 use zeroize::Zeroizing;
 
-use crate::keys::{NewKeySpec, Principal};
+use crate::keys::{Delegation, NewKeySpec, Principal};
 use crate::{SequencerClaim, Vault};
 
 pub const OPS: &str = "essential.service.operations";
@@ -72,12 +72,29 @@ impl Fixture {
         can_mint_sessions: bool,
         can_erase: bool,
     ) -> Principal {
+        self.minter(
+            purposes,
+            can_mint_sessions,
+            can_erase,
+            Delegation::default(),
+        )
+    }
+
+    /// A service key for `purposes` whose sessions may do what `sessions` allows.
+    pub fn minter(
+        &self,
+        purposes: &[&str],
+        can_mint_sessions: bool,
+        can_erase: bool,
+        sessions: Delegation,
+    ) -> Principal {
         let spec = NewKeySpec {
             name: "svc".into(),
             purposes: purposes.iter().map(|p| p.to_string()).collect(),
             recipient: None,
             can_mint_sessions,
             can_erase,
+            sessions,
         };
         let key = self
             .run(self.vault.keys().create_key(&self.admin, spec, NOW))
@@ -193,6 +210,7 @@ pub fn apply(db: &Db, changes: Vec<Arc<dyn candor_store::Change>>) {
     let request = candor_store::WriteRequest {
         requires_active: None,
         decided_on: None,
+        once: None,
         changes,
         entries: vec![],
     };

@@ -109,7 +109,7 @@ fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
         .body["data"]
             .clone()
     };
-    let ada = b.session(&shop, "cus_ada");
+    let ada = b.sign_in("cus_ada");
     let change = |node: &TestApp, action: &str| {
         let r = node.send(
             "POST",
@@ -142,7 +142,8 @@ fn consent_changed_on_one_node_is_in_force_on_every_node_at_once() {
     assert_eq!(history.status, 200, "{}", history.body);
     verify_history(&history.body, &a.log_key);
     check_completeness(&history.body).unwrap();
-    assert_eq!(history.body["events"].as_array().unwrap().len(), 12);
+    // Eleven of the shop's and the customer's, and their sign-in.
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 12 + 1);
     assert_eq!(history.body["pending_events"], 0);
 }
 
@@ -205,9 +206,10 @@ fn under_a_witness_policy_a_follower_proves_completeness_with_the_sequencer() {
         Some(json!({ "purpose": OPS, "fields": { "user.name": "W" } })),
     );
     assert_eq!(put.status, 200, "{}", put.body);
+    let me = follower.sign_in("cus_w");
+    // The sign-in is the leaf after the collection; wait until the witnesses cosigned both.
     let leaf = put.body["leaf_index"].as_u64().unwrap();
-    crate::log::published_at_least(follower, leaf + 1);
-    let me = follower.session(&shop, "cus_w");
+    crate::log::published_at_least(follower, leaf + 2);
     let history = follower.send("GET", "/v1/subjects/cus_w/history", Some(&me), None);
     assert_eq!(history.body["pending_events"], 0, "{}", history.body);
     assert!(history.body["completeness"].is_object(), "{}", history.body);
@@ -396,7 +398,7 @@ fn three_nodes_lose_nothing_when_the_sequencer_is_killed_mid_load() {
     for (i, (subject, leaf)) in by_subject.iter().enumerate() {
         assert!(*leaf < last.size, "leaf {leaf} of {subject} lost");
         let node = &survivors[i % 2];
-        let me = node.session(&shop, subject);
+        let me = node.sign_in(subject);
         let history = node.send(
             "GET",
             &format!("/v1/subjects/{subject}/history"),

@@ -40,7 +40,7 @@ fn granted() -> (TestApp, String, String) {
         Some(json!({ "purpose": OPS, "fields": { "user.name": "Racer" } })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let me = app.session(&mailer, "cus_race");
+    let me = app.sign_in("cus_race");
     consent(&app, &me, "grant");
     (app, me, mailer)
 }

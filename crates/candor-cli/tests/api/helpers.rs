@@ -12,6 +12,8 @@ use candor_log::{Checkpoint, Hash, NoteVerifier, verify_inclusion};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::idp::{AUDIENCE, TestIdp};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_candor");
 
 pub struct TestApp {
@@ -23,6 +25,8 @@ pub struct TestApp {
     child: Option<Child>,
     /// Extra arguments for `candor serve`.
     pub serve_args: Vec<String>,
+    /// The business's identity provider, which customers sign in through.
+    pub idp: Arc<TestIdp>,
     // Everything the server wrote to stderr, across restarts.
     log: Arc<Mutex<String>>,
 }
@@ -82,6 +86,7 @@ impl TestApp {
             client: reqwest::blocking::Client::new(),
             child: None,
             serve_args: extra.to_vec(),
+            idp: Arc::new(TestIdp::start()),
             log: Arc::new(Mutex::new(String::new())),
         }
     }
@@ -103,6 +108,7 @@ impl TestApp {
             client: reqwest::blocking::Client::new(),
             child: None,
             serve_args: self.serve_args.clone(),
+            idp: self.idp.clone(),
             log: Arc::new(Mutex::new(String::new())),
         }
     }
@@ -123,6 +129,12 @@ impl TestApp {
             .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
             .arg(self.home())
             .args(&self.serve_args)
+            .args([
+                "--oidc-issuer",
+                &self.idp.issuer,
+                "--oidc-audience",
+                AUDIENCE,
+            ])
             .env("CANDOR_LOG", "debug")
             .env_remove("CANDOR_ROOT_KEY")
             .stdout(Stdio::null())
@@ -250,7 +262,28 @@ impl TestApp {
         r.body["token"].as_str().unwrap().to_owned()
     }
 
-    /// A customer session minted by a service that may mint sessions.
+    /// The customer signs in through the business's identity provider: a session of their own.
+    pub fn sign_in(&self, subject: &str) -> String {
+        let r = self.sign_in_with(|nonce| self.idp.id_token(subject, nonce));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["subject"], subject);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Asks for a nonce and signs in with the ID token `token` makes for it.
+    pub fn sign_in_with(&self, token: impl FnOnce(&str) -> String) -> Reply {
+        let r = self.send("POST", "/v1/signin/oidc/nonce", None, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id_token = token(r.body["nonce"].as_str().unwrap());
+        self.send(
+            "POST",
+            "/v1/signin/oidc",
+            None,
+            Some(json!({ "id_token": id_token })),
+        )
+    }
+
+    /// A delegated session minted by a service that may mint sessions.
     pub fn session(&self, minter: &str, subject: &str) -> String {
         let r = self.send(
             "POST",

@@ -40,7 +40,9 @@ fn checkpoint(app: &TestApp) -> (String, Checkpoint) {
 fn tiles_follow_the_spec_and_are_immutable() {
     let app = TestApp::spawn();
     let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
-    collect_many(&app, &shop, "cus_", 300);
+    collect_many(&app, &shop, "cus_", 299);
+    // The customer signs in now, so the sign-in is the 300th entry.
+    let me = app.sign_in("cus_260");
     let (_, cp) = checkpoint(&app);
     assert_eq!(cp.size, 300);
 
@@ -65,7 +67,6 @@ fn tiles_follow_the_spec_and_are_immutable() {
     assert_eq!((status, level1.len()), (200, 32));
 
     // The customer's history commitments are the entries at their indexes.
-    let me = app.session(&shop, "cus_260");
     let history = app.send("GET", "/v1/subjects/cus_260/history", Some(&me), None);
     let event = &history.body["events"][0];
     let index = event["leaf_index"].as_u64().unwrap();
@@ -116,7 +117,7 @@ fn verify_checks_receipts_events_and_growth_and_catches_a_fork() {
     assert!(out.contains("all 20 entries rebuild"), "{out}");
 
     // A customer's receipt, event and nonce, saved as files and checked offline.
-    let me = app.session(&shop, "cus_3");
+    let me = app.sign_in("cus_3");
     let history = app.send("GET", "/v1/subjects/cus_3/history", Some(&me), None);
     let event = &history.body["events"][0];
     std::fs::write(
@@ -153,9 +154,9 @@ fn verify_checks_receipts_events_and_growth_and_catches_a_fork() {
     };
     let (ok, out) = with_event(&event_file);
     assert!(ok, "{out}");
-    assert!(out.contains("grew from 20 to 25"), "{out}");
+    assert!(out.contains("grew from 20 to 26"), "{out}");
     assert!(
-        out.contains("its tree of 20 is a prefix of the log's 25"),
+        out.contains("its tree of 21 is a prefix of the log's 26"),
         "{out}"
     );
 
@@ -397,7 +398,7 @@ fn sigkill_under_load_loses_no_acknowledged_event() {
         }
         // The log holds each acknowledged event's commitment where the server said it put it.
         let (subject, leaf) = &acked[acked.len() / 2];
-        let me = app.session(&shop, subject);
+        let me = app.sign_in(subject);
         let history = app.send(
             "GET",
             &format!("/v1/subjects/{subject}/history"),
@@ -515,7 +516,9 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     app.start();
     let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
     let leaves = collect_many(&app, &shop, "cus_", 30);
-    let (note, cp) = published_at_least(&app, leaves[29] + 1);
+    // The customer's sign-in is the leaf after the last collection.
+    let me = app.sign_in("cus_29");
+    let (note, cp) = published_at_least(&app, leaves[29] + 2);
     let cosigned = candor_log::verify_cosignatures(
         &note,
         &[
@@ -527,10 +530,9 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     assert_eq!(cosigned.len(), 2, "{note}");
 
     // Customers see the cosigned checkpoint, and their receipts carry the cosignatures.
-    let me = app.session(&shop, "cus_29");
     let history = app.send("GET", "/v1/subjects/cus_29/history", Some(&me), None);
     verify_history(&history.body, &app.log_key);
-    assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 2);
     assert_eq!(history.body["pending_events"], 0);
     let receipt = history.body["events"][0]["receipt"].as_str().unwrap();
     std::fs::write(work.join("r.tlog-proof"), receipt).unwrap();
@@ -562,7 +564,7 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
         "--witness",
         &w2.vkey,
     ]);
-    assert!(ok && out.contains("exactly these 1 events"), "{out}");
+    assert!(ok && out.contains("exactly these 2 events"), "{out}");
     // A policy the published checkpoint does not meet fails.
     let stranger = candor_log::WitnessSigner::generate("w3.example").unwrap();
     let (ok, out) = app.candor(&[
@@ -633,7 +635,7 @@ fn witnesses_cosign_consistent_checkpoints_and_refuse_a_fork() {
     );
     assert_eq!(r.status, 200);
     let history = app.send("GET", "/v1/subjects/cus_29/history", Some(&me), None);
-    assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 2);
     assert_eq!(history.body["pending_events"], 1);
     verify_history(&history.body, &app.log_key);
 }
@@ -654,7 +656,7 @@ fn a_history_missing_an_event_is_caught() {
         );
         assert_eq!(r.status, 200);
     }
-    let me = app.session(&shop, "cus_1");
+    let me = app.sign_in("cus_1");
     let history = app
         .send("GET", "/v1/subjects/cus_1/history", Some(&me), None)
         .body;
@@ -681,7 +683,7 @@ fn a_history_missing_an_event_is_caught() {
     let with_state = |h: &serde_json::Value| check(h, true);
     let (ok, out) = verify(&history);
     assert!(ok, "{out}");
-    assert!(out.contains("exactly these 3 events"), "{out}");
+    assert!(out.contains("exactly these 4 events"), "{out}");
 
     let mut shortened = history.clone();
     shortened["events"].as_array_mut().unwrap().remove(1);
@@ -726,12 +728,12 @@ fn a_history_missing_an_event_is_caught() {
         .body;
     let (ok, out) = with_state(&later);
     assert!(
-        ok && out.contains("your 3 earlier events are still the first ones"),
+        ok && out.contains("your 4 earlier events are still the first ones"),
         "{out}"
     );
     // A complete history that does not extend the one seen before (here, another customer's)
     // fails: earlier events cannot quietly leave.
-    let other = app.session(&shop, "other_2");
+    let other = app.sign_in("other_2");
     let theirs = app
         .send("GET", "/v1/subjects/other_2/history", Some(&other), None)
         .body;
@@ -746,7 +748,7 @@ fn histories_read_during_writes_stay_complete() {
     let app = TestApp::spawn();
     let shop = app.service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
     collect_many(&app, &shop, "cus_", 1);
-    let me = app.session(&shop, "cus_0");
+    let me = app.sign_in("cus_0");
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
             for i in 0..150 {

@@ -6,6 +6,7 @@ mod consent_race;
 mod erasure;
 mod errors;
 mod helpers;
+mod idp;
 mod log;
 mod postgres;
 mod security;

@@ -98,10 +98,11 @@ fn candor_on_postgres_keeps_every_promise_across_a_sigkill() {
         size,
         "every acknowledged event survived SIGKILL"
     );
-    let me = app.session(&shop, "cus_7");
+    let me = app.sign_in("cus_7");
     let history = app.send("GET", "/v1/subjects/cus_7/history", Some(&me), None);
     verify_history(&history.body, &app.log_key);
-    assert_eq!(history.body["events"].as_array().unwrap().len(), 2);
+    // Two events and the sign-in.
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 3);
 
     let r = app.send("DELETE", "/v1/subjects/cus_7", Some(&me), None);
     assert_eq!(r.status, 200, "{}", r.body);

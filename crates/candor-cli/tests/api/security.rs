@@ -23,8 +23,8 @@ fn seeded() -> (TestApp, String) {
 
 #[test]
 fn a_customer_reaches_only_their_own_data() {
-    let (app, shop) = seeded();
-    let a = app.session(&shop, "cus_a");
+    let (app, _) = seeded();
+    let a = app.sign_in("cus_a");
     for (method, path) in [
         ("GET", "/v1/subjects/cus_b/history"),
         ("GET", "/v1/subjects/cus_b/data"),
@@ -275,4 +275,175 @@ fn a_service_cannot_pass_its_consent_changes_off_as_the_customer_s() {
         .unwrap()
         .clone();
     assert_eq!(sharing["state"], "granted", "{}", view.body);
+}
+
+/// The types and actors of the customer's history, as they read it signed in themself.
+fn history_of(app: &TestApp, subject: &str) -> Vec<serde_json::Value> {
+    let me = app.sign_in(subject);
+    let r = app.send(
+        "GET",
+        &format!("/v1/subjects/{subject}/history"),
+        Some(&me),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["canonical_event"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// A key that may mint sessions, bound to no purpose, could once read everything, grant
+/// consents and erase in the customer's name, unlogged. Its sessions are delegated now: they act
+/// within its purposes, every event names it, and the customer's own rights stay theirs.
+#[test]
+fn a_service_cannot_impersonate_the_customer() {
+    let (app, _) = seeded();
+    let minter = app.service_key("helpdesk", &[], json!({ "can_mint_sessions": true }));
+    let as_a = app.session(&minter, "cus_a");
+    let r = app.send("GET", "/v1/subjects/cus_a/data", Some(&as_a), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["data"],
+        json!({}),
+        "no purpose of the key uses the name"
+    );
+    for (method, path) in [
+        ("GET", "/v1/subjects/cus_a/history"),
+        ("DELETE", "/v1/subjects/cus_a"),
+    ] {
+        let r = app.send(method, path, Some(&as_a), None);
+        assert_eq!((r.status, r.code()), (403, "forbidden"), "{method} {path}");
+    }
+    let r = app.send(
+        "POST",
+        "/v1/subjects/cus_a/consents",
+        Some(&as_a),
+        Some(json!({ "changes": [{ "purpose": "analytics.reporting", "action": "grant" }] })),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // Each of these only where the business allowed the key it, and then in the service's name.
+    let trusted = app.service_key(
+        "support",
+        &["analytics.reporting"],
+        json!({ "can_mint_sessions": true, "sessions_may_grant_consent": true,
+                "sessions_may_erase": true }),
+    );
+    let as_b = app.session(&trusted, "cus_b");
+    let r = app.send(
+        "POST",
+        "/v1/subjects/cus_b/consents",
+        Some(&as_b),
+        Some(
+            json!({ "changes": [{ "purpose": "analytics.reporting", "action": "grant",
+            "evidence": { "channel": "support_call", "notice_version": "2026-11" } }] }),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = history_of(&app, "cus_b");
+    let said: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["actor"]["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = said.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("collected", "service"),
+            ("session_started", "service"),
+            ("consent_changed", "delegate"),
+            ("session_started", "subject"),
+        ]
+    );
+    assert_eq!(events[2]["actor"]["through"]["name"], "support");
+    assert_eq!(events[1]["method"], "delegated");
+    assert_eq!(events[3]["method"], "oidc");
+    let r = app.send("DELETE", "/v1/subjects/cus_b", Some(&as_b), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let erasure: serde_json::Value =
+        serde_json::from_str(r.body["canonical_event"].as_str().unwrap()).unwrap();
+    assert_eq!(erasure["actor"]["kind"], "delegate");
+}
+
+/// Sign-in takes only an ID token the business's provider signed for Candor, for a nonce Candor
+/// issued, once; whatever is wrong, the answer is the same, so it tells nobody which customers
+/// exist or were erased.
+#[test]
+fn sign_in_takes_only_tokens_the_provider_signed_for_candor_once() {
+    let (app, shop) = seeded();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |nonce: &str| {
+        json!({ "iss": app.idp.issuer, "aud": crate::idp::AUDIENCE, "sub": "cus_a",
+                "nonce": nonce, "iat": now, "exp": now + 300 })
+    };
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        app.sign_in_with(|nonce| {
+            let mut c = claims(nonce);
+            change(&mut c);
+            app.idp.sign(&c)
+        })
+    };
+    let refused = |r: Reply, what: &str| {
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "signin_failed"),
+            "{what}: {}",
+            r.body
+        );
+        r.body
+    };
+    refused(with(&|c| c["aud"] = "another-client".into()), "audience");
+    refused(with(&|c| c["iss"] = "https://idp.example".into()), "issuer");
+    refused(with(&|c| c["exp"] = (now - 3600).into()), "expired");
+    refused(with(&|c| c["nonce"] = "cnn_made_up".into()), "nonce");
+    refused(
+        app.sign_in_with(|n| app.idp.forge(&claims(n))),
+        "unpublished key",
+    );
+    refused(
+        app.sign_in_with(|n| {
+            // Unsigned (`alg: none`), as a service could write one itself.
+            let head = base64url(br#"{"alg":"none","kid":"test-key-1"}"#);
+            format!("{head}.{}.", base64url(claims(n).to_string().as_bytes()))
+        }),
+        "unsigned",
+    );
+    // A token that worked once is spent, on this node and any other.
+    let mut used = String::new();
+    let r = app.sign_in_with(|n| {
+        used = app.idp.sign(&claims(n));
+        used.clone()
+    });
+    assert_eq!(r.status, 200, "{}", r.body);
+    let again = app.send(
+        "POST",
+        "/v1/signin/oidc",
+        None,
+        Some(json!({ "id_token": used })),
+    );
+    refused(again, "replayed");
+
+    // Unknown and erased customers are refused alike.
+    let r = app.send("DELETE", "/v1/subjects/cus_b", Some(&app.admin), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let erased = refused(with(&|c| c["sub"] = "cus_b".into()), "erased");
+    let unknown = refused(with(&|c| c["sub"] = "cus_zz".into()), "unknown");
+    assert_eq!(erased, unknown);
+    drop(shop);
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -83,7 +83,7 @@ fn collect_consent_access_history_erase() {
     );
 
     // The customer grants marketing.
-    let ada = app.session(&shop, "cus_ada");
+    let ada = app.sign_in("cus_ada");
     let grant = app.send(
         "POST",
         "/v1/subjects/cus_ada/consents",
@@ -150,6 +150,7 @@ fn collect_consent_access_history_erase() {
             "accessed",
             "refused",
             "accessed",
+            "session_started",
             "consent_changed",
             "accessed",
             "consent_changed",
@@ -329,7 +330,7 @@ fn gpc_withdraws_sale_and_sharing_and_is_recorded() {
         Some(json!({ "purpose": OPS, "fields": { "user.name": "Gigi" } })),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let me = app.session(&shop, "cus_gpc");
+    let me = app.sign_in("cus_gpc");
     let grant_all = json!({ "changes": [
         { "purpose": "third_party_sharing", "action": "grant" },
         { "purpose": MARKETING, "action": "grant" } ] });
@@ -398,7 +399,7 @@ fn acknowledged_writes_survive_sigkill() {
         size,
         "every acknowledged event is still in the log"
     );
-    let me = app.session(&shop, "cus_7");
+    let me = app.sign_in("cus_7");
     let history = app.send("GET", "/v1/subjects/cus_7/history", Some(&me), None);
     verify_history(&history.body, &app.log_key);
     let read = app.send(

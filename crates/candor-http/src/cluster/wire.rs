@@ -1,4 +1,4 @@
-//! The nodes' internal protocol, version 2: the bytes that cross `POST /internal/v1/log/commit`.
+//! The nodes' internal protocol, version 3: the bytes that cross `POST /internal/v1/log/commit`.
 //!
 //! These types are the protocol's envelope, converted by hand from and to the store's types, so
 //! that a change to a store type cannot silently change what nodes send each other, and a cluster
@@ -6,8 +6,9 @@
 //! it does not speak, before anything is committed.
 //!
 //! Version 2 added a write's `decided_on` (the customer's revision its decisions were made on)
-//! and the `stale` conflict. A node sends version 2 and still takes version 1 (which cannot carry
-//! `decided_on`), answering in the version it was asked in, so followers of the earlier build
+//! and the `stale` conflict; version 3 a write's one-time claim (`once`) and the `claimed`
+//! conflict. A node sends version 3 and still takes versions 1 and 2 (which cannot carry what
+//! came later), answering in the version it was asked in, so followers of the earlier builds
 //! keep writing through an upgraded sequencer. Each change inside is in the form its slice
 //! gives it (`{"type": …, …}`, see `candor_vault::wire`). Golden files in `testdata/cluster` pin
 //! the bytes of every kind. Byte strings are base64 (a third of the size of JSON's lists of
@@ -15,11 +16,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use candor_store::{Conflict, LogEntry, RequestOutcome, WriteRequest};
+use candor_store::{Conflict, LogEntry, OnceClaim, RequestOutcome, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version these types speak.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The earliest version still taken.
 const OLDEST_VERSION: u32 = 1;
@@ -51,10 +52,25 @@ pub struct WireRequest {
     /// That customer's revision the write's decisions were made on (since version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_on: Option<u64>,
+    /// The one-time claim the write makes (since version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once: Option<WireOnce>,
     /// The slices' changes, in order, each in its slice's wire form.
     pub mutations: Vec<serde_json::Value>,
     /// Log leaves, in order, after the changes.
     pub entries: Vec<WireEntry>,
+}
+
+/// A one-time claim: the digest of a one-time secret and when it expires.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WireOnce {
+    /// The 32-byte digest, base64.
+    pub digest: String,
+    /// Unix seconds after which the secret is refused anyway.
+    pub expires_at: i64,
+    /// Unix seconds when the claim was made.
+    pub now: i64,
 }
 
 /// A log leaf to append.
@@ -81,7 +97,8 @@ pub enum WireOutcome {
     /// Not applied: the customer it needs is not active, or its decision is stale. Nothing of
     /// it was written.
     Conflict {
-        /// `subject_unknown`, `subject_erased` or (since version 2) `stale`.
+        /// `subject_unknown`, `subject_erased`, (since version 2) `stale` or (since version 3)
+        /// `claimed`.
         conflict: String,
     },
     /// Not committed: the node asked does not sequence the log (any more).
@@ -136,6 +153,9 @@ impl CommitBatch {
         if self.v < 2 && self.requests.iter().any(|r| r.decided_on.is_some()) {
             return Err(WireError::Malformed("decided_on"));
         }
+        if self.v < 3 && self.requests.iter().any(|r| r.once.is_some()) {
+            return Err(WireError::Malformed("once"));
+        }
         self.requests
             .into_iter()
             .map(WireRequest::into_store)
@@ -149,6 +169,11 @@ impl WireRequest {
         WireRequest {
             requires_active: request.requires_active.clone(),
             decided_on: request.decided_on,
+            once: request.once.map(|o| WireOnce {
+                digest: B64.encode(o.digest),
+                expires_at: o.expires_at,
+                now: o.now,
+            }),
             mutations: request.changes.iter().map(|c| c.to_wire()).collect(),
             entries: request
                 .entries
@@ -169,6 +194,16 @@ impl WireRequest {
         Ok(WriteRequest {
             requires_active: self.requires_active,
             decided_on: self.decided_on,
+            once: self
+                .once
+                .map(|o| {
+                    Ok::<_, WireError>(OnceClaim {
+                        digest: digest(&o.digest, "once")?,
+                        expires_at: o.expires_at,
+                        now: o.now,
+                    })
+                })
+                .transpose()?,
             changes: self
                 .mutations
                 .into_iter()
@@ -207,6 +242,7 @@ impl WireOutcome {
                     Conflict::SubjectUnknown => "subject_unknown",
                     Conflict::SubjectErased => "subject_erased",
                     Conflict::Stale => "stale",
+                    Conflict::Claimed => "claimed",
                 }
                 .to_owned(),
             },
@@ -221,6 +257,7 @@ impl WireOutcome {
                 "subject_unknown" => Ok(Err(Conflict::SubjectUnknown)),
                 "subject_erased" => Ok(Err(Conflict::SubjectErased)),
                 "stale" => Ok(Err(Conflict::Stale)),
+                "claimed" => Ok(Err(Conflict::Claimed)),
                 _ => Err(WireError::Malformed("conflict")),
             }),
             _ => None,
@@ -235,7 +272,7 @@ mod tests {
     use candor_core::{ConsentAction, ConsentRecord, Evidence, SubjectId};
     use candor_vault::consent::AddConsent;
     use candor_vault::erasure::Erase;
-    use candor_vault::keys::{ApiKeyRow, InsertApiKey, Role};
+    use candor_vault::keys::{ApiKeyRow, Delegation, InsertApiKey, Role};
     use candor_vault::subjects::{CreateSubject, PutBlindIndex, PutField};
 
     use super::*;
@@ -257,6 +294,7 @@ mod tests {
             WriteRequest {
                 requires_active: Some("cus_1".into()),
                 decided_on: Some(3),
+                once: None,
                 changes: vec![
                     Arc::new(CreateSubject {
                         subject: "cus_1".into(),
@@ -284,6 +322,11 @@ mod tests {
             WriteRequest {
                 requires_active: Some("cus_2".into()),
                 decided_on: None,
+                once: Some(OnceClaim {
+                    digest: [5; 32],
+                    expires_at: 1_700_000_900,
+                    now: 1_700_000_002,
+                }),
                 changes: vec![Arc::new(Erase {
                     subject: "cus_2".into(),
                     at: 1_700_000_002,
@@ -297,6 +340,7 @@ mod tests {
             WriteRequest {
                 requires_active: None,
                 decided_on: None,
+                once: None,
                 changes: vec![Arc::new(InsertApiKey(ApiKeyRow {
                     id: candor_core::KeyId::parse("k1").unwrap(),
                     secret_hash: [3; 32],
@@ -306,6 +350,7 @@ mod tests {
                     recipient: None,
                     can_mint_sessions: true,
                     can_erase: false,
+                    sessions: Delegation::default(),
                     created_at: 1_700_000_003,
                 }))],
                 entries: vec![],
@@ -332,7 +377,7 @@ mod tests {
         let pretty: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             serde_json::to_string_pretty(&pretty).unwrap() + "\n",
-            golden("commit_batch_v2.json")
+            golden("commit_batch_v3.json")
         );
         // And it parses back to the same requests, field for field.
         let batch: CommitBatch = serde_json::from_slice(&body).unwrap();
@@ -350,6 +395,7 @@ mod tests {
         assert!(back.iter().all(|r| r.decided_on.is_none()));
         let mut expected = sample_requests();
         expected[0].decided_on = None;
+        expected[1].once = None;
         assert_eq!(encoded(&back), encoded(&expected));
 
         let mut with_decision: serde_json::Value =
@@ -363,6 +409,28 @@ mod tests {
         );
     }
 
+    /// A follower of the build before version 3 still writes through this node: its batches
+    /// parse, and are the version-3 batch without one-time claims (nor keys' session rights).
+    #[test]
+    fn a_version_2_batch_is_still_taken() {
+        let batch: CommitBatch = serde_json::from_str(&golden("commit_batch_v2.json")).unwrap();
+        assert_eq!(batch.v, 2);
+        let back = batch.into_requests().unwrap();
+        let mut expected = sample_requests();
+        expected[1].once = None;
+        assert_eq!(encoded(&back), encoded(&expected));
+
+        let mut with_claim: serde_json::Value =
+            serde_json::from_str(&golden("commit_batch_v3.json")).unwrap();
+        with_claim["v"] = 2.into();
+        let parsed: CommitBatch = serde_json::from_value(with_claim).unwrap();
+        assert_eq!(
+            parsed.into_requests().unwrap_err(),
+            WireError::Malformed("once"),
+            "version 2 has no one-time claims to carry"
+        );
+    }
+
     #[test]
     fn commit_outcomes_are_exactly_the_pinned_bytes() {
         let answer = CommitOutcomes {
@@ -372,6 +440,7 @@ mod tests {
                 WireOutcome::of_outcome(Err(Conflict::SubjectErased)),
                 WireOutcome::of_outcome(Err(Conflict::SubjectUnknown)),
                 WireOutcome::of_outcome(Err(Conflict::Stale)),
+                WireOutcome::of_outcome(Err(Conflict::Claimed)),
                 WireOutcome::NotSequencer,
                 WireOutcome::Uncommitted,
                 WireOutcome::Failed,
@@ -379,16 +448,20 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string_pretty(&answer).unwrap() + "\n",
-            golden("commit_outcomes_v2.json")
+            golden("commit_outcomes_v3.json")
         );
         let back: CommitOutcomes =
-            serde_json::from_str(&golden("commit_outcomes_v2.json")).unwrap();
+            serde_json::from_str(&golden("commit_outcomes_v3.json")).unwrap();
         assert_eq!(back, answer);
         assert_eq!(
             back.outcomes[1].outcome(),
             Some(Ok(Err(Conflict::SubjectErased)))
         );
         assert_eq!(back.outcomes[3].outcome(), Some(Ok(Err(Conflict::Stale))));
+        assert_eq!(back.outcomes[4].outcome(), Some(Ok(Err(Conflict::Claimed))));
+        // Version 2's answers still read the same.
+        let v2: CommitOutcomes = serde_json::from_str(&golden("commit_outcomes_v2.json")).unwrap();
+        assert_eq!(v2.outcomes[3].outcome(), Some(Ok(Err(Conflict::Stale))));
         // Version 1's answers still read the same.
         let v1: CommitOutcomes = serde_json::from_str(&golden("commit_outcomes_v1.json")).unwrap();
         assert_eq!(
@@ -401,9 +474,9 @@ mod tests {
     fn another_version_or_a_malformed_field_is_refused() {
         let mut batch: serde_json::Value =
             serde_json::from_str(&golden("commit_batch_v1.json")).unwrap();
-        batch["v"] = 3.into();
+        batch["v"] = 4.into();
         let parsed: CommitBatch = serde_json::from_value(batch.clone()).unwrap();
-        assert_eq!(parsed.into_requests().unwrap_err(), WireError::Version(3));
+        assert_eq!(parsed.into_requests().unwrap_err(), WireError::Version(4));
         batch["v"] = 0.into();
         let parsed: CommitBatch = serde_json::from_value(batch.clone()).unwrap();
         assert_eq!(parsed.into_requests().unwrap_err(), WireError::Version(0));

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, post};
-use candor_vault::keys::AuthError;
+use candor_vault::keys::{AuthError, Delegation};
 use candor_vault::{NewKeySpec, Vault};
 
 use super::{Body, subject};
@@ -16,7 +16,9 @@ use crate::{ADMIN, RouteSpec, SERVICE};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Mint a short-lived session token for a customer (trusted services only).
+/// Mint a short-lived delegated session for a customer (keys allowed to only): it acts for the
+/// customer within the key's purposes, every event names the key, and it erases, exports or
+/// grants consent only if the key's `sessions_may_*` allow it. Logged in the customer's history.
 #[utoipa::path(post, path = "/v1/subjects/{id}/sessions",
     params(("id" = String, Path, description = "Subject id")),
     responses((status = 200, body = SessionResponse), (status = "4XX", body = ErrorBody)),
@@ -26,7 +28,7 @@ pub async fn mint_session(
     Path(id): Path<String>,
     Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let (token, expires_at) = vault.keys().mint_session(&p, &subject(&id)?, now)?;
+    let (token, expires_at) = vault.keys().mint_session(&p, &subject(&id)?, now).await?;
     Ok(Json(SessionResponse { token, expires_at }))
 }
 
@@ -46,6 +48,11 @@ pub async fn create_key(
         recipient: req.recipient,
         can_mint_sessions: req.can_mint_sessions,
         can_erase: req.can_erase,
+        sessions: Delegation {
+            sessions_may_erase: req.sessions_may_erase,
+            sessions_may_export: req.sessions_may_export,
+            sessions_may_grant_consent: req.sessions_may_grant_consent,
+        },
     };
     let key = vault.keys().create_key(&p, spec, now).await?;
     Ok(Json(CreateKeyResponse {
@@ -85,6 +92,16 @@ pub struct CreateKeyRequest {
     /// May erase customers.
     #[serde(default)]
     pub can_erase: bool,
+    /// The sessions it mints may erase the customer.
+    #[serde(default)]
+    pub sessions_may_erase: bool,
+    /// The sessions it mints may read all the customer's data and history, not only what the
+    /// key's purposes use.
+    #[serde(default)]
+    pub sessions_may_export: bool,
+    /// The sessions it mints may grant consent (for the key's purposes).
+    #[serde(default)]
+    pub sessions_may_grant_consent: bool,
 }
 
 /// A new key; the token is shown only now.

@@ -23,6 +23,7 @@ pub(crate) mod erasure;
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod public_log;
+pub(crate) mod signin;
 pub(crate) mod subjects;
 
 /// Every slice's part of the route table; a new slice's routes module adds its line here.
@@ -34,6 +35,7 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
         history::table(),
         erasure::table(),
         keys::table(),
+        signin::table(),
         public_log::table(),
     ]
     .into_iter()
@@ -97,7 +99,7 @@ impl utoipa::Modify for BearerScheme {
     info(title = "Candor", description = "Purpose-bound personal-data vault with a verifiable access log."),
     paths(subjects::put_data, access::get_data, consent::get_consents, consent::post_consents,
           access::access, access::lookup, history::history, erasure::erase, keys::mint_session,
-          keys::create_key, public_log::checkpoint, public_log::consistency, public_log::tile,
+          keys::create_key, signin::oidc_nonce, signin::oidc_signin, public_log::checkpoint, public_log::consistency, public_log::tile,
           public_log::receipt, health, openapi, crate::cluster::commit, crate::cluster::completeness),
     modifiers(&BearerScheme)
 )]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candor_core::{Actor, Event, EventKind, LeafIndex, SubjectId};
 use candor_crypto::{DataKey, SealContext};
 use candor_log::commitment;
-use candor_store::{Change, Conflict, LogEntry, WriteRequest};
+use candor_store::{Change, Conflict, LogEntry, OnceClaim, WriteRequest};
 use zeroize::Zeroizing;
 
 use crate::VaultError;
@@ -52,17 +52,43 @@ impl Journal {
         entries: Vec<LogEntry>,
     ) -> Result<Vec<LeafIndex>, VaultError> {
         debug_assert!(decided_on.is_none() || requires_active.is_some());
-        let request = WriteRequest {
+        self.send(WriteRequest {
             requires_active: requires_active.map(|s| s.as_str().to_owned()),
             decided_on,
+            once: None,
             changes,
             entries,
-        };
+        })
+        .await
+    }
+
+    /// As [`Journal::submit`] for an active `subject`, applied only if `once` was never claimed
+    /// before: a one-time secret presented twice fails the second time with `AlreadyClaimed`,
+    /// however close together, on whichever nodes.
+    pub async fn submit_once(
+        &self,
+        subject: &SubjectId,
+        once: OnceClaim,
+        changes: Vec<Arc<dyn Change>>,
+        entries: Vec<LogEntry>,
+    ) -> Result<Vec<LeafIndex>, VaultError> {
+        self.send(WriteRequest {
+            requires_active: Some(subject.as_str().to_owned()),
+            decided_on: None,
+            once: Some(once),
+            changes,
+            entries,
+        })
+        .await
+    }
+
+    async fn send(&self, request: WriteRequest) -> Result<Vec<LeafIndex>, VaultError> {
         match self.sequencing.submit(request).await? {
             Ok(leaves) => Ok(leaves.into_iter().map(LeafIndex::new).collect()),
             Err(Conflict::SubjectErased) => Err(VaultError::SubjectErased),
             Err(Conflict::SubjectUnknown) => Err(VaultError::SubjectNotFound),
             Err(Conflict::Stale) => Err(VaultError::ConsentChanged),
+            Err(Conflict::Claimed) => Err(VaultError::AlreadyClaimed),
         }
     }
 

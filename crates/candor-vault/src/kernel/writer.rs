@@ -667,6 +667,7 @@ pub(crate) mod tests {
         WriteRequest {
             requires_active: Some(subject.into()),
             decided_on: None,
+            once: None,
             changes: vec![],
             entries: vec![LogEntry {
                 subject: subject.into(),
