@@ -124,7 +124,7 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
         #[command(flatten)]
-        oidc: OidcArgs,
+        signin: SigninArgs,
     },
     /// Run a C2SP tlog-witness for other parties' logs: cosign each checkpoint that extends the
     /// last one cosigned, refuse anything else.
@@ -202,7 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             witness_quorum,
             advertise_url,
             db,
-            oidc,
+            signin,
         } => {
             let database = db.database();
             if init && !home::is_initialised(&dir) {
@@ -231,7 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 advertise_url.as_deref(),
                 witnesses,
                 quorum,
-                oidc.methods()?,
+                signin,
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -341,7 +341,7 @@ fn serve(
     advertise: Option<&str>,
     witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
     quorum: usize,
-    signin: candor_http::SigninMethods,
+    signin: SigninArgs,
 ) -> anyhow::Result<()> {
     // Bound before the vault opens, so a cluster node that listens on port 0 can advertise the
     // port it got.
@@ -360,6 +360,7 @@ fn serve(
             quorum,
         });
     }
+    let signin = signin.methods(vault.data_map().controller_name())?;
     let vault = Arc::new(vault);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -387,9 +388,10 @@ fn serve(
     })
 }
 
-/// How customers sign in with the business's OpenID Connect provider.
+/// How customers sign in: with the business's OpenID Connect provider, and with one-time links
+/// Candor mails them.
 #[derive(clap::Args, Debug)]
-struct OidcArgs {
+struct SigninArgs {
     /// The business's OpenID Connect provider (its issuer URL, https), through which customers
     /// sign in; its keys are found through its discovery document.
     #[arg(
@@ -405,10 +407,33 @@ struct OidcArgs {
     /// The ID token claim that holds the Candor customer id.
     #[arg(long, env = "CANDOR_OIDC_CUSTOMER_CLAIM", default_value = "sub")]
     oidc_customer_claim: String,
+    /// The mail server sign-in links go out through (`smtp://host:port`, `smtps://host`, or
+    /// `smtp://host?tls=required`); with it customers may sign in by a link sent to their
+    /// verified address.
+    #[arg(long, env = "CANDOR_SMTP_URL", value_name = "URL", requires_all = ["mail_from", "public_url"])]
+    smtp_url: Option<String>,
+    /// The sender of sign-in links (`Shop Privacy <privacy@shop.example>`).
+    #[arg(long, env = "CANDOR_MAIL_FROM", value_name = "MAILBOX")]
+    mail_from: Option<String>,
+    /// Where customers reach Candor's privacy center, for the links (`https://privacy.shop.example`).
+    #[arg(long, env = "CANDOR_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
 }
 
-impl OidcArgs {
-    fn methods(self) -> anyhow::Result<candor_http::SigninMethods> {
+impl SigninArgs {
+    fn methods(self, business: &str) -> anyhow::Result<candor_http::SigninMethods> {
+        let email = match (self.smtp_url, self.mail_from, self.public_url) {
+            (Some(smtp_url), Some(from), Some(public_url)) => Some(Arc::new(
+                candor_http::mail::Mailer::new(candor_http::mail::MailSettings {
+                    smtp_url,
+                    from,
+                    public_url,
+                    business: business.to_owned(),
+                })?,
+            )),
+            (None, _, _) => None,
+            _ => anyhow::bail!("--smtp-url needs --mail-from and --public-url"),
+        };
         let oidc = match (self.oidc_issuer, self.oidc_audience) {
             (Some(issuer), Some(audience)) => Some(candor_http::oidc::OidcProvider::new(
                 candor_http::oidc::OidcSettings {
@@ -420,7 +445,7 @@ impl OidcArgs {
             (None, None) => None,
             _ => anyhow::bail!("--oidc-issuer and --oidc-audience go together"),
         };
-        Ok(candor_http::SigninMethods { oidc })
+        Ok(candor_http::SigninMethods { oidc, email })
     }
 }
 

@@ -19,6 +19,7 @@
 mod auth;
 pub mod cluster;
 mod error;
+pub mod mail;
 pub mod oidc;
 mod routes;
 pub mod wire;
@@ -61,6 +62,7 @@ pub struct RouteSpec {
 pub(crate) const SERVICE: Access = Access::Bearer(&[Caller::Service]);
 pub(crate) const CUSTOMER: Access = Access::Bearer(&[Caller::Customer]);
 pub(crate) const ADMIN: Access = Access::Bearer(&[Caller::Admin]);
+pub(crate) const ADMIN_OR_CUSTOMER: Access = Access::Bearer(&[Caller::Customer, Caller::Admin]);
 pub(crate) const CUSTOMER_OR_SERVICE: Access = Access::Bearer(&[Caller::Customer, Caller::Service]);
 pub(crate) const ERASER: Access =
     Access::Bearer(&[Caller::Customer, Caller::Admin, Caller::Service]);
@@ -110,6 +112,8 @@ pub fn route_table() -> Vec<RouteSpec> {
 pub struct SigninMethods {
     /// The business's OpenID Connect provider.
     pub oidc: Option<oidc::OidcProvider>,
+    /// The mail server one-time sign-in links go out through.
+    pub email: Option<Arc<mail::Mailer>>,
 }
 
 /// The whole API as a router, with no sign-in method configured.

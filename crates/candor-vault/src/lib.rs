@@ -159,7 +159,7 @@ impl Vault {
                 public_log.clone(),
                 sequencing.clone(),
             ),
-            signin: signin::Signin::new(root, customers.clone(), journal.clone()),
+            signin: signin::Signin::new(db.clone(), root, customers.clone(), journal.clone()),
             erasure: erasure::Erasure::new(customers, journal),
             nodes: nodes::Nodes::new(root),
             public_log,

@@ -6,7 +6,7 @@ use candor_store::{Change, SchemaPart, Tx, TxError, TypedChange};
 use serde::de::DeserializeOwned;
 
 use crate::wire::decode;
-use crate::{consent, erasure, keys, subjects};
+use crate::{consent, erasure, keys, signin, subjects};
 
 /// Every slice, in the order its tables migrate (after the kernel's, and after any slice whose
 /// tables its own refer to).
@@ -14,6 +14,7 @@ const SLICES: &[&Slice] = &[
     &subjects::SLICE,
     &consent::SLICE,
     &keys::SLICE,
+    &signin::SLICE,
     &erasure::SLICE,
 ];
 

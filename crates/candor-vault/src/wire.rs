@@ -48,4 +48,22 @@ pub(crate) mod b64 {
             .map_err(D::Error::custom)?;
         T::try_from(bytes).map_err(|_| D::Error::custom("wrong length"))
     }
+
+    /// An optional byte string: base64, or `null`.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match bytes {
+                Some(b) => s.serialize_str(&STANDARD.encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| STANDARD.decode(t).map_err(D::Error::custom))
+                .transpose()
+        }
+    }
 }

@@ -10,4 +10,5 @@ mod idp;
 mod log;
 mod postgres;
 mod security;
+mod signin_email;
 mod story;
