@@ -89,3 +89,74 @@ pub struct Health {
     /// Whether this node sequences the log (in a cluster, exactly one does).
     pub sequencer: bool,
 }
+
+/// A number as it must be written in a path or a query: canonical decimal digits (no sign, no
+/// leading zero, nothing else), so one number has one spelling and caches and logs agree.
+pub(crate) fn canonical_decimal(text: &str) -> Option<u64> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Deserializes a query parameter that must be a [`canonical_decimal`].
+pub(crate) fn canonical_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = std::borrow::Cow::<str>::deserialize(d)?;
+    canonical_decimal(&text)
+        .ok_or_else(|| serde::de::Error::custom("not a canonical decimal number"))
+}
+
+/// Deserializes a JSON object of text values, refusing one that names a key twice (serde would
+/// keep the last, silently): which value was meant is not Candor's to guess.
+pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = std::collections::BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of text values, each key once")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("`{key}` is given twice")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Visitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_decimals_are_numbers() {
+        assert_eq!(canonical_decimal("0"), Some(0));
+        assert_eq!(canonical_decimal("1234"), Some(1234));
+        assert_eq!(canonical_decimal("18446744073709551615"), Some(u64::MAX));
+        for text in [
+            "",
+            "+1",
+            "-0",
+            "01",
+            "00",
+            " 1",
+            "1 ",
+            "1e3",
+            "0x1",
+            "18446744073709551616",
+        ] {
+            assert_eq!(canonical_decimal(text), None, "{text:?}");
+        }
+    }
+}

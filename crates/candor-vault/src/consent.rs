@@ -277,6 +277,10 @@ pub struct ConsentChange {
     pub evidence: Option<Evidence>,
 }
 
+/// The most consent changes one request may carry: more than any privacy center asks at once,
+/// and a bound on the events and rows one request writes.
+pub const MAX_CONSENT_CHANGES: usize = 100;
+
 /// The consents of one customer: state in force per consent-based purpose and the full history.
 #[derive(Debug, Clone)]
 pub struct ConsentView {
@@ -330,6 +334,11 @@ impl Consents {
         let delegated = matches!(principal, Principal::Delegated { .. });
         if changes.is_empty() && !gpc {
             return Err(invalid("no consent changes given"));
+        }
+        if changes.len() > MAX_CONSENT_CHANGES {
+            return Err(invalid(format!(
+                "at most {MAX_CONSENT_CHANGES} consent changes in one request"
+            )));
         }
         let mut records = Vec::with_capacity(changes.len());
         for c in changes {

@@ -20,6 +20,9 @@ pub enum PublicLogError {
     /// The tile or entry bundle is not (yet) in the log (404 `tile_not_found`).
     #[error("no such tile in the log's current tree")]
     TileNotFound,
+    /// The leaf is not in the published checkpoint (yet) (404 `leaf_not_found`).
+    #[error("this leaf is not in the published checkpoint (yet)")]
+    LeafNotFound,
     /// A reason every slice shares.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -188,15 +191,11 @@ impl PublicLog {
     }
 
     /// A receipt for leaf `index` against the published checkpoint.
-    pub fn receipt(&self, index: u64) -> Result<Receipt, VaultError> {
+    pub fn receipt(&self, index: u64) -> Result<Receipt, PublicLogError> {
         let cp = self
             .checkpoint()?
             .filter(|cp| index < cp.size)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "leaf {index} is not in the published checkpoint yet"
-                ))
-            })?;
+            .ok_or(PublicLogError::LeafNotFound)?;
         let proof = candor_log::inclusion_proof(index, cp.size, &StoreHashes(&*self.store))?;
         Ok(Receipt {
             extra: None,

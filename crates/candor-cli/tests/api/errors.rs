@@ -242,3 +242,58 @@ fn check_names_the_line_of_a_data_map_error() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains(&format!("map.toml:{line}:")), "{stderr}");
 }
+
+/// Numbers in paths and queries are canonical decimals, a leaf past the published tree is not
+/// found, a JSON object may not name a key twice, and one request carries a bounded number of
+/// consent changes.
+#[test]
+fn ambiguous_and_unbounded_input_is_refused() {
+    let app = TestApp::spawn();
+    let shop = app.service_key("checkout", &[OPS], json!({}));
+    let r = app.send(
+        "PUT",
+        "/v1/subjects/cus_n/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "N" } })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for path in [
+        "/log/receipt/+0",
+        "/log/receipt/00",
+        "/log/receipt/-0",
+        "/log/receipt/18446744073709551616",
+        "/log/consistency?from=+1&to=1",
+        "/log/consistency?from=01&to=1",
+    ] {
+        let r = app.send("GET", path, None, None);
+        assert_eq!((r.status, r.code()), (400, "invalid_request"), "{path}");
+    }
+    assert_eq!(app.send("GET", "/log/receipt/0", None, None).status, 200);
+    let r = app.send("GET", "/log/receipt/1", None, None);
+    assert_eq!((r.status, r.code()), (404, "leaf_not_found"), "{}", r.body);
+
+    // The same category twice: which value was meant is not for Candor to guess.
+    let r = app.raw(
+        "PUT",
+        "/v1/subjects/cus_n/data",
+        &shop,
+        "application/json",
+        format!(r#"{{"purpose":"{OPS}","fields":{{"user.name":"A","user.name":"B"}}}}"#)
+            .into_bytes(),
+    );
+    assert_eq!((r.status, r.code()), (422, "invalid_body"), "{}", r.body);
+
+    let me = app.sign_in("cus_n");
+    let changes: Vec<_> = (0..101)
+        .map(|_| json!({ "purpose": "analytics.reporting", "action": "grant" }))
+        .collect();
+    let r = app.send(
+        "POST",
+        "/v1/subjects/cus_n/consents",
+        Some(&me),
+        Some(json!({ "changes": changes })),
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_request"), "{}", r.body);
+    let r = app.send("GET", "/v1/subjects/cus_n/consents", Some(&me), None);
+    assert_eq!(r.body["history"], json!([]), "nothing of it was recorded");
+}

@@ -173,8 +173,9 @@ pub enum ConsentActionBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostConsentsRequest {
-    /// Changes, applied in order.
+    /// Changes, applied in order (at most 100).
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub changes: Vec<ConsentChangeBody>,
 }
 

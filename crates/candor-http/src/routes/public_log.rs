@@ -90,11 +90,11 @@ pub async fn receipt(
     State(vault): State<Arc<Vault>>,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
-    let index: u64 = index.parse().map_err(|_| {
+    let index = canonical_decimal(&index).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "the leaf index is a decimal number",
+            "the leaf index is a decimal number, without sign or leading zeros",
         )
     })?;
     let receipt = tokio::task::spawn_blocking(move || vault.public_log().receipt(index))
@@ -122,7 +122,7 @@ pub async fn consistency(
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "need ?from=N&to=M",
+            "need ?from=N&to=M, decimal numbers without sign or leading zeros",
         )
     })?;
     let proof = tokio::task::spawn_blocking(move || vault.public_log().consistency(q.from, q.to))
@@ -162,8 +162,12 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The earlier tree size (at least 1).
+    #[serde(deserialize_with = "canonical_u64")]
+    #[param(minimum = 1)]
     pub from: u64,
     /// The later tree size (at most the latest checkpoint's).
+    #[serde(deserialize_with = "canonical_u64")]
+    #[param(minimum = 1)]
     pub to: u64,
 }
 
@@ -184,6 +188,9 @@ impl From<PublicLogError> for ApiError {
         match e {
             PublicLogError::TileNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "tile_not_found", e.to_string())
+            }
+            PublicLogError::LeafNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "leaf_not_found", e.to_string())
             }
             PublicLogError::Vault(e) => e.into(),
         }

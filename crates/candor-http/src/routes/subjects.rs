@@ -58,7 +58,9 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
 pub struct PutDataRequest {
     /// The purpose the data is collected for; it must need every field.
     pub purpose: String,
-    /// Values by data category, e.g. `{"user.contact.email": "ada@example.com"}`.
+    /// Values by data category, e.g. `{"user.contact.email": "ada@example.com"}`; each
+    /// category once.
+    #[serde(deserialize_with = "crate::wire::unique_keys")]
     pub fields: BTreeMap<String, String>,
 }
 
