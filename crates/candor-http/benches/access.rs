@@ -75,6 +75,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             recipient: None,
             can_mint_sessions: false,
             can_erase: false,
+            expires_at: None,
             sessions: Default::default(),
         };
         let token = vault

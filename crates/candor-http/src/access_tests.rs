@@ -59,6 +59,7 @@ async fn fixture() -> Fixture {
         recipient: None,
         can_mint_sessions: true,
         can_erase: true,
+        expires_at: None,
         // The routes' admission is under test, not what a delegated session may do.
         sessions: Delegation {
             sessions_may_erase: true,

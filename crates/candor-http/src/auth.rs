@@ -87,7 +87,8 @@ fn bearer_token(request: &Request) -> Option<&str> {
 }
 
 /// The layer of a bearer route: authenticates the token and admits only `callers`. The token is
-/// checked inline: keys are cached after first use, and a SQLite read of tens of microseconds
+/// checked inline: a key is read from the store at every request (so a revocation holds on every
+/// node at once), and a SQLite read of tens of microseconds
 /// costs less than handing the request to another thread.
 pub(crate) async fn authorise(
     State((vault, callers)): State<(Arc<Vault>, &'static [Caller])>,

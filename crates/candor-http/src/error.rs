@@ -61,7 +61,7 @@ impl From<VaultError> for ApiError {
             VaultError::UnknownPurpose(_)
             | VaultError::RecipientNotDeclared(_)
             | VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
-            VaultError::SubjectNotFound => StatusCode::NOT_FOUND,
+            VaultError::SubjectNotFound | VaultError::KeyNotFound => StatusCode::NOT_FOUND,
             VaultError::SubjectErased => StatusCode::GONE,
             VaultError::ConsentChanged | VaultError::AlreadyClaimed => StatusCode::CONFLICT,
             VaultError::LogUnavailable | VaultError::NotSequencer => {

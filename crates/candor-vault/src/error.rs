@@ -28,6 +28,9 @@ pub enum VaultError {
     /// No such customer.
     #[error("no such subject")]
     SubjectNotFound,
+    /// No API key has this id.
+    #[error("no such key")]
+    KeyNotFound,
     /// The customer was erased.
     #[error("this subject has been erased")]
     SubjectErased,
@@ -63,6 +66,7 @@ impl VaultError {
             VaultError::UnknownPurpose(_) => "unknown_purpose",
             VaultError::RecipientNotDeclared(_) => "recipient_not_declared",
             VaultError::SubjectNotFound => "subject_not_found",
+            VaultError::KeyNotFound => "key_not_found",
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
             VaultError::ConsentChanged => "consent_changed",

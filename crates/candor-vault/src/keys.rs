@@ -1,8 +1,8 @@
 //! Keys and sessions: the admin key, service keys bound to purposes, customer session tokens,
 //! and authentication of every bearer token.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use candor_core::{
     Actor, DataMap, EventKind, KeyId, PurposeId, RecipientId, ServiceRef, SubjectId,
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::VaultError;
-use crate::error::check_label;
+use crate::error::{check_label, invalid};
 use crate::kernel::Journal;
 use crate::registry::{Slice, change};
 use crate::subjects::Customers;
@@ -96,6 +96,12 @@ pub struct ApiKeyRow {
     pub sessions: Delegation,
     /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds from when it is refused, if it expires.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Unix seconds from when it was refused, once revoked.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// What a session a service mints for a customer (a delegated session) may do on the customer's
@@ -163,9 +169,20 @@ ALTER TABLE api_keys ADD COLUMN sessions_may_export BOOLEAN NOT NULL DEFAULT fal
 ALTER TABLE api_keys ADD COLUMN sessions_may_grant_consent BOOLEAN NOT NULL DEFAULT false;
 "#,
             },
+            Migration {
+                name: "keys expire and are revoked",
+                sqlite: r#"
+ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
+"#,
+                postgres: r#"
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN revoked_at BIGINT;
+"#,
+            },
         ],
     }),
-    changes: &[change::<InsertApiKey>()],
+    changes: &[change::<InsertApiKey>(), change::<RevokeApiKey>()],
     on_erasure: None,
 };
 
@@ -185,8 +202,8 @@ impl TypedChange for InsertApiKey {
                 c.prepare_cached(
                     "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
                        can_mint_sessions, can_erase, created_at, sessions_may_erase,
-                       sessions_may_export, sessions_may_grant_consent)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                       sessions_may_export, sessions_may_grant_consent, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )?
                 .execute(params![
                     k.id.as_str(),
@@ -200,15 +217,16 @@ impl TypedChange for InsertApiKey {
                     k.created_at,
                     k.sessions.sessions_may_erase,
                     k.sessions.sessions_may_export,
-                    k.sessions.sessions_may_grant_consent
+                    k.sessions.sessions_may_grant_consent,
+                    k.expires_at
                 ])?;
             }
             Tx::Postgres(c) => {
                 c.execute(
                     "INSERT INTO api_keys (id, secret_hash, role, name, purposes, recipient,
                        can_mint_sessions, can_erase, created_at, sessions_may_erase,
-                       sessions_may_export, sessions_may_grant_consent)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                       sessions_may_export, sessions_may_grant_consent, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     &[
                         &k.id.as_str(),
                         &&k.secret_hash[..],
@@ -222,12 +240,71 @@ impl TypedChange for InsertApiKey {
                         &k.sessions.sessions_may_erase,
                         &k.sessions.sessions_may_export,
                         &k.sessions.sessions_may_grant_consent,
+                        &k.expires_at,
                     ],
                 )?;
             }
         }
         Ok(())
     }
+}
+
+/// Revokes an API key: from this commit on, no node takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeApiKey {
+    /// The key's id.
+    pub id: KeyId,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+impl TypedChange for RevokeApiKey {
+    const KIND: &'static str = "revoke_api_key";
+
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        match tx {
+            Tx::Sqlite(c) => {
+                c.prepare_cached(
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                )?
+                .execute(params![self.at, self.id.as_str()])?;
+            }
+            Tx::Postgres(c) => {
+                c.execute(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                    &[&self.at, &self.id.as_str()],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every API key, oldest first.
+pub fn api_keys(db: &Db) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let ids: Vec<String> = db.read(
+        "list api keys",
+        |c| {
+            c.prepare_cached("SELECT id FROM api_keys ORDER BY created_at, id")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        },
+        |c| {
+            Ok(
+                c.query("SELECT id FROM api_keys ORDER BY created_at, id", &[])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            )
+        },
+    )?;
+    let mut keys = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = KeyId::parse(&id).map_err(|_| StoreError::Corrupt("a stored key id"))?;
+        keys.extend(api_key(db, &id)?);
+    }
+    Ok(keys)
 }
 
 /// An API key by id.
@@ -239,7 +316,7 @@ pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
             c.prepare_cached(
                 "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
                    can_erase, created_at, sessions_may_erase, sessions_may_export,
-                   sessions_may_grant_consent FROM api_keys WHERE id = ?1",
+                   sessions_may_grant_consent, expires_at, revoked_at FROM api_keys WHERE id = ?1",
             )?
             .query_row([id.as_str()], |r| {
                 Ok(KeyColumns {
@@ -256,6 +333,8 @@ pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
                         sessions_may_export: r.get(9)?,
                         sessions_may_grant_consent: r.get(10)?,
                     },
+                    expires_at: r.get(11)?,
+                    revoked_at: r.get(12)?,
                 })
             })
             .optional()
@@ -264,7 +343,7 @@ pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
             Ok(c.query_opt(
                 "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
                    can_erase, created_at, sessions_may_erase, sessions_may_export,
-                   sessions_may_grant_consent FROM api_keys WHERE id = $1",
+                   sessions_may_grant_consent, expires_at, revoked_at FROM api_keys WHERE id = $1",
                 &[&owned],
             )?
             .map(|r| KeyColumns {
@@ -281,6 +360,8 @@ pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
                     sessions_may_export: r.get(9),
                     sessions_may_grant_consent: r.get(10),
                 },
+                expires_at: r.get(11),
+                revoked_at: r.get(12),
             }))
         },
     )?
@@ -299,6 +380,8 @@ struct KeyColumns {
     can_erase: bool,
     created_at: i64,
     sessions: Delegation,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 impl KeyColumns {
@@ -322,6 +405,8 @@ impl KeyColumns {
             can_erase: self.can_erase,
             sessions: self.sessions,
             created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
         })
     }
 }
@@ -440,6 +525,8 @@ pub struct NewKeySpec {
     pub can_erase: bool,
     /// What the sessions it mints may do for the customer.
     pub sessions: Delegation,
+    /// Unix seconds from when it is refused, if it should expire.
+    pub expires_at: Option<i64>,
 }
 
 /// A freshly created key; the token is shown once.
@@ -457,9 +544,6 @@ pub struct Keys {
     customers: Arc<Customers>,
     journal: Journal,
     sessions: SessionKey,
-    // API keys by id. Keys are immutable once created (there is no revocation yet), so a cached
-    // row is never stale; this saves a database read on every request.
-    cache: RwLock<HashMap<KeyId, ApiKeyRow>>,
 }
 
 impl Keys {
@@ -477,7 +561,6 @@ impl Keys {
             customers,
             journal,
             sessions: root.session_key(),
-            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -495,7 +578,7 @@ impl Keys {
             };
             // A delegated session is as good as the key that minted it, as that key stands now.
             let id = KeyId::parse(&through).map_err(|_| AuthError::Unauthenticated)?;
-            return match self.key_row(&id)?.map(|row| self.principal(row)) {
+            return match self.live_key(&id, now)?.map(|row| self.principal(row)) {
                 Some(Ok(Principal::Service(key))) if key.can_mint_sessions => {
                     Ok(Principal::Delegated {
                         subject,
@@ -507,21 +590,11 @@ impl Keys {
             };
         }
         let (id, presented) = parse_api_key(token).ok_or(AuthError::Unauthenticated)?;
-        // The cache holds only well-formed ids, so a hit needs no parse (and no allocation).
-        let cached = self
-            .cache
-            .read()
-            .expect("key cache poisoned")
-            .get(id)
-            .cloned();
-        let row = match cached {
-            Some(row) => Some(row),
-            None => {
-                let id = KeyId::parse(id).map_err(|_| AuthError::Unauthenticated)?;
-                self.key_row(&id)?
-            }
-        };
-        // Compare against a dummy when the id is unknown, so timing does not reveal valid ids.
+        let id = KeyId::parse(id).map_err(|_| AuthError::Unauthenticated)?;
+        // Known, unknown, revoked and expired ids take the same path: one read of the store (no
+        // process keeps a copy that could outlive a revocation, or answer faster for a known
+        // id), then a comparison against a dummy when there is no live key.
+        let row = self.live_key(&id, now)?;
         let stored = row.as_ref().map_or([0u8; 32], |r| r.secret_hash);
         if !ct_eq(&stored, &presented) {
             return Err(AuthError::Unauthenticated);
@@ -529,22 +602,10 @@ impl Keys {
         self.principal(row.ok_or(AuthError::Unauthenticated)?)
     }
 
-    /// A key's row, from the cache or the database (and then cached).
-    fn key_row(&self, id: &KeyId) -> Result<Option<ApiKeyRow>, AuthError> {
-        if let Some(row) = self
-            .cache
-            .read()
-            .expect("key cache poisoned")
-            .get(id.as_str())
-        {
-            return Ok(Some(row.clone()));
-        }
-        let row = api_key(&self.db, id)?;
-        if let Some(r) = &row {
-            let mut keys = self.cache.write().expect("key cache poisoned");
-            keys.insert(r.id.clone(), r.clone());
-        }
-        Ok(row)
+    /// A key's row, read from the store at every request, if it is neither revoked nor expired.
+    fn live_key(&self, id: &KeyId, now: i64) -> Result<Option<ApiKeyRow>, AuthError> {
+        Ok(api_key(&self.db, id)?
+            .filter(|r| r.revoked_at.is_none() && r.expires_at.is_none_or(|e| now < e)))
     }
 
     /// Who a key's row makes the caller.
@@ -620,6 +681,9 @@ impl Keys {
             return Err(VaultError::Forbidden("only the admin key may create keys"));
         }
         check_label("name", &spec.name)?;
+        if spec.expires_at.is_some_and(|e| e <= now) {
+            return Err(invalid("expires_at must be in the future"));
+        }
         for p in &spec.purposes {
             if self.map.purpose(p).is_none() {
                 return Err(VaultError::UnknownPurpose(p.clone()));
@@ -633,6 +697,46 @@ impl Keys {
         self.insert(Role::Service, spec, now).await
     }
 
+    /// Every key, for the admin (their secrets are not kept, so none is shown).
+    pub fn list(&self, principal: &Principal) -> Result<Vec<ApiKeyRow>, VaultError> {
+        if !matches!(principal, Principal::Admin { .. }) {
+            return Err(VaultError::Forbidden("only the admin key may list keys"));
+        }
+        Ok(api_keys(&self.db)?)
+    }
+
+    /// Revokes a service key (admin only): from this commit on no node takes it, nor the
+    /// sessions it minted. The admin key is replaced from the command line, not revoked here.
+    pub async fn revoke(
+        &self,
+        principal: &Principal,
+        id: &KeyId,
+        now: i64,
+    ) -> Result<ApiKeyRow, VaultError> {
+        if !matches!(principal, Principal::Admin { .. }) {
+            return Err(VaultError::Forbidden("only the admin key may revoke keys"));
+        }
+        let Some(mut row) = api_key(&self.db, id)? else {
+            return Err(VaultError::KeyNotFound);
+        };
+        if row.role == Role::Admin {
+            return Err(VaultError::Forbidden(
+                "the admin key is not revoked through the API",
+            ));
+        }
+        if row.revoked_at.is_none() {
+            let change = RevokeApiKey {
+                id: id.clone(),
+                at: now,
+            };
+            self.journal
+                .submit(None, None, vec![Arc::new(change)], vec![])
+                .await?;
+            row.revoked_at = Some(now);
+        }
+        Ok(row)
+    }
+
     /// Creates the admin key; `candor init` calls this once, no API reaches it.
     pub async fn create_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
         let spec = NewKeySpec {
@@ -642,6 +746,7 @@ impl Keys {
             can_mint_sessions: false,
             can_erase: true,
             sessions: Delegation::default(),
+            expires_at: None,
         };
         self.insert(Role::Admin, spec, now).await
     }
@@ -665,6 +770,8 @@ impl Keys {
             can_erase: spec.can_erase,
             sessions: spec.sessions,
             created_at: now,
+            expires_at: spec.expires_at,
+            revoked_at: None,
         };
         self.journal
             .submit(None, None, vec![Arc::new(InsertApiKey(row))], vec![])
@@ -691,6 +798,7 @@ mod tests {
             recipient: None,
             can_mint_sessions: false,
             can_erase: false,
+            expires_at: None,
             sessions: Delegation::default(),
         };
         let by_service = f.run(f.vault.keys().create_key(&service, spec(vec![]), NOW));
@@ -719,6 +827,7 @@ mod tests {
             recipient: None,
             can_mint_sessions: false,
             can_erase: false,
+            expires_at: None,
             sessions: Delegation::default(),
         };
         let key = f
@@ -905,6 +1014,62 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_or_expired_key_and_its_sessions_are_refused() {
+        let f = Fixture::new();
+        let keys = f.vault.keys();
+        let spec = |expires_at| NewKeySpec {
+            name: "svc".into(),
+            purposes: vec![OPS.into()],
+            recipient: None,
+            can_mint_sessions: true,
+            can_erase: false,
+            sessions: Delegation::default(),
+            expires_at,
+        };
+        assert!(matches!(
+            f.run(keys.create_key(&f.admin, spec(Some(NOW)), NOW)),
+            Err(VaultError::Invalid(_))
+        ));
+        let expiring = f
+            .run(keys.create_key(&f.admin, spec(Some(NOW + 60)), NOW))
+            .unwrap();
+        assert!(keys.authenticate(&expiring.token, NOW + 59).is_ok());
+        assert!(matches!(
+            keys.authenticate(&expiring.token, NOW + 60),
+            Err(AuthError::Unauthenticated)
+        ));
+        let key = f.run(keys.create_key(&f.admin, spec(None), NOW)).unwrap();
+        let service = keys.authenticate(&key.token, NOW).unwrap();
+        let subject = f.customer("cus_a", &service);
+        let (session, _) = f.run(keys.mint_session(&service, &subject, NOW)).unwrap();
+        assert!(matches!(
+            f.run(keys.revoke(&service, &key.id, NOW)),
+            Err(VaultError::Forbidden(_))
+        ));
+        let Principal::Admin { id: admin_id, .. } = &f.admin else {
+            unreachable!()
+        };
+        assert!(matches!(
+            f.run(keys.revoke(&f.admin, admin_id, NOW)),
+            Err(VaultError::Forbidden(_))
+        ));
+        let revoked = f.run(keys.revoke(&f.admin, &key.id, NOW + 1)).unwrap();
+        assert_eq!(revoked.revoked_at, Some(NOW + 1));
+        for token in [key.token.as_str(), session.as_str()] {
+            assert!(matches!(
+                keys.authenticate(token, NOW + 1),
+                Err(AuthError::Unauthenticated)
+            ));
+        }
+        // Revoking again changes nothing; the list shows when.
+        f.run(keys.revoke(&f.admin, &key.id, NOW + 5)).unwrap();
+        let listed = keys.list(&f.admin).unwrap();
+        let row = listed.iter().find(|k| k.id == key.id).unwrap();
+        assert_eq!(row.revoked_at, Some(NOW + 1));
+        assert!(keys.list(&service).is_err());
+    }
+
+    #[test]
     fn an_unknown_stored_role_is_corrupt_data_never_a_service() {
         assert_eq!(Role::parse("admin").unwrap(), Role::Admin);
         assert_eq!(Role::parse("service").unwrap(), Role::Service);
@@ -928,6 +1093,8 @@ mod tests {
                 ..Delegation::default()
             },
             created_at: 3,
+            expires_at: Some(9),
+            revoked_at: None,
         };
         apply(db, vec![Arc::new(InsertApiKey(key.clone()))]);
         assert_eq!(api_key(db, &key.id).unwrap(), Some(key.clone()));

@@ -94,6 +94,7 @@ impl Fixture {
             recipient: None,
             can_mint_sessions,
             can_erase,
+            expires_at: None,
             sessions,
         };
         let key = self

@@ -441,3 +441,62 @@ fn three_nodes_lose_nothing_when_the_sequencer_is_killed_mid_load() {
     let (ok, out) = schema.candor(&nodes[1], "fsck");
     assert!(ok, "{out}");
 }
+
+/// A revoked key is refused on every node from the moment its revocation commits: no node keeps
+/// a copy of the key that outlives it, and the sessions it minted die with it.
+#[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
+fn a_revoked_key_is_refused_on_every_node_at_once() {
+    let schema = Schema::new("cluster_revocation");
+    let nodes = cluster(&schema);
+    let shop = nodes[1].service_key("checkout", &[OPS], json!({ "can_mint_sessions": true }));
+    let put = nodes[2].send(
+        "PUT",
+        "/v1/subjects/cus_r/data",
+        Some(&shop),
+        Some(json!({ "purpose": OPS, "fields": { "user.name": "R" } })),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let delegated = nodes[0].session(&shop, "cus_r");
+    let read = |node: &TestApp, token: &str| {
+        node.send(
+            "POST",
+            "/v1/access",
+            Some(token),
+            Some(json!({ "subject": "cus_r", "purpose": OPS, "fields": ["user.name"] })),
+        )
+        .status
+    };
+    // Every node has used the key, and the session, before it is revoked.
+    for node in &nodes {
+        assert_eq!(read(node, &shop), 200);
+        let r = node.send("GET", "/v1/subjects/cus_r/data", Some(&delegated), None);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let id = shop.split('_').nth(1).unwrap();
+    let r = nodes[1].send(
+        "DELETE",
+        &format!("/v1/keys/{id}"),
+        Some(&nodes[1].admin),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for node in &nodes {
+        assert_eq!(read(node, &shop), 401, "revoked everywhere at once");
+        let r = node.send("GET", "/v1/subjects/cus_r/data", Some(&delegated), None);
+        assert_eq!(r.status, 401, "its sessions too");
+    }
+    let listed = nodes[2].send("GET", "/v1/keys", Some(&nodes[2].admin), None);
+    let entry = listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap()
+        .clone();
+    assert!(entry["revoked_at"].is_i64(), "{entry}");
+    assert!(entry.get("secret_hash").is_none(), "{entry}");
+}

@@ -352,6 +352,8 @@ mod tests {
                     can_erase: false,
                     sessions: Delegation::default(),
                     created_at: 1_700_000_003,
+                    expires_at: None,
+                    revoked_at: None,
                 }))],
                 entries: vec![],
             },

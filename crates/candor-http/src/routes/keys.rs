@@ -5,8 +5,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
-use axum::routing::{MethodRouter, post};
-use candor_vault::keys::{AuthError, Delegation};
+use axum::routing::{MethodRouter, delete, get, post};
+use candor_core::KeyId;
+use candor_vault::keys::{ApiKeyRow, AuthError, Delegation};
 use candor_vault::{NewKeySpec, Vault};
 
 use super::{Body, subject};
@@ -48,6 +49,7 @@ pub async fn create_key(
         recipient: req.recipient,
         can_mint_sessions: req.can_mint_sessions,
         can_erase: req.can_erase,
+        expires_at: req.expires_at,
         sessions: Delegation {
             sessions_may_erase: req.sessions_may_erase,
             sessions_may_export: req.sessions_may_export,
@@ -61,6 +63,36 @@ pub async fn create_key(
     }))
 }
 
+/// Every API key, without secrets (admin only).
+#[utoipa::path(get, path = "/v1/keys",
+    responses((status = 200, body = KeyList), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_keys(
+    State(vault): State<Arc<Vault>>,
+    Authenticated { principal: p, .. }: Authenticated,
+) -> Result<Json<KeyList>, ApiError> {
+    let keys = vault.keys().list(&p)?;
+    Ok(Json(KeyList {
+        keys: keys.into_iter().map(KeySummary::from).collect(),
+    }))
+}
+
+/// Revoke a service key (admin only): every node refuses it, and the sessions it minted, from
+/// the moment this returns.
+#[utoipa::path(delete, path = "/v1/keys/{id}",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, body = KeySummary), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn revoke_key(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    Authenticated { principal: p, now }: Authenticated,
+) -> Result<Json<KeySummary>, ApiError> {
+    let id = KeyId::parse(&id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "key_not_found", "no such key"))?;
+    Ok(Json(vault.keys().revoke(&p, &id, now).await?.into()))
+}
+
 /// This slice's part of the route table.
 pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
     vec![
@@ -71,6 +103,14 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
         (
             RouteSpec::new(Method::POST, "/v1/keys", ADMIN),
             post(create_key),
+        ),
+        (
+            RouteSpec::new(Method::GET, "/v1/keys", ADMIN),
+            get(list_keys),
+        ),
+        (
+            RouteSpec::new(Method::DELETE, "/v1/keys/{id}", ADMIN),
+            delete(revoke_key),
         ),
     ]
 }
@@ -92,6 +132,8 @@ pub struct CreateKeyRequest {
     /// May erase customers.
     #[serde(default)]
     pub can_erase: bool,
+    /// Unix seconds from when the key is refused, if it should expire.
+    pub expires_at: Option<i64>,
     /// The sessions it mints may erase the customer.
     #[serde(default)]
     pub sessions_may_erase: bool,
@@ -111,6 +153,55 @@ pub struct CreateKeyResponse {
     pub id: String,
     /// Bearer token.
     pub token: String,
+}
+
+/// `GET /v1/keys`.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    /// Oldest first.
+    pub keys: Vec<KeySummary>,
+}
+
+/// A key as the admin sees it: what it may do, never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct KeySummary {
+    /// Public id.
+    pub id: String,
+    /// `admin` or `service`.
+    pub role: &'static str,
+    /// Display name.
+    pub name: String,
+    /// Purposes it may name.
+    pub purposes: Vec<String>,
+    /// The recipient it acts for.
+    pub recipient: Option<String>,
+    /// May mint delegated sessions.
+    pub can_mint_sessions: bool,
+    /// May erase customers.
+    pub can_erase: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds from when it is refused, if it expires.
+    pub expires_at: Option<i64>,
+    /// Unix seconds from when it was refused, once revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl From<ApiKeyRow> for KeySummary {
+    fn from(k: ApiKeyRow) -> KeySummary {
+        KeySummary {
+            id: k.id.as_str().to_owned(),
+            role: k.role.as_str(),
+            name: k.name,
+            purposes: k.purposes,
+            recipient: k.recipient,
+            can_mint_sessions: k.can_mint_sessions,
+            can_erase: k.can_erase,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+        }
+    }
 }
 
 /// A customer session.
