@@ -101,12 +101,53 @@ pub(crate) fn invalid(msg: impl Into<String>) -> VaultError {
     VaultError::Invalid(msg.into())
 }
 
-/// A label a person typed (a key's name, consent evidence): 1 to 64 printable characters.
+/// A label a person typed (a key's name, consent evidence): 1 to 64 bytes of visible text. It is
+/// shown to customers as who touched their data, so it may not carry what hides, reorders or pads
+/// the text it shows: control characters, bidirectional overrides and isolates, zero-width and
+/// other invisible format characters, or leading and trailing spaces.
 pub(crate) fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
-    if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c,
+                '\u{AD}' | '\u{61C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    };
+    if value.is_empty() || value.len() > 64 || value.trim() != value || value.chars().any(invisible)
+    {
         return Err(invalid(format!(
-            "{what} must be 1 to 64 printable characters"
+            "{what} must be 1 to 64 bytes of visible text, without leading or trailing spaces"
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Customers read key names as who touched their data, so a name may not hide, reorder or
+    /// pad what it shows.
+    #[test]
+    fn a_label_is_plain_visible_text() {
+        for ok in ["checkout", "Café Müller", "日本の店", "app v2 (web)"] {
+            assert!(check_label("name", ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "\u{7}",
+            "\u{202E}tuokcehc",
+            "check\u{200B}out",
+            "\u{2066}checkout\u{2069}",
+            "check\u{AD}out",
+            "\u{FEFF}checkout",
+            "check\u{200D}out",
+            "\u{61C}checkout",
+            " checkout",
+            "checkout ",
+            "   ",
+        ] {
+            assert!(check_label("name", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_label("name", &"x".repeat(65)).is_err());
+    }
 }
