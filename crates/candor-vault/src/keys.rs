@@ -281,30 +281,35 @@ impl TypedChange for RevokeApiKey {
     }
 }
 
-/// Every API key, oldest first.
+/// The columns of an `api_keys` row, as [`KeyColumns`] reads them.
+macro_rules! key_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, secret_hash, role, name, purposes, recipient, can_mint_sessions,
+               can_erase, created_at, sessions_may_erase, sessions_may_export,
+               sessions_may_grant_consent, expires_at, revoked_at FROM api_keys ",
+            $tail
+        )
+    };
+}
+
+/// Every API key, oldest first, in one read.
 pub fn api_keys(db: &Db) -> Result<Vec<ApiKeyRow>, StoreError> {
-    let ids: Vec<String> = db.read(
+    let rows: Vec<KeyColumns> = db.read(
         "list api keys",
         |c| {
-            c.prepare_cached("SELECT id FROM api_keys ORDER BY created_at, id")?
-                .query_map([], |r| r.get(0))?
+            c.prepare_cached(key_select!("ORDER BY created_at, id"))?
+                .query_map([], KeyColumns::sqlite)?
                 .collect()
         },
         |c| {
-            Ok(
-                c.query("SELECT id FROM api_keys ORDER BY created_at, id", &[])?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect(),
-            )
+            Ok(c.query(key_select!("ORDER BY created_at, id"), &[])?
+                .iter()
+                .map(KeyColumns::postgres)
+                .collect())
         },
     )?;
-    let mut keys = Vec::with_capacity(ids.len());
-    for id in ids {
-        let id = KeyId::parse(&id).map_err(|_| StoreError::Corrupt("a stored key id"))?;
-        keys.extend(api_key(db, &id)?);
-    }
-    Ok(keys)
+    rows.into_iter().map(KeyColumns::into_row).collect()
 }
 
 /// An API key by id.
@@ -313,64 +318,22 @@ pub fn api_key(db: &Db, id: &KeyId) -> Result<Option<ApiKeyRow>, StoreError> {
     db.read(
         "read api key",
         |c| {
-            c.prepare_cached(
-                "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
-                   can_erase, created_at, sessions_may_erase, sessions_may_export,
-                   sessions_may_grant_consent, expires_at, revoked_at FROM api_keys WHERE id = ?1",
-            )?
-            .query_row([id.as_str()], |r| {
-                Ok(KeyColumns {
-                    secret_hash: r.get(0)?,
-                    role: r.get(1)?,
-                    name: r.get(2)?,
-                    purposes: r.get(3)?,
-                    recipient: r.get(4)?,
-                    can_mint_sessions: r.get(5)?,
-                    can_erase: r.get(6)?,
-                    created_at: r.get(7)?,
-                    sessions: Delegation {
-                        sessions_may_erase: r.get(8)?,
-                        sessions_may_export: r.get(9)?,
-                        sessions_may_grant_consent: r.get(10)?,
-                    },
-                    expires_at: r.get(11)?,
-                    revoked_at: r.get(12)?,
-                })
-            })
-            .optional()
+            c.prepare_cached(key_select!("WHERE id = ?1"))?
+                .query_row([id.as_str()], KeyColumns::sqlite)
+                .optional()
         },
         move |c| {
-            Ok(c.query_opt(
-                "SELECT secret_hash, role, name, purposes, recipient, can_mint_sessions,
-                   can_erase, created_at, sessions_may_erase, sessions_may_export,
-                   sessions_may_grant_consent, expires_at, revoked_at FROM api_keys WHERE id = $1",
-                &[&owned],
-            )?
-            .map(|r| KeyColumns {
-                secret_hash: r.get(0),
-                role: r.get(1),
-                name: r.get(2),
-                purposes: r.get(3),
-                recipient: r.get(4),
-                can_mint_sessions: r.get(5),
-                can_erase: r.get(6),
-                created_at: r.get(7),
-                sessions: Delegation {
-                    sessions_may_erase: r.get(8),
-                    sessions_may_export: r.get(9),
-                    sessions_may_grant_consent: r.get(10),
-                },
-                expires_at: r.get(11),
-                revoked_at: r.get(12),
-            }))
+            Ok(c.query_opt(key_select!("WHERE id = $1"), &[&owned])?
+                .map(|r| KeyColumns::postgres(&r)))
         },
     )?
-    .map(|row| row.into_row(id))
+    .map(KeyColumns::into_row)
     .transpose()
 }
 
 /// An `api_keys` row as both backends read it, before its checks.
 struct KeyColumns {
+    id: String,
     secret_hash: Vec<u8>,
     role: String,
     name: String,
@@ -385,9 +348,51 @@ struct KeyColumns {
 }
 
 impl KeyColumns {
-    fn into_row(self, id: &KeyId) -> Result<ApiKeyRow, StoreError> {
+    fn sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyColumns> {
+        Ok(KeyColumns {
+            id: r.get(0)?,
+            secret_hash: r.get(1)?,
+            role: r.get(2)?,
+            name: r.get(3)?,
+            purposes: r.get(4)?,
+            recipient: r.get(5)?,
+            can_mint_sessions: r.get(6)?,
+            can_erase: r.get(7)?,
+            created_at: r.get(8)?,
+            sessions: Delegation {
+                sessions_may_erase: r.get(9)?,
+                sessions_may_export: r.get(10)?,
+                sessions_may_grant_consent: r.get(11)?,
+            },
+            expires_at: r.get(12)?,
+            revoked_at: r.get(13)?,
+        })
+    }
+
+    fn postgres(r: &postgres::Row) -> KeyColumns {
+        KeyColumns {
+            id: r.get(0),
+            secret_hash: r.get(1),
+            role: r.get(2),
+            name: r.get(3),
+            purposes: r.get(4),
+            recipient: r.get(5),
+            can_mint_sessions: r.get(6),
+            can_erase: r.get(7),
+            created_at: r.get(8),
+            sessions: Delegation {
+                sessions_may_erase: r.get(9),
+                sessions_may_export: r.get(10),
+                sessions_may_grant_consent: r.get(11),
+            },
+            expires_at: r.get(12),
+            revoked_at: r.get(13),
+        }
+    }
+
+    fn into_row(self) -> Result<ApiKeyRow, StoreError> {
         Ok(ApiKeyRow {
-            id: id.clone(),
+            id: KeyId::parse(&self.id).map_err(|_| StoreError::Corrupt("a stored key id"))?,
             secret_hash: self
                 .secret_hash
                 .try_into()
