@@ -125,6 +125,8 @@ enum Command {
         db: DatabaseArgs,
         #[command(flatten)]
         signin: SigninArgs,
+        #[command(flatten)]
+        connections: ConnectionArgs,
     },
     /// Run a C2SP tlog-witness for other parties' logs: cosign each checkpoint that extends the
     /// last one cosigned, refuse anything else.
@@ -203,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             advertise_url,
             db,
             signin,
+            connections,
         } => {
             let database = db.database();
             if init && !home::is_initialised(&dir) {
@@ -229,9 +232,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &database,
                 listen,
                 advertise_url.as_deref(),
-                witnesses,
-                quorum,
+                (witnesses, quorum),
                 signin,
+                connections.limits(),
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -339,9 +342,9 @@ fn serve(
     database: &home::Database,
     listen: SocketAddr,
     advertise: Option<&str>,
-    witnesses: Vec<candor_http::witnessing::WitnessEndpoint>,
-    quorum: usize,
+    (witnesses, quorum): (Vec<candor_http::witnessing::WitnessEndpoint>, usize),
     signin: SigninArgs,
+    limits: candor_http::ConnectionLimits,
 ) -> anyhow::Result<()> {
     // Bound before the vault opens, so a cluster node that listens on port 0 can advertise the
     // port it got.
@@ -378,7 +381,7 @@ fn serve(
             sequencer = vault.sequencing().is_sequencer(),
             "candor is serving"
         );
-        candor_http::serve(listener, vault.clone(), signin, shutdown_signal()).await?;
+        candor_http::serve(listener, vault.clone(), signin, limits, shutdown_signal()).await?;
         // Drained: no more writes. The next node need not wait for the claim to lapse.
         vault
             .sequencing()
@@ -386,6 +389,32 @@ fn serve(
             .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
         anyhow::Ok(())
     })
+}
+
+/// How many clients are served at once, and how long each may take.
+#[derive(clap::Args, Debug)]
+struct ConnectionArgs {
+    /// Connections served at once; more wait to be accepted until one ends. Keep it well under
+    /// the process's file descriptor limit (`ulimit -n`).
+    #[arg(long, env = "CANDOR_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's head, and a connection may sit idle
+    /// between requests, before it is closed.
+    #[arg(long, env = "CANDOR_HEADER_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body, counted from its head (408 after).
+    #[arg(long, env = "CANDOR_BODY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_secs: u64,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> candor_http::ConnectionLimits {
+        candor_http::ConnectionLimits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
+        }
+    }
 }
 
 /// How customers sign in: with the business's OpenID Connect provider, and with one-time links

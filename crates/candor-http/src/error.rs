@@ -3,7 +3,7 @@
 //! Internal causes are logged where they happen and never reach the client.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, JsonRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use candor_vault::VaultError;
@@ -25,6 +25,11 @@ pub struct ErrorDetail {
     /// For people; may change.
     pub message: String,
 }
+
+/// The code of an error response, kept on it for the layers it passes through (the
+/// authorisation layer logs refusals by it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorCode(pub &'static str);
 
 /// An error on its way to the client.
 #[derive(Debug)]
@@ -73,6 +78,36 @@ impl From<VaultError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A body that could not be read whole: too long, not in by its deadline, or cut off.
+    pub(crate) fn from_body_failure(failure: &BytesRejection) -> ApiError {
+        if let BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) = failure
+        {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("bodies are limited to {} bytes", crate::MAX_BODY_BYTES),
+            );
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+        while let Some(error) = cause {
+            if error.is::<crate::server::BodyTimedOut>() {
+                return ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive in time",
+                );
+            }
+            cause = error.source();
+        }
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            "the request body was cut off",
+        )
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         match r {
@@ -92,11 +127,7 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send Content-Type: application/json",
             ),
-            JsonRejection::BytesRejection(_) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("bodies are limited to {} bytes", crate::MAX_BODY_BYTES),
-            ),
+            JsonRejection::BytesRejection(r) => ApiError::from_body_failure(&r),
             _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "unreadable body"),
         }
     }
@@ -113,6 +144,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way; the connection cannot be reused.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }

@@ -19,9 +19,11 @@
 mod auth;
 pub mod cluster;
 mod error;
+mod limits;
 pub mod mail;
 pub mod oidc;
 mod routes;
+pub mod server;
 pub mod wire;
 pub mod witness;
 pub mod witnessing;
@@ -36,7 +38,9 @@ use candor_vault::Vault;
 
 pub use auth::{Access, Authenticated, Caller};
 pub use error::{ApiError, ErrorBody};
+pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 pub use routes::ApiDoc;
+pub use server::ConnectionLimits;
 
 /// Unix seconds now: the time a request is authenticated at and a peer's request is signed at.
 pub(crate) fn now() -> i64 {
@@ -145,20 +149,21 @@ pub fn app_with(vault: Arc<Vault>, signin: SigninMethods) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::Extension(Arc::new(signin)))
+        .layer(axum::middleware::from_fn(limits::request_limits))
         .with_state(vault)
 }
 
 #[cfg(test)]
 mod access_tests;
 
-/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves the API on `listener`, within `limits`, until `shutdown` completes, then drains
+/// in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     vault: Arc<Vault>,
     signin: SigninMethods,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app_with(vault, signin))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, app_with(vault, signin), limits, shutdown).await
 }

@@ -2,6 +2,7 @@
 //! One test binary, many modules, so the suite links once.
 
 mod cluster;
+mod connections;
 mod consent_race;
 mod erasure;
 mod errors;

@@ -93,6 +93,32 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
+/// States the limits every request is held to, from the constants that enforce them.
+struct RequestLimits;
+
+impl utoipa::Modify for RequestLimits {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let limits = format!(
+            "\n\nEvery request: a request target of at most {uri} bytes (414 `uri_too_long`), at \
+             most {headers} header lines of {header_bytes} bytes in all (431 \
+             `headers_too_large`), a path that is UTF-8 once percent-decoded (400 \
+             `invalid_path`), and a body of at most {body} bytes (413 `payload_too_large`) that \
+             arrives within the deployment's body deadline (408 `body_timeout`, 30 s by \
+             default). Connections idle past the header deadline (30 s by default) are closed. \
+             Numbers in paths and queries are canonical decimals. Every error is an \
+             `ErrorBody`.",
+            uri = crate::MAX_URI_BYTES,
+            headers = crate::MAX_HEADERS,
+            header_bytes = crate::MAX_HEADER_BYTES,
+            body = crate::MAX_BODY_BYTES,
+        );
+        api.info
+            .description
+            .get_or_insert_with(String::new)
+            .push_str(&limits);
+    }
+}
+
 /// The OpenAPI 3.1 description of the API, generated from the handlers above.
 #[derive(OpenApi)]
 #[openapi(
@@ -102,6 +128,6 @@ impl utoipa::Modify for BearerScheme {
           keys::create_key, keys::list_keys, keys::revoke_key, signin::oidc_nonce, signin::oidc_signin, signin::set_signin_email,
           signin::request_email_link, signin::redeem_email_link, public_log::checkpoint, public_log::consistency, public_log::tile,
           public_log::receipt, health, openapi, crate::cluster::commit, crate::cluster::completeness),
-    modifiers(&BearerScheme)
+    modifiers(&BearerScheme, &RequestLimits)
 )]
 pub struct ApiDoc;
