@@ -25,10 +25,11 @@ pub struct VerifyArgs {
     #[arg(long, required_unless_present = "history")]
     pub tiles: Option<String>,
     /// A customer's saved history (the JSON of `GET /v1/subjects/{id}/history`): check every
-    /// event and that they are all the log attributes to the customer.
+    /// event and that they are all the log attributes to the customer. Repeat it for each page,
+    /// in order (each fetched with `?after=` the previous page's `next`).
     /// With `--state`, also check that the events shown last time are still the first ones.
     #[arg(long, conflicts_with_all = ["tiles", "receipt", "all_entries"])]
-    pub history: Option<PathBuf>,
+    pub history: Vec<PathBuf>,
     /// The log's public key (C2SP vkey).
     #[arg(long)]
     pub key: String,
@@ -132,8 +133,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             trust.witnesses.len()
         );
     }
-    if let Some(history) = &args.history {
-        return check_history(history, &trust, args.state.as_deref());
+    if !args.history.is_empty() {
+        return check_history(&args.history, &trust, args.state.as_deref());
     }
     let tiles = args
         .tiles
@@ -375,12 +376,10 @@ fn check_state(
     Ok(())
 }
 
-/// Checks a customer's saved history offline: the checkpoint, every event's commitment and
-/// inclusion, and that the events are all the log attributes to the customer.
-fn check_history(path: &Path, trust: &Trust, state: Option<&Path>) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let h: serde_json::Value = serde_json::from_str(&text).context("the history is not JSON")?;
+/// Checks a customer's saved history offline, its pages in order: each page's checkpoint, every
+/// event's commitment and inclusion, and that the events of all pages together are all the log
+/// attributes to the customer, by the last page's checkpoint.
+fn check_history(pages: &[PathBuf], trust: &Trust, state: Option<&Path>) -> anyhow::Result<()> {
     let field = |v: &serde_json::Value, name: &str| -> anyhow::Result<Vec<u8>> {
         let s = v[name]
             .as_str()
@@ -392,63 +391,84 @@ fn check_history(path: &Path, trust: &Trust, state: Option<&Path>) -> anyhow::Re
         candor_log::Hash::from_slice(&bytes)
             .ok_or_else(|| anyhow!("history: a hash is not 32 bytes"))
     };
-    let note = h["checkpoint"]
-        .as_str()
-        .ok_or_else(|| anyhow!("history: no checkpoint"))?;
-    let cp = open_checked(note, trust, "checkpoint")?;
-
-    let events = h["events"]
-        .as_array()
-        .ok_or_else(|| anyhow!("history: no events"))?;
     let mut mine = Frontier::default();
     // The customer's tree after as many events as the last verified history had.
     let earlier = state.map(read_history_state).transpose()?.flatten();
     let mut prefix_root = None;
-    for e in events {
-        let index = e["leaf_index"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("history: no leaf_index"))?;
-        let nonce: [u8; 32] = field(e, "nonce")?
-            .try_into()
-            .map_err(|_| anyhow!("history: a nonce is not 32 bytes"))?;
-        let canonical = e["canonical_event"]
+    let mut last_index = None;
+    let mut last_page = None;
+    for path in pages {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let h: serde_json::Value =
+            serde_json::from_str(&text).context("the history is not JSON")?;
+        let note = h["checkpoint"]
             .as_str()
-            .ok_or_else(|| anyhow!("history: no canonical_event"))?;
-        let commitment = commitment::commit(&nonce, canonical.as_bytes());
-        if commitment.to_vec() != field(e, "commitment")? {
-            bail!("event {index}: the event and nonce do not open its commitment");
-        }
-        let proof = e["inclusion_proof"]
+            .ok_or_else(|| anyhow!("history: no checkpoint"))?
+            .to_owned();
+        let cp = open_checked(&note, trust, "checkpoint")?;
+        let events = h["events"]
             .as_array()
-            .ok_or_else(|| anyhow!("history: no inclusion_proof"))?
-            .iter()
-            .map(|p| {
-                hash(
-                    B64.decode(p.as_str().unwrap_or_default())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        candor_log::verify_inclusion(
-            index,
-            cp.size,
-            &candor_log::leaf_hash(&commitment),
-            &proof,
-            &cp.root.0,
-        )
-        .map_err(|e| anyhow!("event {index}: inclusion: {e}"))?;
-        mine.append(&commitment);
-        if earlier.is_some_and(|(size, _, _)| size == mine.size()) {
-            prefix_root = Some(mine.root());
+            .ok_or_else(|| anyhow!("history: no events"))?;
+        for e in events {
+            let index = e["leaf_index"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("history: no leaf_index"))?;
+            if last_index.is_some_and(|last| index <= last) {
+                bail!("event {index}: the pages are not in log order");
+            }
+            last_index = Some(index);
+            let nonce: [u8; 32] = field(e, "nonce")?
+                .try_into()
+                .map_err(|_| anyhow!("history: a nonce is not 32 bytes"))?;
+            let canonical = e["canonical_event"]
+                .as_str()
+                .ok_or_else(|| anyhow!("history: no canonical_event"))?;
+            let commitment = commitment::commit(&nonce, canonical.as_bytes());
+            if commitment.to_vec() != field(e, "commitment")? {
+                bail!("event {index}: the event and nonce do not open its commitment");
+            }
+            let proof = e["inclusion_proof"]
+                .as_array()
+                .ok_or_else(|| anyhow!("history: no inclusion_proof"))?
+                .iter()
+                .map(|p| {
+                    hash(
+                        B64.decode(p.as_str().unwrap_or_default())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            candor_log::verify_inclusion(
+                index,
+                cp.size,
+                &candor_log::leaf_hash(&commitment),
+                &proof,
+                &cp.root.0,
+            )
+            .map_err(|e| anyhow!("event {index}: inclusion: {e}"))?;
+            mine.append(&commitment);
+            if earlier.is_some_and(|(size, _, _)| size == mine.size()) {
+                prefix_root = Some(mine.root());
+            }
         }
+        last_page = Some((h, note, cp));
     }
+    let (h, note, cp) = last_page.ok_or_else(|| anyhow!("history: no pages given"))?;
+    let note = note.as_str();
     ok(
         "events",
         format!(
             "all {} open their commitments and are in the tree",
-            events.len()
+            mine.size()
         ),
     );
+    if !h["next"].is_null() {
+        bail!(
+            "history: the last page given says more follow (fetch `?after={}`)",
+            h["next"]
+        );
+    }
 
     let c = &h["completeness"];
     if c.is_null() {

@@ -9,6 +9,10 @@ use candor_log::directory::{Head, NodeRef};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+
 /// Standard base64, as in the C2SP and transparency-dev formats.
 pub fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
@@ -105,6 +109,49 @@ pub(crate) fn canonical_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u6
     let text = std::borrow::Cow::<str>::deserialize(d)?;
     canonical_decimal(&text)
         .ok_or_else(|| serde::de::Error::custom("not a canonical decimal number"))
+}
+
+/// `?after=N&limit=M`: which page of a long list to read.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The previous page's `next`: this page starts after it. Absent for the first page.
+    #[serde(default, deserialize_with = "canonical_u64_opt")]
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub after: Option<u64>,
+    /// How many items, 1 to 500 (100 when absent).
+    #[serde(default, deserialize_with = "canonical_u64_opt")]
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+}
+
+impl PageQuery {
+    /// The page asked for, or the query's error.
+    pub(crate) fn page(
+        query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<candor_vault::Page, ApiError> {
+        let refuse = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_page",
+                format!(
+                    "a page is ?after=N&limit=M: canonical decimals, M from 1 to {}",
+                    candor_vault::MAX_PAGE
+                ),
+            )
+        };
+        let axum::extract::Query(q) = query.map_err(|_| refuse())?;
+        let limit = q
+            .limit
+            .map(|l| usize::try_from(l).map_err(|_| refuse()))
+            .transpose()?;
+        candor_vault::Page::new(q.after, limit).map_err(|_| refuse())
+    }
+}
+
+/// Deserializes an optional query parameter that must be a [`canonical_decimal`].
+fn canonical_u64_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    canonical_u64(d).map(Some)
 }
 
 /// Deserializes a JSON object of text values, refusing one that names a key twice (serde would

@@ -225,11 +225,27 @@ pub fn a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone(
         vec![Ok(vec![0]), Err(Conflict::SubjectUnknown), Ok(vec![1])]
     );
     assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 2);
-    let events = store.subject_events("a").unwrap();
+    let events = store.subject_events("a", 0..u64::MAX, usize::MAX).unwrap();
     assert_eq!(
         events.iter().map(|e| e.leaf_index).collect::<Vec<_>>(),
         [0, 1]
     );
+    // A page is a range of leaves and a limit; the count is of the customer's own below a size.
+    let page = |leaves, limit| -> Vec<u64> {
+        store
+            .subject_events("a", leaves, limit)
+            .unwrap()
+            .iter()
+            .map(|e| e.leaf_index)
+            .collect()
+    };
+    assert_eq!(page(0..u64::MAX, 1), [0]);
+    assert_eq!(page(1..u64::MAX, 5), [1]);
+    assert_eq!(page(0..1, 5), [0]);
+    assert_eq!(page(2..u64::MAX, 5), Vec::<u64>::new());
+    assert_eq!(store.subject_event_count("a", 1).unwrap(), 1);
+    assert_eq!(store.subject_event_count("a", u64::MAX).unwrap(), 2);
+    assert_eq!(store.subject_event_count("ghost", u64::MAX).unwrap(), 0);
 
     let reader = crate::StoreHashes(store);
     assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
@@ -255,7 +271,13 @@ pub fn a_group_commits_with_its_leaves_and_checkpoint_and_conflicts_stay_alone(
     store.commit(&[erase("a", 9)], &mut seq).unwrap();
     assert_eq!(store.subject("a").unwrap(), SubjectState::Erased { at: 9 });
     assert_eq!(store.subject("nobody").unwrap(), SubjectState::Unknown);
-    assert!(store.subject_events("a").unwrap().is_empty());
+    assert!(
+        store
+            .subject_events("a", 0..u64::MAX, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.subject_event_count("a", u64::MAX).unwrap(), 0);
     let late = store.commit(&[event("a", 4)], &mut seq).unwrap();
     assert_eq!(late, vec![Err(Conflict::SubjectErased)]);
     assert_eq!(candor_log::tree_hash(2, &reader).unwrap(), seq.0.root());
@@ -620,5 +642,11 @@ fn postgres_reconnects_after_the_server_drops_its_connections() {
         store.commit(&[event("a", 1)], &mut seq).unwrap();
     }
     assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 1);
-    assert_eq!(store.subject_events("a").unwrap().len(), 1);
+    assert_eq!(
+        store
+            .subject_events("a", 0..u64::MAX, usize::MAX)
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -258,8 +258,16 @@ pub type RequestOutcome = Result<Vec<u64>, Conflict>;
 pub trait LogStore: Send + Sync {
     /// The customer's standing in the registry.
     fn subject(&self, subject: &str) -> Result<SubjectState, StoreError>;
-    /// The customer's own copies of their entries, with bodies, in log order (none once erased).
-    fn subject_events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError>;
+    /// The customer's own copies of their entries at leaf indexes in `leaves`, with bodies, in
+    /// log order, at most `limit` of them (none once erased).
+    fn subject_events(
+        &self,
+        subject: &str,
+        leaves: std::ops::Range<u64>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError>;
+    /// How many of the customer's own entries lie below leaf index `below` (none once erased).
+    fn subject_event_count(&self, subject: &str, below: u64) -> Result<u64, StoreError>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// The latest checkpoint that the witness policy accepted, with its cosignatures.

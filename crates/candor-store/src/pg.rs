@@ -645,19 +645,41 @@ impl crate::LogStore for PgStore {
         subject_state(self.read("read subject", move |c| row_postgres(c, &subject))?)
     }
 
-    fn subject_events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
+    fn subject_events(
+        &self,
+        subject: &str,
+        leaves: std::ops::Range<u64>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
         let subject = subject.to_owned();
+        let (from, below, limit) = crate::rows::event_bounds(leaves, limit);
         let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = self.read("read events", move |c| {
             Ok(c.query(
                 "SELECT leaf_index, commitment, sealed_body FROM events
-                 WHERE subject_id = $1 AND sealed_body IS NOT NULL ORDER BY leaf_index",
-                &[&subject],
+                 WHERE subject_id = $1 AND sealed_body IS NOT NULL
+                   AND leaf_index >= $2 AND leaf_index < $3
+                 ORDER BY leaf_index LIMIT $4",
+                &[&subject, &from, &below, &limit],
             )?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
         })?;
         rows.into_iter().map(crate::rows::event_row).collect()
+    }
+
+    fn subject_event_count(&self, subject: &str, below: u64) -> Result<u64, StoreError> {
+        let subject = subject.to_owned();
+        let (_, below, _) = crate::rows::event_bounds(0..below, 0);
+        let count: i64 = self.read("count events", move |c| {
+            Ok(c.query_opt(
+                "SELECT COUNT(*) FROM events
+                 WHERE subject_id = $1 AND sealed_body IS NOT NULL AND leaf_index < $2",
+                &[&subject, &below],
+            )?
+            .map_or(0, |r| r.get(0)))
+        })?;
+        crate::rows::count(count)
     }
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {

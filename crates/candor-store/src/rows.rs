@@ -47,6 +47,21 @@ pub fn event_row(
     })
 }
 
+/// A range of leaf indexes and a row limit as SQL integers; past `i64::MAX` means "no bound".
+pub fn event_bounds(leaves: std::ops::Range<u64>, limit: usize) -> (i64, i64, i64) {
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    (
+        int(leaves.start),
+        int(leaves.end),
+        int(limit.try_into().unwrap_or(u64::MAX)),
+    )
+}
+
+/// A `COUNT(*)`, which is never negative.
+pub fn count(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count"))
+}
+
 /// A `subject_logs` row.
 pub fn subject_log(
     (label, size, peaks): (Vec<u8>, i64, Vec<u8>),

@@ -258,16 +258,38 @@ impl crate::LogStore for SqliteStore {
         subject_state(self.read("read subject", |c| row_sqlite(c, subject))?)
     }
 
-    fn subject_events(&self, subject: &str) -> Result<Vec<EventRow>, StoreError> {
+    fn subject_events(
+        &self,
+        subject: &str,
+        leaves: std::ops::Range<u64>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let (from, below, limit) = crate::rows::event_bounds(leaves, limit);
         let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = self.read("read events", |c| {
             c.prepare_cached(
                 "SELECT leaf_index, commitment, sealed_body FROM events
-                 WHERE subject_id = ?1 AND sealed_body IS NOT NULL ORDER BY leaf_index",
+                 WHERE subject_id = ?1 AND sealed_body IS NOT NULL
+                   AND leaf_index >= ?2 AND leaf_index < ?3
+                 ORDER BY leaf_index LIMIT ?4",
             )?
-            .query_map([subject], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(rusqlite::params![subject, from, below, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect()
         })?;
         rows.into_iter().map(crate::rows::event_row).collect()
+    }
+
+    fn subject_event_count(&self, subject: &str, below: u64) -> Result<u64, StoreError> {
+        let (_, below, _) = crate::rows::event_bounds(0..below, 0);
+        let count: i64 = self.read("count events", |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM events
+                 WHERE subject_id = ?1 AND sealed_body IS NOT NULL AND leaf_index < ?2",
+            )?
+            .query_row(rusqlite::params![subject, below], |r| r.get(0))
+        })?;
+        crate::rows::count(count)
     }
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -571,7 +593,9 @@ mod tests {
                     for _ in 0..100 {
                         // An empty pool forces a fresh connection for each read.
                         store.readers.lock().unwrap().clear();
-                        store.subject_events("a").expect("read during commits");
+                        store
+                            .subject_events("a", 0..u64::MAX, usize::MAX)
+                            .expect("read during commits");
                     }
                 });
             }
@@ -601,7 +625,13 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
         assert_eq!(store.subject("a").unwrap(), SubjectState::Erased { at: 2 });
-        assert_eq!(store.subject_events("b").unwrap().len(), 1);
+        assert_eq!(
+            store
+                .subject_events("b", 0..u64::MAX, usize::MAX)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     /// A file numbered before the two lists were one (SQLite's own count, no application id)

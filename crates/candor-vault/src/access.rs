@@ -476,7 +476,11 @@ mod tests {
                 .access(&service, &subject, EMAIL, &fields, NOW),
         );
         assert!(matches!(r, Err(VaultError::PurposeNotPermitted(_))));
-        let history = f.vault.histories().history(&me, &subject).unwrap();
+        let history = f
+            .vault
+            .histories()
+            .history(&me, &subject, crate::Page::FIRST)
+            .unwrap();
         assert!(
             history
                 .entries

@@ -18,6 +18,7 @@ use crate::VaultError;
 use crate::error::{check_label, invalid};
 use crate::kernel::Journal;
 use crate::keys::Principal;
+use crate::page::Page;
 use crate::registry::{Slice, change};
 use crate::subjects::Customers;
 
@@ -241,6 +242,141 @@ pub(crate) fn records(db: &Db, subject: &SubjectId) -> Result<Vec<ConsentRecord>
     to_records(rows(db, subject)?)
 }
 
+/// Which purposes' records a caller may see: all, or only those named.
+enum Visible {
+    All,
+    Only(Vec<String>),
+}
+
+impl Visible {
+    fn held_by(key: &crate::ServiceKey) -> Visible {
+        Visible::Only(key.purposes.iter().map(|p| p.as_str().to_owned()).collect())
+    }
+
+    fn shows(&self, purpose: &str) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(held) => held.iter().any(|p| p == purpose),
+        }
+    }
+
+    /// As SQL parameters: whether to filter, and by which purposes.
+    fn filter(&self) -> (bool, Vec<String>) {
+        match self {
+            Visible::All => (false, Vec::new()),
+            Visible::Only(held) => (true, held.clone()),
+        }
+    }
+}
+
+fn consent_row(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<ConsentRow> {
+    Ok(ConsentRow {
+        purpose: r.get(from)?,
+        recipient: r.get(from + 1)?,
+        action: r.get(from + 2)?,
+        at: r.get(from + 3)?,
+        expires_at: r.get(from + 4)?,
+        channel: r.get(from + 5)?,
+        notice_version: r.get(from + 6)?,
+    })
+}
+
+fn consent_row_pg(r: &postgres::Row, from: usize) -> ConsentRow {
+    ConsentRow {
+        purpose: r.get(from),
+        recipient: r.get(from + 1),
+        action: r.get(from + 2),
+        at: r.get(from + 3),
+        expires_at: r.get(from + 4),
+        channel: r.get(from + 5),
+        notice_version: r.get(from + 6),
+    }
+}
+
+/// A page of the visible records, by their `seq`, with one more than the page to tell whether
+/// another follows.
+fn page_of_records(
+    db: &Db,
+    subject: &SubjectId,
+    visible: &Visible,
+    page: Page,
+) -> Result<Vec<(u64, ConsentRecord)>, VaultError> {
+    let (filtered, purposes) = visible.filter();
+    let start = i64::try_from(page.start()).unwrap_or(i64::MAX);
+    let limit = (page.limit + 1) as i64;
+    let owned = subject.as_str().to_owned();
+    let sqlite_purposes = std::rc::Rc::new(
+        purposes
+            .iter()
+            .map(|p| rusqlite::types::Value::Text(p.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let rows: Vec<(i64, ConsentRow)> = db.read(
+        "read a page of consents",
+        |c| {
+            c.prepare_cached(
+                "SELECT seq, purpose, recipient, action, at, expires_at, channel, notice_version
+                 FROM consents
+                 WHERE subject_id = ?1 AND seq >= ?2 AND (?3 = 0 OR purpose IN rarray(?4))
+                 ORDER BY seq LIMIT ?5",
+            )?
+            .query_map(
+                params![subject.as_str(), start, filtered, sqlite_purposes, limit],
+                |r| Ok((r.get(0)?, consent_row(r, 1)?)),
+            )?
+            .collect()
+        },
+        move |c| {
+            Ok(c.query(
+                "SELECT seq, purpose, recipient, action, at, expires_at, channel, notice_version
+                 FROM consents
+                 WHERE subject_id = $1 AND seq >= $2 AND ($3 = false OR purpose = ANY($4))
+                 ORDER BY seq LIMIT $5",
+                &[&owned, &start, &filtered, &purposes, &limit],
+            )?
+            .iter()
+            .map(|r| (r.get(0), consent_row_pg(r, 1)))
+            .collect())
+        },
+    )?;
+    let (seqs, rows): (Vec<i64>, Vec<ConsentRow>) = rows.into_iter().unzip();
+    let seqs = seqs
+        .into_iter()
+        .map(|seq| u64::try_from(seq).map_err(|_| StoreError::Corrupt("consent seq")));
+    seqs.zip(to_records(rows)?)
+        .map(|(seq, record)| Ok((seq?, record)))
+        .collect()
+}
+
+/// The latest record of each purpose and recipient: all that decides the consent in force
+/// (`consent_in_force` takes the latest of the records that apply, and those are whole groups),
+/// however many changes a customer made.
+fn latest_records(db: &Db, subject: &SubjectId) -> Result<Vec<ConsentRecord>, VaultError> {
+    const LATEST: &str =
+        "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
+         FROM (SELECT purpose, recipient, action, at, expires_at, channel, notice_version, seq,
+                      ROW_NUMBER() OVER (PARTITION BY purpose, recipient
+                                         ORDER BY at DESC, seq DESC) AS newest
+               FROM consents WHERE subject_id = $1) ranked
+         WHERE newest = 1 ORDER BY seq";
+    let owned = subject.as_str().to_owned();
+    let rows = db.read(
+        "read the latest consents",
+        |c| {
+            c.prepare_cached(LATEST)?
+                .query_map([subject.as_str()], |r| consent_row(r, 0))?
+                .collect()
+        },
+        move |c| {
+            Ok(c.query(LATEST, &[&owned])?
+                .iter()
+                .map(|r| consent_row_pg(r, 0))
+                .collect())
+        },
+    )?;
+    to_records(rows)
+}
+
 /// Consent rows as records; an unknown action is corrupt data.
 pub(crate) fn to_records(rows: Vec<ConsentRow>) -> Result<Vec<ConsentRecord>, VaultError> {
     rows.into_iter()
@@ -286,8 +422,11 @@ pub const MAX_CONSENT_CHANGES: usize = 100;
 pub struct ConsentView {
     /// Each consent-based purpose with its state for the business itself.
     pub in_force: Vec<(PurposeId, ConsentState)>,
-    /// Every record, in the order recorded.
+    /// Records in the order recorded: a page of them when shown, the ones just made when
+    /// recorded.
     pub history: Vec<ConsentRecord>,
+    /// The cursor the next page starts after, or `None` if this is the last.
+    pub next: Option<u64>,
 }
 
 /// Recording and showing consent.
@@ -440,52 +579,57 @@ impl Consents {
         self.journal
             .submit(Some(subject), None, changes, entries)
             .await?;
-        self.view(principal, subject, now)
+        let in_force = self.view(principal, subject, now, Page::FIRST)?.in_force;
+        Ok(ConsentView {
+            in_force,
+            history: records,
+            next: None,
+        })
     }
 
-    /// The customer's consents: the customer themself, or a service (any purpose it holds).
+    /// The customer's consents in force and a page of their records (the cursor is the record's
+    /// order key): the customer themself, or a service (any purpose it holds).
     pub fn view(
         &self,
         principal: &Principal,
         subject: &SubjectId,
         now: i64,
+        page: Page,
     ) -> Result<ConsentView, VaultError> {
-        let visible: Box<dyn Fn(&str) -> bool> = match principal {
-            Principal::Subject(s) if s == subject => Box::new(|_| true),
-            Principal::Service(k) => {
-                let held = k.purposes.clone();
-                Box::new(move |p: &str| held.contains(p))
-            }
+        let visible = match principal {
+            Principal::Subject(s) if s == subject => Visible::All,
+            Principal::Service(k) => Visible::held_by(k),
             Principal::Delegated {
                 subject: s,
                 through,
-            } if s == subject => {
-                let held = through.purposes.clone();
-                Box::new(move |p: &str| held.contains(p))
-            }
+            } if s == subject => Visible::held_by(through),
             _ => return Err(VaultError::Forbidden("not your subject")),
         };
-        let history = match self.customers.state(subject)? {
-            SubjectState::Active { .. } => records(&self.db, subject)?,
-            SubjectState::Unknown => Vec::new(),
+        let (latest, page_records) = match self.customers.state(subject)? {
+            SubjectState::Active { .. } => (
+                latest_records(&self.db, subject)?,
+                page_of_records(&self.db, subject, &visible, page)?,
+            ),
+            SubjectState::Unknown => (Vec::new(), Vec::new()),
             SubjectState::Erased { .. } => return Err(VaultError::SubjectErased),
         };
-        let history: Vec<ConsentRecord> = history
-            .into_iter()
-            .filter(|r| visible(&r.purpose))
-            .collect();
+        let (page_records, next) = page.cut(page_records, |(seq, _)| *seq);
         let in_force = self
             .map
             .purposes()
-            .filter(|p| p.legal_basis().needs_consent() && visible(p.id().as_str()))
+            .filter(|p| p.legal_basis().needs_consent() && visible.shows(p.id().as_str()))
             .map(|p| {
                 (
                     p.id().clone(),
-                    consent_in_force(&history, p.id().as_str(), None, now),
+                    consent_in_force(&latest, p.id().as_str(), None, now),
                 )
             })
             .collect();
-        Ok(ConsentView { in_force, history })
+        Ok(ConsentView {
+            in_force,
+            history: page_records.into_iter().map(|(_, r)| r).collect(),
+            next,
+        })
     }
 }
 
@@ -550,15 +694,93 @@ mod tests {
                 NOW,
             ))
             .unwrap();
-        assert_eq!(view.history.len(), 2);
-        assert_eq!(view.history[1].evidence.channel, "privacy_center");
+        assert_eq!(view.history.len(), 1, "the records this request made");
+        assert_eq!(view.history[0].evidence.channel, "privacy_center");
+        let all = consents
+            .view(&Principal::Subject(a.clone()), &a, NOW, Page::FIRST)
+            .unwrap();
+        assert_eq!((all.history.len(), all.next), (2, None));
         // A service sees only the purposes it holds.
-        let seen = consents.view(&service, &a, NOW).unwrap();
+        let seen = consents.view(&service, &a, NOW, Page::FIRST).unwrap();
         assert_eq!(seen.history.len(), 1);
         assert!(matches!(
-            consents.view(&as_b, &a, NOW),
+            consents.view(&as_b, &a, NOW, Page::FIRST),
             Err(VaultError::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn records_are_read_a_page_at_a_time_and_the_latest_decide() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS, EMAIL], false, false);
+        let a = f.customer("cus_a", &service);
+        let me = Principal::Subject(a.clone());
+        let consents = f.vault.consents();
+        let withdraw = |purpose: &str| ConsentChange {
+            action: ConsentAction::Withdraw,
+            ..grant(purpose, None)
+        };
+        // Seven records; the email purpose ends granted, analytics withdrawn, and a record
+        // given with an earlier clock (another node's) does not count as the latest.
+        let changes = vec![
+            grant(EMAIL, None),
+            withdraw(EMAIL),
+            grant("analytics.reporting", None),
+            grant(EMAIL, None),
+            withdraw("analytics.reporting"),
+        ];
+        f.run(consents.record(&me, &a, changes, false, NOW))
+            .unwrap();
+        f.run(consents.record(&me, &a, vec![withdraw(EMAIL)], false, NOW - 60))
+            .unwrap();
+        f.run(consents.record(
+            &me,
+            &a,
+            vec![grant("analytics.reporting", None)],
+            false,
+            NOW - 60,
+        ))
+        .unwrap();
+
+        let whole = consents.view(&me, &a, NOW, Page::FIRST).unwrap();
+        assert_eq!((whole.history.len(), whole.next), (7, None));
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = consents
+                .view(&me, &a, NOW, Page::new(after, Some(3)).unwrap())
+                .unwrap();
+            assert!(page.history.len() <= 3);
+            assert_eq!(
+                page.in_force, whole.in_force,
+                "every page shows what is in force"
+            );
+            walked.extend(page.history);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(walked, whole.history);
+        let state = |purpose: &str| {
+            whole
+                .in_force
+                .iter()
+                .find(|(p, _)| p.as_str() == purpose)
+                .map(|(_, s)| *s)
+        };
+        let by_every_record = |purpose: &str| consent_in_force(&whole.history, purpose, None, NOW);
+        assert_eq!(state(EMAIL), Some(ConsentState::Granted));
+        assert_eq!(state(EMAIL), Some(by_every_record(EMAIL)));
+        assert_eq!(state("analytics.reporting"), Some(ConsentState::Withdrawn));
+        assert_eq!(
+            state("analytics.reporting"),
+            Some(by_every_record("analytics.reporting"))
+        );
+        // A service's pages hold only its purposes.
+        let seen = consents.view(&service, &a, NOW, Page::FIRST).unwrap();
+        assert!(seen.history.iter().all(|r| r.purpose == EMAIL));
+        assert_eq!(seen.history.len(), 4);
     }
 
     #[test]
@@ -605,26 +827,65 @@ mod tests {
                 notice_version: "v1".into(),
             },
         };
+        let limited = |action, at| ConsentRecord {
+            recipient: Some("acme".into()),
+            ..record(action, at)
+        };
+        let other = |action, at| ConsentRecord {
+            purpose: "p2".into(),
+            ..record(action, at)
+        };
         let written = vec![
             record(ConsentAction::Grant, 10),
             record(ConsentAction::Withdraw, 10),
+            limited(ConsentAction::Grant, 12),
+            other(ConsentAction::Grant, 13),
+            // Recorded later with an earlier clock: not the latest of its group.
+            limited(ConsentAction::Withdraw, 11),
         ];
-        apply(
-            db,
-            vec![
-                Arc::new(crate::subjects::CreateSubject {
-                    subject: "c".into(),
-                    wrapped_key: vec![7; 40],
-                    at: 2,
-                }),
-                Arc::new(AddConsent::of(&subject, &written[0])),
-                Arc::new(AddConsent::of(&subject, &written[1])),
-            ],
+        let mut changes: Vec<Arc<dyn Change>> = vec![Arc::new(crate::subjects::CreateSubject {
+            subject: "c".into(),
+            wrapped_key: vec![7; 40],
+            at: 2,
+        })];
+        changes.extend(
+            written
+                .iter()
+                .map(|r| Arc::new(AddConsent::of(&subject, r)) as Arc<dyn Change>),
         );
+        apply(db, changes);
         assert_eq!(
             records(db, &subject).unwrap(),
             written,
             "in the order recorded, even at the same second"
+        );
+        assert_eq!(
+            latest_records(db, &subject).unwrap(),
+            [written[1].clone(), written[2].clone(), written[3].clone()],
+            "the latest of each purpose and recipient, by time and then order"
+        );
+
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = Page::new(after, Some(2)).unwrap();
+            let (rows, next) = page.cut(
+                page_of_records(db, &subject, &Visible::All, page).unwrap(),
+                |(seq, _)| *seq,
+            );
+            assert!(rows.len() <= 2);
+            walked.extend(rows.into_iter().map(|(_, r)| r));
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(walked, written, "the pages together, in order");
+        let p2_only =
+            page_of_records(db, &subject, &Visible::Only(vec!["p2".into()]), Page::FIRST).unwrap();
+        assert_eq!(
+            p2_only.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+            [written[3].clone()]
         );
     }
 

@@ -13,6 +13,7 @@ use candor_store::{Db, StoreError, StoreHashes};
 use crate::VaultError;
 use crate::kernel::sequencing::Sequencing;
 use crate::keys::Principal;
+use crate::page::Page;
 use crate::public_log::PublicLog;
 use crate::subjects::Customers;
 
@@ -49,13 +50,17 @@ pub struct History {
     pub checkpoint: String,
     /// Its tree size.
     pub tree_size: u64,
-    /// The events, in log order.
+    /// This page of the events, in log order.
     pub entries: Vec<HistoryEntry>,
+    /// The leaf index the next page starts after, or `None` if this page is the last.
+    pub next: Option<u64>,
+    /// How many events the checkpoint holds for this customer, on every page together.
+    pub total: u64,
     /// Events already committed but not yet in the published checkpoint (awaiting the witnesses):
     /// they appear, with proofs, once it is cosigned.
     pub pending: usize,
-    /// The proof that `entries` are all the events the log attributes to this customer, when the
-    /// checkpoint's directory is at hand.
+    /// The proof that the pages' events are all the events the log attributes to this customer
+    /// (`total` of them), when the checkpoint's directory is at hand.
     pub completeness: Option<Completeness>,
 }
 
@@ -110,12 +115,13 @@ impl Histories {
         }
     }
 
-    /// The customer's own history, each event with an inclusion proof against the published
-    /// checkpoint.
+    /// A page of the customer's own history, each event with an inclusion proof against the
+    /// published checkpoint; the cursor is a leaf index.
     pub fn history(
         &self,
         principal: &Principal,
         subject: &SubjectId,
+        page: Page,
     ) -> Result<History, VaultError> {
         let exporting_delegate = principal
             .delegate_for(subject)
@@ -134,11 +140,13 @@ impl Histories {
             return Err(VaultError::SubjectNotFound);
         };
         let store = self.db.log();
-        let rows = store.subject_events(subject.as_str())?;
+        let total = store.subject_event_count(subject.as_str(), cp.size)?;
+        let pending = store.subject_event_count(subject.as_str(), u64::MAX)? - total;
+        let rows = store.subject_events(subject.as_str(), page.start()..cp.size, page.limit + 1)?;
+        let (rows, next) = page.cut(rows, |r| r.leaf_index);
         let hashes = StoreHashes(&*store);
         let mut entries = Vec::with_capacity(rows.len());
-        let pending = rows.iter().filter(|r| r.leaf_index >= cp.size).count();
-        for row in rows.into_iter().filter(|r| r.leaf_index < cp.size) {
+        for row in rows {
             let body = dek
                 .open(subject.as_str(), SealContext::Event, &row.sealed_body)
                 .map_err(|_| VaultError::Internal)?;
@@ -174,7 +182,7 @@ impl Histories {
             None => self.sequencing.completeness_from_sequencer(label, cp.size),
         };
         if let Some(c) = &completeness
-            && c.head.size != entries.len() as u64
+            && c.head.size != total
         {
             tracing::error!(
                 subject = %subject,
@@ -186,7 +194,9 @@ impl Histories {
             checkpoint: cp.note,
             tree_size: cp.size,
             entries,
-            pending,
+            next,
+            total,
+            pending: pending as usize,
             completeness,
         })
     }
@@ -205,18 +215,60 @@ mod tests {
         let b = f.customer("cus_b", &service);
         for caller in [&service, &f.admin, &Principal::Subject(b)] {
             assert!(matches!(
-                f.vault.histories().history(caller, &a),
+                f.vault.histories().history(caller, &a, Page::FIRST),
                 Err(VaultError::Forbidden(_))
             ));
         }
         let history = f
             .vault
             .histories()
-            .history(&Principal::Subject(a.clone()), &a)
+            .history(&Principal::Subject(a.clone()), &a, Page::FIRST)
             .unwrap();
         assert_eq!(history.entries.len(), 1);
+        assert_eq!((history.total, history.next), (1, None));
         assert_eq!(history.pending, 0);
         let completeness = history.completeness.expect("no witness policy: at hand");
         assert_eq!(completeness.head.size, 1);
+    }
+
+    #[test]
+    fn pages_together_are_the_whole_history_in_order() {
+        let f = Fixture::new();
+        let service = f.service(&[OPS], true, false);
+        let a = f.customer("cus_a", &service);
+        let me = Principal::Subject(a.clone());
+        let grant = || crate::ConsentChange {
+            purpose: crate::testing::EMAIL.into(),
+            recipient: None,
+            action: candor_core::ConsentAction::Grant,
+            expires_at: None,
+            evidence: None,
+        };
+        f.run(f.vault.consents().record(
+            &me,
+            &a,
+            vec![grant(), grant(), grant(), grant()],
+            false,
+            crate::testing::NOW,
+        ))
+        .unwrap();
+        let whole = f.vault.histories().history(&me, &a, Page::FIRST).unwrap();
+        assert_eq!((whole.entries.len(), whole.total, whole.next), (5, 5, None));
+
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = Page::new(after, Some(2)).unwrap();
+            let history = f.vault.histories().history(&me, &a, page).unwrap();
+            assert!(history.entries.len() <= 2);
+            assert_eq!(history.total, 5, "every page counts the whole history");
+            walked.extend(history.entries.iter().map(|e| e.opening.leaf_index));
+            match history.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let whole: Vec<_> = whole.entries.iter().map(|e| e.opening.leaf_index).collect();
+        assert_eq!(walked, whole);
     }
 }

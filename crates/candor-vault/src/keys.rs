@@ -903,7 +903,11 @@ mod tests {
     /// What the customer's log says happened: each event's actor and type, in order.
     fn actors_and_types(f: &Fixture, subject: &SubjectId) -> Vec<String> {
         let me = Principal::Subject(subject.clone());
-        let history = f.vault.histories().history(&me, subject).unwrap();
+        let history = f
+            .vault
+            .histories()
+            .history(&me, subject, crate::Page::FIRST)
+            .unwrap();
         history
             .entries
             .iter()
@@ -969,7 +973,9 @@ mod tests {
             .unwrap();
         assert!(values.is_empty(), "{values:?}");
         assert!(matches!(
-            f.vault.histories().history(&through, &subject),
+            f.vault
+                .histories()
+                .history(&through, &subject, crate::Page::FIRST),
             Err(VaultError::Forbidden(_))
         ));
         assert!(matches!(
@@ -1013,7 +1019,10 @@ mod tests {
             .run(f.vault.access().own_data(&through, &subject, NOW))
             .unwrap();
         assert_eq!(values.len(), 1);
-        f.vault.histories().history(&through, &subject).unwrap();
+        f.vault
+            .histories()
+            .history(&through, &subject, crate::Page::FIRST)
+            .unwrap();
         f.run(f.vault.erasure().erase(&through, &subject, NOW))
             .unwrap();
     }

@@ -24,6 +24,7 @@ pub mod history;
 pub mod kernel;
 pub mod keys;
 pub mod nodes;
+mod page;
 pub mod public_log;
 mod registry;
 #[cfg(test)]
@@ -50,6 +51,7 @@ pub use kernel::writer::{LogHead, LogWriter, SequencerClaim, WriterError};
 pub use kernel::{Journal, fsck};
 pub use keys::{CreatedKey, NewKeySpec, Principal, SESSION_TTL_SECS, ServiceKey};
 pub use nodes::NODE_REQUEST_WINDOW_SECS;
+pub use page::{DEFAULT_PAGE, MAX_PAGE, Page};
 pub use public_log::WitnessPolicy;
 pub use registry::schema;
 pub use subjects::{MAX_FIELDS, MAX_VALUE_LEN};

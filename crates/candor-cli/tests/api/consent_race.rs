@@ -100,10 +100,8 @@ fn walk_history(
     me: &str,
     rests_on_consent: impl Fn(&Value) -> bool,
 ) -> (Vec<u64>, Vec<u64>) {
-    let history = app.send("GET", "/v1/subjects/cus_race/history", Some(me), None);
-    assert_eq!(history.status, 200);
-    verify_history(&history.body, &app.log_key);
-    let mut events: Vec<&Value> = history.body["events"].as_array().unwrap().iter().collect();
+    let history = app.whole_history("cus_race", me);
+    let mut events: Vec<&Value> = history["events"].as_array().unwrap().iter().collect();
     events.sort_by_key(|e| e["leaf_index"].as_u64());
     let (mut granted, mut picked, mut stale) = (false, Vec::new(), Vec::new());
     for e in events {

@@ -120,6 +120,41 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The customer's whole history, walked page by page, each page verified and the pages
+    /// together checked complete: one value with every event, and the last page's checkpoint
+    /// and completeness proof.
+    pub fn whole_history(&self, subject: &str, token: &str) -> Value {
+        let mut pages: Vec<Value> = Vec::new();
+        loop {
+            let after = pages
+                .last()
+                .map(|p| format!("&after={}", p["next"].as_u64().unwrap()))
+                .unwrap_or_default();
+            let path = format!("/v1/subjects/{subject}/history?limit=500{after}");
+            let r = self.send("GET", &path, Some(token), None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            let last = r.body["next"].is_null();
+            pages.push(r.body);
+            if last {
+                break;
+            }
+        }
+        verify_pages(&pages, &self.log_key);
+        let mut whole = pages.last().unwrap().clone();
+        whole["events"] = Value::Array(
+            pages
+                .iter()
+                .flat_map(|p| p["events"].as_array().unwrap().clone())
+                .collect(),
+        );
+        whole
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("started").id()
+    }
+
     pub fn home(&self) -> std::path::PathBuf {
         self.dir.path().join("home")
     }
@@ -364,6 +399,34 @@ pub struct Verified {
 /// for every event that the commitment opens and the leaf is included. The commitment is
 /// recomputed here from its definition, not with Candor's own function.
 pub fn verify_history(history: &Value, log_key: &str) -> Verified {
+    let verified = verify_events(history, log_key);
+    check_completeness(history).expect("the history is complete");
+    verified
+}
+
+/// Checks the pages of a history, each against its own checkpoint, and that together they are
+/// complete by the last page's.
+pub fn verify_pages(pages: &[Value], log_key: &str) -> Verified {
+    let mut verified = None;
+    for page in pages {
+        verified = Some(verify_events(page, log_key));
+    }
+    let last = pages.last().expect("at least one page");
+    assert!(last["next"].is_null(), "the last page ends the history");
+    let mut whole = last.clone();
+    whole["events"] = Value::Array(
+        pages
+            .iter()
+            .flat_map(|p| p["events"].as_array().unwrap().clone())
+            .collect(),
+    );
+    check_completeness(&whole).expect("the pages together are complete");
+    verified.unwrap()
+}
+
+/// Checks a page of history: the checkpoint's signature, and every event's opening and
+/// inclusion.
+fn verify_events(history: &Value, log_key: &str) -> Verified {
     let key = NoteVerifier::parse(log_key).unwrap();
     let cp = Checkpoint::open(history["checkpoint"].as_str().unwrap(), &key).unwrap();
     assert_eq!(history["tree_size"].as_u64().unwrap(), cp.size);
@@ -405,7 +468,6 @@ pub fn verify_history(history: &Value, log_key: &str) -> Verified {
             "readable event matches the committed bytes"
         );
     }
-    check_completeness(history).expect("the history is complete");
     Verified {
         size: cp.size,
         root: cp.root,

@@ -9,6 +9,7 @@ mod errors;
 mod helpers;
 mod idp;
 mod log;
+mod paging;
 mod postgres;
 mod security;
 mod signin_email;

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
 use axum::routing::{MethodRouter, get, post};
 use candor_core::{ConsentAction, ConsentState, Evidence};
@@ -12,6 +13,7 @@ use candor_vault::{ConsentChange, ConsentView, Vault};
 use super::{Body, subject};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
+use crate::wire::PageQuery;
 use crate::{CUSTOMER_OR_SERVICE, RouteSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -50,23 +52,27 @@ fn consents_body(view: ConsentView) -> ConsentsResponse {
                 },
             })
             .collect(),
+        next: view.next,
     }
 }
 
-/// A customer's consents: state in force and full history.
+/// A customer's consents: the state in force, and a page of the records, oldest first.
 #[utoipa::path(get, path = "/v1/subjects/{id}/consents",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id"), PageQuery),
     responses((status = 200, body = ConsentsResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_consents(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
     Authenticated { principal: p, now }: Authenticated,
 ) -> Result<Json<ConsentsResponse>, ApiError> {
+    let page = PageQuery::page(query)?;
     Ok(Json(consents_body(vault.consents().view(
         &p,
         &subject(&id)?,
         now,
+        page,
     )?)))
 }
 
@@ -210,6 +216,8 @@ pub struct ConsentRecordBody {
 pub struct ConsentsResponse {
     /// State in force per consent-based purpose.
     pub in_force: Vec<ConsentInForce>,
-    /// Every record, oldest first.
+    /// Records, oldest first: on `GET` the page asked for, on `POST` the ones just made.
     pub history: Vec<ConsentRecordBody>,
+    /// Pass as `?after=` for the next page; `null` on the last.
+    pub next: Option<u64>,
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::routing::{MethodRouter, get};
 use candor_vault::Vault;
@@ -16,19 +17,22 @@ use crate::{CUSTOMER, RouteSpec};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The customer's own events, each with an inclusion proof against the signed checkpoint.
+/// A page of the customer's own events, oldest first, each with an inclusion proof against the
+/// signed checkpoint; the cursor is a leaf index.
 #[utoipa::path(get, path = "/v1/subjects/{id}/history",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id"), PageQuery),
     responses((status = 200, body = HistoryResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(
     State(vault): State<Arc<Vault>>,
     Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
     Authenticated { principal: p, .. }: Authenticated,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let subject = subject(&id)?;
-    // A long history means many proofs and reads: keep it off the async workers.
-    let h = tokio::task::spawn_blocking(move || vault.histories().history(&p, &subject))
+    let page = PageQuery::page(query)?;
+    // A page means many proofs and reads: keep it off the async workers.
+    let h = tokio::task::spawn_blocking(move || vault.histories().history(&p, &subject, page))
         .await
         .map_err(|_| ApiError::internal())??;
     let events = h
@@ -50,6 +54,8 @@ pub async fn history(
         checkpoint: h.checkpoint,
         tree_size: h.tree_size,
         events,
+        next: h.next,
+        total_events: h.total,
         pending_events: h.pending,
         completeness: h.completeness.as_ref().map(CompletenessProof::from_domain),
     }))
@@ -93,12 +99,18 @@ pub struct HistoryResponse {
     pub checkpoint: String,
     /// Its tree size.
     pub tree_size: u64,
-    /// Events, oldest first.
+    /// This page of the events, oldest first.
     pub events: Vec<HistoryEvent>,
+    /// Pass as `?after=` for the next page; `null` on the last.
+    pub next: Option<u64>,
+    /// How many events the checkpoint holds for this customer, on all pages together: the
+    /// completeness proof's tree has exactly this many.
+    pub total_events: u64,
     /// Further events already committed but not yet in the published (cosigned) checkpoint;
     /// they appear here once the witnesses have cosigned it.
     pub pending_events: usize,
-    /// Proof that `events` are all the events the log attributes to this customer; absent while
+    /// Proof that the pages' events are all the events the log attributes to this customer
+    /// (`total_events` of them); absent while
     /// the checkpoint's directory is not at hand (briefly, after a restart under witnesses).
     pub completeness: Option<CompletenessProof>,
 }

@@ -596,8 +596,16 @@ pub(crate) mod tests {
         fn subject(&self, s: &str) -> Result<SubjectState, StoreError> {
             self.inner.subject(s)
         }
-        fn subject_events(&self, s: &str) -> Result<Vec<EventRow>, StoreError> {
-            self.inner.subject_events(s)
+        fn subject_events(
+            &self,
+            s: &str,
+            leaves: std::ops::Range<u64>,
+            limit: usize,
+        ) -> Result<Vec<EventRow>, StoreError> {
+            self.inner.subject_events(s, leaves, limit)
+        }
+        fn subject_event_count(&self, s: &str, below: u64) -> Result<u64, StoreError> {
+            self.inner.subject_event_count(s, below)
         }
         fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
             self.inner.latest_checkpoint()
