@@ -48,6 +48,9 @@ pub enum Actor {
     },
     /// Candor itself, acting on a request nobody was signed in for (sending a sign-in link).
     Candor,
+    /// Another customer, signed in as themself: not named, as their id is theirs, not this
+    /// customer's, to see.
+    AnotherCustomer,
 }
 
 /// A service key, as an event names it.
@@ -128,6 +131,14 @@ pub enum EventKind {
     SigninLinkSent {
         /// What the link is for.
         purpose: &'static str,
+    },
+    /// Someone signed in or holding a key tried to act on the customer's data and was refused
+    /// (`action`: `read_data`, `read_history`, `erase`, ...; `reason`: the error code).
+    AttemptRefused {
+        /// What was tried.
+        action: String,
+        /// Why it was refused: the error code the caller got.
+        reason: &'static str,
     },
 }
 
@@ -345,6 +356,30 @@ mod tests {
                     at,
                     Actor::Candor,
                     EventKind::SigninLinkSent { purpose: "sign_in" },
+                ),
+            ),
+            (
+                "attempt_refused",
+                Event::new(
+                    "cus_1",
+                    at,
+                    service(),
+                    EventKind::AttemptRefused {
+                        action: "erase".into(),
+                        reason: "forbidden",
+                    },
+                ),
+            ),
+            (
+                "attempt_refused_another_customer",
+                Event::new(
+                    "cus_1",
+                    at,
+                    Actor::AnotherCustomer,
+                    EventKind::AttemptRefused {
+                        action: "read_history".into(),
+                        reason: "forbidden",
+                    },
                 ),
             ),
         ]

@@ -8,14 +8,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use candor_core::SubjectId;
 use candor_vault::{Principal, Vault};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::now;
 
 /// A kind of bearer-token caller.
@@ -106,6 +107,7 @@ pub(crate) async fn authorise(
     let now = now();
     let principal = vault.keys().authenticate(token, now)?;
     let subject_in_path = params.iter().find(|(k, _)| *k == "id").map(|(_, v)| v);
+    let attempt = attempt_on_customer(&request, subject_in_path);
     let admitted = callers.iter().any(|caller| match (caller, &principal) {
         (Caller::Admin, Principal::Admin { .. }) | (Caller::Service, Principal::Service(_)) => true,
         (Caller::Customer, Principal::Subject(s))
@@ -123,10 +125,56 @@ pub(crate) async fn authorise(
             }
             _ => "this route is not open to this caller",
         };
+        if let Some((subject, action)) = attempt {
+            vault
+                .refusals()
+                .record(&principal, &subject, action, "forbidden", now)
+                .await?;
+        }
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
     }
-    request
-        .extensions_mut()
-        .insert(Authenticated { principal, now });
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(Authenticated {
+        principal: principal.clone(),
+        now,
+    });
+    let response = next.run(request).await;
+    let refused = response
+        .extensions()
+        .get::<ErrorCode>()
+        .and_then(|code| REFUSALS.iter().find(|refusal| **refusal == code.0));
+    if let (Some(reason), Some((subject, action))) = (refused, attempt) {
+        vault
+            .refusals()
+            .record(&principal, &subject, action, reason, now)
+            .await?;
+    }
+    Ok(response)
+}
+
+/// The codes of a refusal to act: the caller may not do this (or not without the customer's
+/// consent), as opposed to asking for something malformed or absent.
+const REFUSALS: [&str; 4] = [
+    "forbidden",
+    "purpose_not_permitted",
+    "recipient_not_declared",
+    "consent_required",
+];
+
+/// The customer a route under `/v1/subjects/{id}` acts on, and what the call tries to do there.
+fn attempt_on_customer(request: &Request, id: Option<&str>) -> Option<(SubjectId, String)> {
+    let route = request.extensions().get::<MatchedPath>()?.as_str();
+    let rest = route.strip_prefix("/v1/subjects/{id}")?;
+    let subject = SubjectId::parse(id?).ok()?;
+    let action = match (request.method().as_str(), rest) {
+        ("DELETE", "") => "erase",
+        ("GET", "/data") => "read_data",
+        ("PUT", "/data") => "collect",
+        ("GET", "/history") => "read_history",
+        ("GET", "/consents") => "read_consents",
+        ("POST", "/consents") => "change_consents",
+        ("POST", "/sessions") => "start_session",
+        ("PUT", "/signin-email") => "set_signin_email",
+        (method, rest) => return Some((subject, format!("{method} {rest}"))),
+    };
+    Some((subject, action.to_owned()))
 }

@@ -4,8 +4,8 @@
 //!   [`Journal`] every slice writes through, and `fsck`.
 //! - Slices: [`subjects`] (customers, their data keys, fields and the blind index), [`consent`],
 //!   [`keys`] (keys, sessions, authentication), [`access`], [`history`], [`erasure`],
-//!   [`public_log`] (checkpoints, tiles, receipts, consistency) and [`nodes`] (peers'
-//!   authentication). Each owns its use cases, its tables' SQL for both backends and its changes;
+//!   [`public_log`] (checkpoints, tiles, receipts, consistency), [`refusals`] (refused attempts
+//!   in the customer's log) and [`nodes`] (peers' authentication). Each owns its use cases, its tables' SQL for both backends and its changes;
 //!   [`registry`] lists what the kernel and the other slices need to know of them.
 //!
 //! Every use case that touches a customer's data writes its log event through the journal and
@@ -26,6 +26,7 @@ pub mod keys;
 pub mod nodes;
 mod page;
 pub mod public_log;
+pub mod refusals;
 mod registry;
 #[cfg(test)]
 mod schema_tests;
@@ -70,6 +71,7 @@ pub struct Vault {
     histories: history::Histories,
     signin: signin::Signin,
     erasure: erasure::Erasure,
+    refusals: refusals::Refusals,
     public_log: Arc<public_log::PublicLog>,
     nodes: nodes::Nodes,
 }
@@ -162,6 +164,7 @@ impl Vault {
                 sequencing.clone(),
             ),
             signin: signin::Signin::new(db.clone(), root, customers.clone(), journal.clone()),
+            refusals: refusals::Refusals::new(customers.clone(), journal.clone()),
             erasure: erasure::Erasure::new(customers, journal),
             nodes: nodes::Nodes::new(root),
             public_log,
@@ -211,6 +214,11 @@ impl Vault {
     /// Customers signing in.
     pub fn signin(&self) -> &signin::Signin {
         &self.signin
+    }
+
+    /// Refused attempts, in the customer's log.
+    pub fn refusals(&self) -> &refusals::Refusals {
+        &self.refusals
     }
 
     /// The published log.

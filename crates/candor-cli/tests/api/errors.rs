@@ -171,7 +171,13 @@ fn bad_requests_get_stable_codes_and_change_nothing() {
         );
         assert!(!reply.body["error"]["message"].as_str().unwrap().is_empty());
     }
-    assert_eq!(app.tree_size(), size, "no bad request was logged or stored");
+    // Two were refused attempts on the customer's data, which their history shows (a purpose
+    // the key may not use; a purpose that needs their consent); nothing else was logged.
+    assert_eq!(
+        app.tree_size(),
+        size + 2,
+        "no bad request was logged or stored"
+    );
     let read = app.send(
         "POST",
         "/v1/access",

@@ -447,3 +447,145 @@ fn base64url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// Who tries, how, with what body; the action the log names and the actor kind it records.
+type Attempt<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<serde_json::Value>,
+    &'a str,
+    &'a str,
+);
+
+/// Whoever is refused acting on a customer's data, the customer's history shows the attempt:
+/// another customer (unnamed), a service, a service's session, the admin.
+#[test]
+fn every_refused_attempt_is_in_the_customer_s_log() {
+    let (app, shop) = seeded();
+    let other = app.sign_in("cus_b");
+    let helpdesk = app.service_key("helpdesk", &[], json!({ "can_mint_sessions": true }));
+    let as_a = app.session(&helpdesk, "cus_a");
+    let mailer = app.service_key("mailer", &[OPS], json!({}));
+    let consents = json!({ "changes": [{ "purpose": "analytics.reporting", "action": "grant",
+        "evidence": { "channel": "checkout", "notice_version": "2026-11" } }] });
+    let attempts: Vec<Attempt> = vec![
+        // (who, method, path, body, the action the log names, the actor kind it records)
+        (
+            &other,
+            "GET",
+            "/v1/subjects/cus_a/data",
+            None,
+            "read_data",
+            "another_customer",
+        ),
+        (
+            &other,
+            "GET",
+            "/v1/subjects/cus_a/history",
+            None,
+            "read_history",
+            "another_customer",
+        ),
+        (
+            &other,
+            "DELETE",
+            "/v1/subjects/cus_a",
+            None,
+            "erase",
+            "another_customer",
+        ),
+        (
+            &shop,
+            "DELETE",
+            "/v1/subjects/cus_a",
+            None,
+            "erase",
+            "service",
+        ),
+        (
+            &shop,
+            "POST",
+            "/v1/subjects/cus_a/consents",
+            Some(consents.clone()),
+            "change_consents",
+            "service",
+        ),
+        (
+            &shop,
+            "GET",
+            "/v1/subjects/cus_a/history",
+            None,
+            "read_history",
+            "service",
+        ),
+        (
+            &mailer,
+            "POST",
+            "/v1/subjects/cus_a/sessions",
+            Some(json!({})),
+            "start_session",
+            "service",
+        ),
+        (
+            &as_a,
+            "DELETE",
+            "/v1/subjects/cus_a",
+            None,
+            "erase",
+            "delegate",
+        ),
+        (
+            &app.admin,
+            "GET",
+            "/v1/subjects/cus_a/data",
+            None,
+            "read_data",
+            "admin",
+        ),
+        (
+            &app.admin,
+            "GET",
+            "/v1/subjects/cus_a/history",
+            None,
+            "read_history",
+            "admin",
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (token, method, path, body, action, actor) in &attempts {
+        let r = app.send(method, path, Some(token), body.clone());
+        assert!(
+            r.status == 403 || r.code() == "purpose_not_permitted",
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
+        expected.push((action.to_string(), actor.to_string()));
+    }
+    // A session minted for a customer Candor does not hold is refused without a log to add to.
+    let r = app.send("GET", "/v1/subjects/cus_nobody/history", Some(&other), None);
+    assert_eq!(r.status, 403);
+
+    let me = app.sign_in("cus_a");
+    let history = app.whole_history("cus_a", &me);
+    let events = history["events"].as_array().unwrap();
+    let refused: Vec<(String, String)> = events
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["type"] == "attempt_refused")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["actor"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(refused, expected);
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["canonical_event"].as_str().unwrap().contains("cus_b")),
+        "the other customer's id is theirs"
+    );
+}

@@ -193,6 +193,9 @@ fn a_customer_signs_in_by_a_link_mailed_to_their_verified_address() {
         [
             "collected service essential.service.operations",
             "session_started service delegated",
+            // The service, and its session, tried to set the address.
+            "attempt_refused service ",
+            "attempt_refused delegate ",
             "session_started subject oidc",
             "signin_email_set subject ",
             "signin_link_sent candor verify_address",
