@@ -234,6 +234,22 @@ pub fn init(dir: &Path, origin: Option<&str>, database: &Database) -> anyhow::Re
     })
 }
 
+/// Replaces the admin key of an initialised home, revoking every earlier one; the new key's
+/// token is returned, to be shown once.
+pub fn replace_admin_key(dir: &Path, database: &Database) -> anyhow::Result<Zeroizing<String>> {
+    let vault = open(dir, database, None)
+        .context("opening the home (a server sequencing this log must be stopped first)")?;
+    let admin = tokio::runtime::Builder::new_current_thread()
+        .build()?
+        .block_on(vault.keys().replace_admin_key(now()))
+        .map_err(|e| anyhow::anyhow!("replacing the admin key: {e}"))?;
+    vault
+        .sequencing()
+        .release()
+        .map_err(|e| anyhow::anyhow!("releasing the log: {e}"))?;
+    Ok(admin.token)
+}
+
 /// Opens the vault of an initialised home. With `advertise` (the URL its peers reach this
 /// process at), it is one node of a cluster on a shared database: it sequences the log if no
 /// other node does, and otherwise hands its writes to the one that does.

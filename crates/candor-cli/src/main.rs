@@ -84,6 +84,19 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Replace a lost or leaked admin key: make a new one and revoke every earlier one, in one
+    /// commit that the operator log records. Needs the home (its root key); run it while no
+    /// server sequences the log (stop `candor serve` first).
+    AdminKey {
+        /// The Candor home.
+        #[arg(long, default_value = "candor-data")]
+        dir: PathBuf,
+        /// Print `{"admin_key": …}` for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Apply pending database migrations and exit (serve also applies them at start-up).
     Migrate {
         /// The Candor home (its `candor.db` unless `--database` is given).
@@ -301,6 +314,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             }
         }),
+        Command::AdminKey { dir, json, db } => {
+            let token = home::replace_admin_key(&dir, &db.database())?;
+            if json {
+                println!("{}", serde_json::json!({ "admin_key": *token }));
+            } else {
+                println!("new admin key (shown once; every earlier admin key is revoked):");
+                println!("  {}", *token);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { dir, db } => {
             home::migrate(&dir, &db.database())?;
             println!("the database schema is up to date");

@@ -51,6 +51,9 @@ pub enum Actor {
     /// Another customer, signed in as themself: not named, as their id is theirs, not this
     /// customer's, to see.
     AnotherCustomer,
+    /// Whoever holds the Candor home (its root key), at the command line: `candor init`,
+    /// `candor admin-key`.
+    CommandLine,
 }
 
 /// A service key, as an event names it.
@@ -139,6 +142,45 @@ pub enum EventKind {
         action: String,
         /// Why it was refused: the error code the caller got.
         reason: &'static str,
+    },
+    /// In the operator log: an API key was created.
+    KeyCreated {
+        /// The new key.
+        key: ServiceRef,
+        /// `admin` or `service`.
+        role: &'static str,
+        /// The purposes it may name.
+        purposes: Vec<String>,
+        /// The recipient it acts for.
+        recipient: Option<String>,
+        /// What it may do beyond its purposes: `can_erase`, `can_mint_sessions`,
+        /// `sessions_may_erase`, `sessions_may_export`, `sessions_may_grant_consent`.
+        rights: Vec<&'static str>,
+        /// Unix seconds when it stops working, if it expires.
+        expires_at: Option<i64>,
+    },
+    /// In the operator log: a key was revoked, and the sessions it minted with it.
+    KeyRevoked {
+        /// The key.
+        key: ServiceRef,
+    },
+    /// In the operator log: a key was rotated. Its successor has its purposes and rights; the
+    /// key itself works until `expires_at`, so its holders can move over.
+    KeyRotated {
+        /// The key rotated.
+        key: ServiceRef,
+        /// The successor's id.
+        successor: String,
+        /// When the rotated key stops working.
+        expires_at: i64,
+    },
+    /// In the operator log: a service minted a delegated session (the customer's own log names
+    /// them; this one does not).
+    SessionDelegated {
+        /// The minting key.
+        key: ServiceRef,
+        /// Unix seconds when the session stops working.
+        expires_at: i64,
     },
 }
 
@@ -367,6 +409,95 @@ mod tests {
                     EventKind::AttemptRefused {
                         action: "erase".into(),
                         reason: "forbidden",
+                    },
+                ),
+            ),
+            (
+                "key_created",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    Actor::Admin {
+                        id: "k0".into(),
+                        name: "admin".into(),
+                    },
+                    EventKind::KeyCreated {
+                        key: ServiceRef {
+                            id: "k1".into(),
+                            name: "checkout".into(),
+                        },
+                        role: "service",
+                        purposes: vec!["essential.service.operations".into()],
+                        recipient: None,
+                        rights: vec!["can_mint_sessions"],
+                        expires_at: Some(1_700_086_400),
+                    },
+                ),
+            ),
+            (
+                "admin_key_created_at_the_command_line",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    Actor::CommandLine,
+                    EventKind::KeyCreated {
+                        key: ServiceRef {
+                            id: "k0".into(),
+                            name: "admin".into(),
+                        },
+                        role: "admin",
+                        purposes: vec![],
+                        recipient: None,
+                        rights: vec!["can_erase"],
+                        expires_at: None,
+                    },
+                ),
+            ),
+            (
+                "key_revoked",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    Actor::CommandLine,
+                    EventKind::KeyRevoked {
+                        key: ServiceRef {
+                            id: "k0".into(),
+                            name: "admin".into(),
+                        },
+                    },
+                ),
+            ),
+            (
+                "key_rotated",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    Actor::Admin {
+                        id: "k0".into(),
+                        name: "admin".into(),
+                    },
+                    EventKind::KeyRotated {
+                        key: ServiceRef {
+                            id: "k1".into(),
+                            name: "checkout".into(),
+                        },
+                        successor: "k2".into(),
+                        expires_at: 1_700_086_400,
+                    },
+                ),
+            ),
+            (
+                "session_delegated",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    service(),
+                    EventKind::SessionDelegated {
+                        key: ServiceRef {
+                            id: "k1".into(),
+                            name: "checkout".into(),
+                        },
+                        expires_at: 1_700_000_900,
                     },
                 ),
             ),

@@ -26,7 +26,20 @@ impl SubjectId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The operator log's own subject: key and session changes, for auditors to check as a
+    /// customer checks their history. No customer can have its id, which has a dot.
+    pub fn operator() -> SubjectId {
+        SubjectId(OPERATOR_SUBJECT.to_owned())
+    }
+
+    /// Whether this is the operator log's subject.
+    pub fn is_operator(&self) -> bool {
+        self.0 == OPERATOR_SUBJECT
+    }
 }
+
+const OPERATOR_SUBJECT: &str = "candor.operator";
 
 impl std::fmt::Display for SubjectId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -77,7 +77,7 @@ impl Erasure {
             } => s == subject && through.sessions.sessions_may_erase,
             Principal::Admin { .. } => true,
         };
-        if !allowed {
+        if !allowed || subject.is_operator() {
             return Err(VaultError::Forbidden(
                 "this caller may not erase this subject",
             ));

@@ -131,6 +131,25 @@ impl Histories {
                 "only the customer may read their history",
             ));
         }
+        self.read(subject, page)
+    }
+
+    /// A page of the operator log (admin only): every key and session change, with the same
+    /// proofs a customer's history has.
+    pub fn operator_history(
+        &self,
+        principal: &Principal,
+        page: Page,
+    ) -> Result<History, VaultError> {
+        if !matches!(principal, Principal::Admin { .. }) {
+            return Err(VaultError::Forbidden(
+                "only the admin key may read the operator log",
+            ));
+        }
+        self.read(&SubjectId::operator(), page)
+    }
+
+    fn read(&self, subject: &SubjectId, page: Page) -> Result<History, VaultError> {
         let state = self.customers.state(subject)?;
         let dek = self.customers.unwrap_key(subject, state)?;
         // The checkpoint first, then the events: every event below its size was committed before

@@ -8,7 +8,7 @@ use candor_core::{
     Actor, DataMap, EventKind, KeyId, PurposeId, RecipientId, ServiceRef, SubjectId,
 };
 use candor_crypto::{RootKey, SessionKey, ct_eq, new_api_key, parse_api_key};
-use candor_store::{Db, Migration, SchemaPart, StoreError, Tx, TxError, TypedChange};
+use candor_store::{Change, Db, Migration, SchemaPart, StoreError, Tx, TxError, TypedChange};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::VaultError;
 use crate::error::{check_label, invalid};
 use crate::kernel::Journal;
+use crate::operator::OperatorLog;
 use crate::registry::{Slice, change};
 use crate::subjects::Customers;
 use crate::wire::b64;
@@ -182,7 +183,11 @@ ALTER TABLE api_keys ADD COLUMN revoked_at BIGINT;
             },
         ],
     }),
-    changes: &[change::<InsertApiKey>(), change::<RevokeApiKey>()],
+    changes: &[
+        change::<InsertApiKey>(),
+        change::<RevokeApiKey>(),
+        change::<ExpireApiKey>(),
+    ],
     on_erasure: None,
 };
 
@@ -274,6 +279,41 @@ impl TypedChange for RevokeApiKey {
                 c.execute(
                     "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                     &[&self.at, &self.id.as_str()],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Brings a key's expiry forward (a rotation's overlap): from then on no node takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireApiKey {
+    /// The key's id.
+    pub id: KeyId,
+    /// Unix seconds from when it is refused.
+    pub expires_at: i64,
+}
+
+impl TypedChange for ExpireApiKey {
+    const KIND: &'static str = "expire_api_key";
+
+    fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
+        // Never later than an expiry it already had.
+        match tx {
+            Tx::Sqlite(c) => {
+                c.prepare_cached(
+                    "UPDATE api_keys SET expires_at = ?1
+                     WHERE id = ?2 AND (expires_at IS NULL OR expires_at > ?1)",
+                )?
+                .execute(params![self.expires_at, self.id.as_str()])?;
+            }
+            Tx::Postgres(c) => {
+                c.execute(
+                    "UPDATE api_keys SET expires_at = $1
+                     WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+                    &[&self.expires_at, &self.id.as_str()],
                 )?;
             }
         }
@@ -548,6 +588,7 @@ pub struct Keys {
     db: Db,
     customers: Arc<Customers>,
     journal: Journal,
+    operator: Arc<OperatorLog>,
     sessions: SessionKey,
 }
 
@@ -559,12 +600,14 @@ impl Keys {
         root: &RootKey,
         customers: Arc<Customers>,
         journal: Journal,
+        operator: Arc<OperatorLog>,
     ) -> Keys {
         Keys {
             map,
             db,
             customers,
             journal,
+            operator,
             sessions: root.session_key(),
         }
     }
@@ -666,8 +709,23 @@ impl Keys {
             method: "delegated",
             expires_at,
         };
+        let theirs = self
+            .journal
+            .seal(Some(&dek), principal.actor(), subject, now, kind)
+            .entry;
+        let operators = self
+            .operator
+            .entry(
+                principal.actor(),
+                EventKind::SessionDelegated {
+                    key: key_ref(&key.id, &key.name),
+                    expires_at,
+                },
+                now,
+            )
+            .await?;
         self.journal
-            .log_event(&dek, principal.actor(), subject, None, now, kind)
+            .submit(Some(subject), None, vec![], vec![theirs, operators])
             .await?;
         let token = self
             .sessions
@@ -699,7 +757,8 @@ impl Keys {
         {
             return Err(VaultError::RecipientNotDeclared(r.clone()));
         }
-        self.insert(Role::Service, spec, now).await
+        self.insert(Role::Service, spec, principal.actor(), now)
+            .await
     }
 
     /// Every key, for the admin (their secrets are not kept, so none is shown).
@@ -734,57 +793,218 @@ impl Keys {
                 id: id.clone(),
                 at: now,
             };
+            let kind = EventKind::KeyRevoked {
+                key: key_ref(&row.id, &row.name),
+            };
+            let entry = self.operator.entry(principal.actor(), kind, now).await?;
             self.journal
-                .submit(None, None, vec![Arc::new(change)], vec![])
+                .submit(None, None, vec![Arc::new(change)], vec![entry])
                 .await?;
             row.revoked_at = Some(now);
         }
         Ok(row)
     }
 
+    /// Rotates a service key (admin only): a successor with the same name, purposes, recipient
+    /// and rights, while the key itself keeps working for `overlap_secs` (never past an expiry
+    /// it had), so the services holding it can move over without an outage.
+    pub async fn rotate(
+        &self,
+        principal: &Principal,
+        id: &KeyId,
+        overlap_secs: i64,
+        successor_expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<Rotated, VaultError> {
+        if !matches!(principal, Principal::Admin { .. }) {
+            return Err(VaultError::Forbidden("only the admin key may rotate keys"));
+        }
+        if !(0..=MAX_ROTATION_OVERLAP_SECS).contains(&overlap_secs) {
+            return Err(invalid(format!(
+                "overlap_secs is 0 to {MAX_ROTATION_OVERLAP_SECS}"
+            )));
+        }
+        if successor_expires_at.is_some_and(|e| e <= now) {
+            return Err(invalid("expires_at must be in the future"));
+        }
+        let Some(old) = api_key(&self.db, id)? else {
+            return Err(VaultError::KeyNotFound);
+        };
+        if old.role == Role::Admin {
+            return Err(VaultError::Forbidden(
+                "the admin key is replaced with `candor admin-key`",
+            ));
+        }
+        if old.revoked_at.is_some() || old.expires_at.is_some_and(|e| e <= now) {
+            return Err(invalid("a revoked or expired key cannot be rotated"));
+        }
+        let expires_at = old
+            .expires_at
+            .map_or(now + overlap_secs, |e| e.min(now + overlap_secs));
+        let new = new_api_key();
+        let successor = ApiKeyRow {
+            id: KeyId::parse(&new.id).expect("new_api_key makes 16 hex digits"),
+            secret_hash: new.secret_hash,
+            created_at: now,
+            expires_at: successor_expires_at,
+            revoked_at: None,
+            ..old.clone()
+        };
+        let kind = EventKind::KeyRotated {
+            key: key_ref(&old.id, &old.name),
+            successor: successor.id.as_str().to_owned(),
+            expires_at,
+        };
+        let entry = self.operator.entry(principal.actor(), kind, now).await?;
+        let changes: Vec<Arc<dyn Change>> = vec![
+            Arc::new(InsertApiKey(successor.clone())),
+            Arc::new(ExpireApiKey {
+                id: old.id.clone(),
+                expires_at,
+            }),
+        ];
+        self.journal
+            .submit(None, None, changes, vec![entry])
+            .await?;
+        Ok(Rotated {
+            successor: CreatedKey {
+                id: successor.id,
+                token: new.token,
+            },
+            expires_at,
+        })
+    }
+
+    /// Replaces the admin key, for whoever holds the home (`candor admin-key`): a new admin key,
+    /// and every earlier one revoked, in one commit.
+    pub async fn replace_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
+        let earlier: Vec<ApiKeyRow> = api_keys(&self.db)?
+            .into_iter()
+            .filter(|k| k.role == Role::Admin && k.revoked_at.is_none())
+            .collect();
+        let (row, created) = new_key_row(Role::Admin, admin_spec(), now);
+        let mut changes: Vec<Arc<dyn Change>> = vec![Arc::new(InsertApiKey(row.clone()))];
+        let mut entries = vec![
+            self.operator
+                .entry(Actor::CommandLine, key_created(&row), now)
+                .await?,
+        ];
+        for old in earlier {
+            changes.push(Arc::new(RevokeApiKey {
+                id: old.id.clone(),
+                at: now,
+            }));
+            let kind = EventKind::KeyRevoked {
+                key: key_ref(&old.id, &old.name),
+            };
+            entries.push(self.operator.entry(Actor::CommandLine, kind, now).await?);
+        }
+        self.journal.submit(None, None, changes, entries).await?;
+        Ok(created)
+    }
+
     /// Creates the admin key; `candor init` calls this once, no API reaches it.
     pub async fn create_admin_key(&self, now: i64) -> Result<CreatedKey, VaultError> {
-        let spec = NewKeySpec {
-            name: "admin".into(),
-            purposes: vec![],
-            recipient: None,
-            can_mint_sessions: false,
-            can_erase: true,
-            sessions: Delegation::default(),
-            expires_at: None,
-        };
-        self.insert(Role::Admin, spec, now).await
+        self.insert(Role::Admin, admin_spec(), Actor::CommandLine, now)
+            .await
     }
 
     async fn insert(
         &self,
         role: Role,
         spec: NewKeySpec,
+        actor: Actor,
         now: i64,
     ) -> Result<CreatedKey, VaultError> {
-        let new = new_api_key();
-        let id = KeyId::parse(&new.id).expect("new_api_key makes 16 hex digits");
-        let row = ApiKeyRow {
-            id: id.clone(),
-            secret_hash: new.secret_hash,
-            role,
-            name: spec.name,
-            purposes: spec.purposes,
-            recipient: spec.recipient,
-            can_mint_sessions: spec.can_mint_sessions,
-            can_erase: spec.can_erase,
-            sessions: spec.sessions,
-            created_at: now,
-            expires_at: spec.expires_at,
-            revoked_at: None,
-        };
+        let (row, created) = new_key_row(role, spec, now);
+        let entry = self.operator.entry(actor, key_created(&row), now).await?;
         self.journal
-            .submit(None, None, vec![Arc::new(InsertApiKey(row))], vec![])
+            .submit(None, None, vec![Arc::new(InsertApiKey(row))], vec![entry])
             .await?;
-        Ok(CreatedKey {
+        Ok(created)
+    }
+}
+
+/// The longest a rotated key may keep working beside its successor: 30 days.
+pub const MAX_ROTATION_OVERLAP_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// A rotation's outcome.
+pub struct Rotated {
+    /// The successor, with its token (shown once).
+    pub successor: CreatedKey,
+    /// When the rotated key stops working.
+    pub expires_at: i64,
+}
+
+fn admin_spec() -> NewKeySpec {
+    NewKeySpec {
+        name: "admin".into(),
+        purposes: vec![],
+        recipient: None,
+        can_mint_sessions: false,
+        can_erase: true,
+        sessions: Delegation::default(),
+        expires_at: None,
+    }
+}
+
+/// A fresh key's row, and its token for the caller.
+fn new_key_row(role: Role, spec: NewKeySpec, now: i64) -> (ApiKeyRow, CreatedKey) {
+    let new = new_api_key();
+    let id = KeyId::parse(&new.id).expect("new_api_key makes 16 hex digits");
+    let row = ApiKeyRow {
+        id: id.clone(),
+        secret_hash: new.secret_hash,
+        role,
+        name: spec.name,
+        purposes: spec.purposes,
+        recipient: spec.recipient,
+        can_mint_sessions: spec.can_mint_sessions,
+        can_erase: spec.can_erase,
+        sessions: spec.sessions,
+        created_at: now,
+        expires_at: spec.expires_at,
+        revoked_at: None,
+    };
+    (
+        row,
+        CreatedKey {
             id,
             token: new.token,
-        })
+        },
+    )
+}
+
+fn key_ref(id: &KeyId, name: &str) -> ServiceRef {
+    ServiceRef {
+        id: id.as_str().to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// The operator log's record of a new key: who it is and everything it may do.
+fn key_created(row: &ApiKeyRow) -> EventKind {
+    let rights = [
+        (row.can_erase, "can_erase"),
+        (row.can_mint_sessions, "can_mint_sessions"),
+        (row.sessions.sessions_may_erase, "sessions_may_erase"),
+        (row.sessions.sessions_may_export, "sessions_may_export"),
+        (
+            row.sessions.sessions_may_grant_consent,
+            "sessions_may_grant_consent",
+        ),
+    ];
+    EventKind::KeyCreated {
+        key: key_ref(&row.id, &row.name),
+        role: row.role.as_str(),
+        purposes: row.purposes.clone(),
+        recipient: row.recipient.clone(),
+        rights: rights
+            .into_iter()
+            .filter(|(held, _)| *held)
+            .map(|(_, right)| right)
+            .collect(),
+        expires_at: row.expires_at,
     }
 }
 
@@ -1113,7 +1333,64 @@ mod tests {
         apply(db, vec![Arc::new(InsertApiKey(key.clone()))]);
         assert_eq!(api_key(db, &key.id).unwrap(), Some(key.clone()));
         assert_eq!(api_key(db, &KeyId::parse("k2").unwrap()).unwrap(), None);
+        // An expiry is brought forward, never pushed back; a revocation is kept.
+        let expire = |at| -> Arc<dyn Change> {
+            Arc::new(ExpireApiKey {
+                id: key.id.clone(),
+                expires_at: at,
+            })
+        };
+        apply(db, vec![expire(20)]);
+        assert_eq!(api_key(db, &key.id).unwrap().unwrap().expires_at, Some(9));
+        apply(db, vec![expire(5)]);
+        assert_eq!(api_key(db, &key.id).unwrap().unwrap().expires_at, Some(5));
+        apply(
+            db,
+            vec![Arc::new(RevokeApiKey {
+                id: key.id.clone(),
+                at: 6,
+            })],
+        );
+        assert_eq!(api_key(db, &key.id).unwrap().unwrap().revoked_at, Some(6));
     }
 
     on_every_backend!(keys_round_trip);
+
+    #[test]
+    fn a_rotated_key_never_outlives_the_expiry_it_had() {
+        let f = Fixture::new();
+        let keys = f.vault.keys();
+        let spec = |expires_at| NewKeySpec {
+            name: "checkout".into(),
+            purposes: vec![OPS.into()],
+            recipient: None,
+            can_mint_sessions: false,
+            can_erase: false,
+            sessions: Delegation::default(),
+            expires_at,
+        };
+        let soon = f
+            .run(keys.create_key(&f.admin, spec(Some(NOW + 100)), NOW))
+            .unwrap();
+        let rotated = f
+            .run(keys.rotate(&f.admin, &soon.id, 3600, None, NOW))
+            .unwrap();
+        assert_eq!(rotated.expires_at, NOW + 100, "not extended by the overlap");
+        let later = f.run(keys.create_key(&f.admin, spec(None), NOW)).unwrap();
+        let rotated = f
+            .run(keys.rotate(&f.admin, &later.id, 3600, None, NOW))
+            .unwrap();
+        assert_eq!(rotated.expires_at, NOW + 3600);
+        assert!(keys.authenticate(&later.token, NOW + 3599).is_ok());
+        assert!(keys.authenticate(&later.token, NOW + 3600).is_err());
+        assert!(
+            keys.authenticate(&rotated.successor.token, NOW + 3600)
+                .is_ok()
+        );
+        let service = keys.authenticate(&rotated.successor.token, NOW).unwrap();
+        assert!(matches!(
+            f.run(keys.rotate(&service, &later.id, 0, None, NOW)),
+            Err(VaultError::Forbidden(_))
+        ));
+    }
 }

@@ -5,7 +5,8 @@
 //! - Slices: [`subjects`] (customers, their data keys, fields and the blind index), [`consent`],
 //!   [`keys`] (keys, sessions, authentication), [`access`], [`history`], [`erasure`],
 //!   [`public_log`] (checkpoints, tiles, receipts, consistency), [`refusals`] (refused attempts
-//!   in the customer's log) and [`nodes`] (peers' authentication). Each owns its use cases, its tables' SQL for both backends and its changes;
+//!   in the customer's log), [`operator`] (key and session changes in the operator log) and
+//!   [`nodes`] (peers' authentication). Each owns its use cases, its tables' SQL for both backends and its changes;
 //!   [`registry`] lists what the kernel and the other slices need to know of them.
 //!
 //! Every use case that touches a customer's data writes its log event through the journal and
@@ -24,6 +25,7 @@ pub mod history;
 pub mod kernel;
 pub mod keys;
 pub mod nodes;
+pub mod operator;
 mod page;
 pub mod public_log;
 pub mod refusals;
@@ -128,6 +130,10 @@ impl Vault {
         let customers = Arc::new(subjects::Customers::new(db.clone(), root, journal.clone()));
         let blind = Arc::new(subjects::BlindIndexes::new(&map, root));
         let public_log = Arc::new(public_log::PublicLog::new(db.log(), sequencing.clone()));
+        let operator = Arc::new(operator::OperatorLog::new(
+            customers.clone(),
+            journal.clone(),
+        ));
         Vault {
             keys: keys::Keys::new(
                 map.clone(),
@@ -135,6 +141,7 @@ impl Vault {
                 root,
                 customers.clone(),
                 journal.clone(),
+                operator,
             ),
             collection: subjects::Collection::new(
                 map.clone(),

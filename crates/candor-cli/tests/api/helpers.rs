@@ -124,13 +124,18 @@ impl TestApp {
     /// together checked complete: one value with every event, and the last page's checkpoint
     /// and completeness proof.
     pub fn whole_history(&self, subject: &str, token: &str) -> Value {
+        self.whole_log(&format!("/v1/subjects/{subject}/history"), token)
+    }
+
+    /// As [`TestApp::whole_history`], for any history route (the operator log's too).
+    pub fn whole_log(&self, route: &str, token: &str) -> Value {
         let mut pages: Vec<Value> = Vec::new();
         loop {
             let after = pages
                 .last()
                 .map(|p| format!("&after={}", p["next"].as_u64().unwrap()))
                 .unwrap_or_default();
-            let path = format!("/v1/subjects/{subject}/history?limit=500{after}");
+            let path = format!("{route}?limit=500{after}");
             let r = self.send("GET", &path, Some(token), None);
             assert_eq!(r.status, 200, "{}", r.body);
             let last = r.body["next"].is_null();

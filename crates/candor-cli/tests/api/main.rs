@@ -8,6 +8,7 @@ mod erasure;
 mod errors;
 mod helpers;
 mod idp;
+mod keys;
 mod log;
 mod paging;
 mod postgres;

@@ -13,7 +13,7 @@ use super::subject;
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::*;
-use crate::{CUSTOMER, RouteSpec};
+use crate::{ADMIN, CUSTOMER, RouteSpec};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -35,6 +35,37 @@ pub async fn history(
     let h = tokio::task::spawn_blocking(move || vault.histories().history(&p, &subject, page))
         .await
         .map_err(|_| ApiError::internal())??;
+    Ok(Json(history_body(h)))
+}
+
+/// A page of the operator log (admin only): every key and session change (keys created,
+/// rotated, revoked, the admin key replaced, delegated sessions minted), in the same form and
+/// with the same proofs as a customer's history, under the subject `candor.operator`.
+#[utoipa::path(get, path = "/v1/operator/history", params(PageQuery),
+    responses((status = 200, body = HistoryResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn operator_history(
+    State(vault): State<Arc<Vault>>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+    Authenticated { principal: p, .. }: Authenticated,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    let page = PageQuery::page(query)?;
+    let h = tokio::task::spawn_blocking(move || vault.histories().operator_history(&p, page))
+        .await
+        .map_err(|_| ApiError::internal())?;
+    match h {
+        Ok(h) => Ok(Json(history_body(h))),
+        // Before the first key change there is nothing to show, not nobody.
+        Err(candor_vault::VaultError::SubjectNotFound) => Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "operator_log_empty",
+            "no key or session change has been logged yet",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn history_body(h: candor_vault::History) -> HistoryResponse {
     let events = h
         .entries
         .into_iter()
@@ -50,7 +81,7 @@ pub async fn history(
             canonical_event: e.opening.canonical_event,
         })
         .collect();
-    Ok(Json(HistoryResponse {
+    HistoryResponse {
         checkpoint: h.checkpoint,
         tree_size: h.tree_size,
         events,
@@ -58,15 +89,21 @@ pub async fn history(
         total_events: h.total,
         pending_events: h.pending,
         completeness: h.completeness.as_ref().map(CompletenessProof::from_domain),
-    }))
+    }
 }
 
 /// This slice's part of the route table.
 pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
-    vec![(
-        RouteSpec::new(Method::GET, "/v1/subjects/{id}/history", CUSTOMER),
-        get(history),
-    )]
+    vec![
+        (
+            RouteSpec::new(Method::GET, "/v1/subjects/{id}/history", CUSTOMER),
+            get(history),
+        ),
+        (
+            RouteSpec::new(Method::GET, "/v1/operator/history", ADMIN),
+            get(operator_history),
+        ),
+    ]
 }
 
 /// One event with its proof.

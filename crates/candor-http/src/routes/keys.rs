@@ -93,6 +93,34 @@ pub async fn revoke_key(
     Ok(Json(vault.keys().revoke(&p, &id, now).await?.into()))
 }
 
+/// Rotate a service key (admin only): a successor with the same name, purposes and rights, its
+/// token shown once; the key itself keeps working for `overlap_secs` (a day by default, never
+/// past an expiry it had) so its holders can move over.
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", request_body = RotateKeyRequest,
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 200, body = RotateKeyResponse), (status = "4XX", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_key(
+    State(vault): State<Arc<Vault>>,
+    Path(id): Path<String>,
+    Authenticated { principal: p, now }: Authenticated,
+    body: Body<RotateKeyRequest>,
+) -> Result<Json<RotateKeyResponse>, ApiError> {
+    let id = KeyId::parse(&id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "key_not_found", "no such key"))?;
+    let Json(req) = body?;
+    let overlap = i64::try_from(req.overlap_secs).unwrap_or(i64::MAX);
+    let rotated = vault
+        .keys()
+        .rotate(&p, &id, overlap, req.expires_at, now)
+        .await?;
+    Ok(Json(RotateKeyResponse {
+        id: rotated.successor.id.as_str().to_owned(),
+        token: rotated.successor.token.to_string(),
+        rotated_key_expires_at: rotated.expires_at,
+    }))
+}
+
 /// This slice's part of the route table.
 pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
     vec![
@@ -112,7 +140,38 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
             RouteSpec::new(Method::DELETE, "/v1/keys/{id}", ADMIN),
             delete(revoke_key),
         ),
+        (
+            RouteSpec::new(Method::POST, "/v1/keys/{id}/rotate", ADMIN),
+            post(rotate_key),
+        ),
     ]
+}
+
+/// `POST /v1/keys/{id}/rotate`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// Seconds the rotated key keeps working beside its successor, 0 to 2592000 (30 days).
+    #[serde(default = "default_overlap")]
+    #[schema(minimum = 0, maximum = 2592000, default = 86400)]
+    pub overlap_secs: u64,
+    /// Unix seconds from when the successor is refused, if it should expire.
+    pub expires_at: Option<i64>,
+}
+
+fn default_overlap() -> u64 {
+    24 * 60 * 60
+}
+
+/// A rotated key's successor.
+#[derive(Serialize, ToSchema)]
+pub struct RotateKeyResponse {
+    /// The successor's id.
+    pub id: String,
+    /// The successor's bearer token; shown once, not stored.
+    pub token: String,
+    /// Unix seconds from when the rotated key is refused.
+    pub rotated_key_expires_at: i64,
 }
 
 /// `POST /v1/keys`.
