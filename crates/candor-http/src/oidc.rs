@@ -91,52 +91,15 @@ impl OidcProvider {
 
     /// Checks `token` and returns what it says.
     pub async fn verify(&self, token: &str) -> Result<VerifiedIdToken, OidcError> {
-        let header = decode_header(token).map_err(|e| OidcError::Refused(e.to_string()))?;
-        if !matches!(
-            header.alg,
-            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
-        ) {
-            return Err(OidcError::Refused(format!(
-                "algorithm {:?} is not taken",
-                header.alg
-            )));
+        let known = self.keys.read().expect("OIDC keys poisoned").clone();
+        if let Some(verified) = check_id_token(token, known.as_ref(), &self.settings)? {
+            return Ok(verified);
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| OidcError::Refused("the token names no key id".into()))?;
-        let key = match self.key(&kid) {
-            Some(key) => key,
-            None => {
-                self.refresh().await?;
-                self.key(&kid)
-                    .ok_or_else(|| OidcError::Refused("no published key has this id".into()))?
-            }
-        };
-        let key = DecodingKey::from_jwk(&key).map_err(|e| OidcError::Refused(e.to_string()))?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&[&self.settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = 60;
-        let claims = decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
-            .map_err(|e| OidcError::Refused(e.to_string()))?
-            .claims;
-        let text = |name: &str| {
-            claims
-                .get(name)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-                .ok_or_else(|| OidcError::Refused(format!("the token has no `{name}` text")))
-        };
-        Ok(VerifiedIdToken {
-            customer: text(&self.settings.customer_claim)?,
-            nonce: text("nonce")?,
-        })
-    }
-
-    fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
-        let keys = self.keys.read().expect("OIDC keys poisoned");
-        keys.as_ref()?.find(kid).cloned()
+        // A key id not seen yet: the provider may have rotated its keys.
+        self.refresh().await?;
+        let known = self.keys.read().expect("OIDC keys poisoned").clone();
+        check_id_token(token, known.as_ref(), &self.settings)?
+            .ok_or_else(|| OidcError::Refused("no published key has this id".into()))
     }
 
     async fn refresh(&self) -> Result<(), OidcError> {
@@ -174,4 +137,51 @@ impl OidcProvider {
             .await
             .map_err(unreachable)
     }
+}
+
+/// Checks an ID token against the provider's published `keys` and the deployment's settings:
+/// the algorithm (RS256, ES256 or EdDSA only), the signature, issuer, audience and expiry (60 s
+/// leeway), and that the customer claim and the nonce are text. `Ok(None)` when no published key
+/// has the token's key id (fetch the keys again, then check again). Pure, so a fuzzer drives it.
+pub fn check_id_token(
+    token: &str,
+    keys: Option<&JwkSet>,
+    settings: &OidcSettings,
+) -> Result<Option<VerifiedIdToken>, OidcError> {
+    let header = decode_header(token).map_err(|e| OidcError::Refused(e.to_string()))?;
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+    ) {
+        return Err(OidcError::Refused(format!(
+            "algorithm {:?} is not taken",
+            header.alg
+        )));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| OidcError::Refused("the token names no key id".into()))?;
+    let Some(key) = keys.and_then(|keys| keys.find(&kid)) else {
+        return Ok(None);
+    };
+    let key = DecodingKey::from_jwk(key).map_err(|e| OidcError::Refused(e.to_string()))?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&[&settings.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.leeway = 60;
+    let claims = decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
+        .map_err(|e| OidcError::Refused(e.to_string()))?
+        .claims;
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| OidcError::Refused(format!("the token has no `{name}` text")))
+    };
+    Ok(Some(VerifiedIdToken {
+        customer: text(&settings.customer_claim)?,
+        nonce: text("nonce")?,
+    }))
 }
