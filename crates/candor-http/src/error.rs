@@ -68,7 +68,9 @@ impl From<VaultError> for ApiError {
             | VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
             VaultError::SubjectNotFound | VaultError::KeyNotFound => StatusCode::NOT_FOUND,
             VaultError::SubjectErased => StatusCode::GONE,
-            VaultError::ConsentChanged | VaultError::AlreadyClaimed => StatusCode::CONFLICT,
+            VaultError::ConsentChanged | VaultError::AlreadyClaimed | VaultError::KeyNotLive => {
+                StatusCode::CONFLICT
+            }
             VaultError::LogUnavailable | VaultError::NotSequencer => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -104,12 +104,22 @@ pub(crate) fn canonical_decimal(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-/// Deserializes a query parameter that must be a [`canonical_decimal`].
+/// Deserializes a query parameter that must be a [`canonical_decimal`] of at most `2^63 - 1`,
+/// the largest the OpenAPI document's 64-bit integers admit (and SQL's).
 pub(crate) fn canonical_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let text = std::borrow::Cow::<str>::deserialize(d)?;
     canonical_decimal(&text)
-        .ok_or_else(|| serde::de::Error::custom("not a canonical decimal number"))
+        .filter(|&n| i64::try_from(n).is_ok())
+        .ok_or_else(|| serde::de::Error::custom("not a canonical decimal number up to 2^63 - 1"))
 }
+
+/// What `check_label` takes, as a pattern the OpenAPI document states: no control, bidirectional
+/// or invisible format character anywhere, no space at either end (length is stated apart).
+pub(crate) const LABEL_PATTERN: &str = concat!(
+    r"^[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]",
+    r"([^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*",
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?$"
+);
 
 /// `?after=N&limit=M`: which page of a long list to read.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -117,7 +127,7 @@ pub(crate) fn canonical_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u6
 pub struct PageQuery {
     /// The previous page's `next`: this page starts after it. Absent for the first page.
     #[serde(default, deserialize_with = "canonical_u64_opt")]
-    #[param(value_type = Option<u64>, minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
     pub after: Option<u64>,
     /// How many items, 1 to 500 (100 when absent).
     #[serde(default, deserialize_with = "canonical_u64_opt")]
@@ -152,6 +162,44 @@ impl PageQuery {
 /// Deserializes an optional query parameter that must be a [`canonical_decimal`].
 fn canonical_u64_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     canonical_u64(d).map(Some)
+}
+
+/// The longest a key or a consent grant may be made to last: ten years.
+pub(crate) const MAX_LIFETIME_SECS: i64 = 10 * 365 * 24 * 60 * 60;
+
+/// When something asked to last `secs` from `now` ends (`expires_in_secs` in a request body).
+pub(crate) fn expiry(now: i64, secs: Option<i64>) -> Result<Option<i64>, ApiError> {
+    match secs {
+        None => Ok(None),
+        Some(secs) if (1..=MAX_LIFETIME_SECS).contains(&secs) => Ok(Some(now + secs)),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expires_in_secs is 1 to {MAX_LIFETIME_SECS}"),
+        )),
+    }
+}
+
+/// Deserializes a JSON integer, also when written with a zero fraction (`5.0`), which JSON
+/// Schema counts as an integer too; any other fraction is refused.
+pub(crate) fn json_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= -9.2e18 && *f <= 9.2e18)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom("expected an integer"))
+}
+
+/// As [`json_i64`], for an optional field (absent or `null` is `None`).
+pub(crate) fn json_i64_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Integer(#[serde(deserialize_with = "json_i64")] i64);
+    Ok(Option::<Integer>::deserialize(d)?.map(|Integer(n)| n))
 }
 
 /// Deserializes a JSON object of text values, refusing one that names a key twice (serde would

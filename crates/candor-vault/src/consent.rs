@@ -131,7 +131,7 @@ impl TypedChange for AddConsent {
 /// The channels only Candor records: the customer's own change in the privacy center, and the
 /// browser's Global Privacy Control signal. No caller may give them as evidence, so a consent
 /// record saying the customer acted is only ever Candor's word.
-const CANDOR_CHANNELS: &[&str] = &["privacy_center", "gpc"];
+pub const CANDOR_CHANNELS: &[&str] = &["privacy_center", "gpc"];
 
 /// The slice, registered: its table, its change and its erasure of a customer.
 pub(crate) const SLICE: Slice = Slice {
@@ -472,7 +472,13 @@ impl Consents {
         };
         let delegated = matches!(principal, Principal::Delegated { .. });
         if changes.is_empty() && !gpc {
-            return Err(invalid("no consent changes given"));
+            // Nothing to record: the answer is what is in force.
+            let in_force = self.view(principal, subject, now, Page::FIRST)?.in_force;
+            return Ok(ConsentView {
+                in_force,
+                history: Vec::new(),
+                next: None,
+            });
         }
         if changes.len() > MAX_CONSENT_CHANGES {
             return Err(invalid(format!(
@@ -519,8 +525,8 @@ impl Consents {
                     notice_version: self.map.version().to_owned(),
                 },
                 (None, Some(_)) => {
-                    return Err(invalid(
-                        "services must give evidence: channel and notice_version",
+                    return Err(VaultError::Forbidden(
+                        "a service records consent only with its evidence: channel and notice_version",
                     ));
                 }
             };
@@ -661,7 +667,7 @@ mod tests {
             assert!(matches!(r, Err(VaultError::Forbidden(_))));
         }
         let r = f.run(consents.record(&service, &a, vec![grant(EMAIL, None)], false, NOW));
-        assert!(matches!(r, Err(VaultError::Invalid(_))), "no evidence");
+        assert!(matches!(r, Err(VaultError::Forbidden(_))), "no evidence");
         let evidence = Evidence {
             channel: "checkout".into(),
             notice_version: "v1".into(),

@@ -31,6 +31,9 @@ pub enum VaultError {
     /// No API key has this id.
     #[error("no such key")]
     KeyNotFound,
+    /// The key was revoked or has expired, so it cannot be rotated.
+    #[error("this key was revoked or has expired")]
+    KeyNotLive,
     /// The customer was erased.
     #[error("this subject has been erased")]
     SubjectErased,
@@ -67,6 +70,7 @@ impl VaultError {
             VaultError::RecipientNotDeclared(_) => "recipient_not_declared",
             VaultError::SubjectNotFound => "subject_not_found",
             VaultError::KeyNotFound => "key_not_found",
+            VaultError::KeyNotLive => "key_not_live",
             VaultError::SubjectErased => "subject_erased",
             VaultError::Invalid(_) => "invalid_request",
             VaultError::ConsentChanged => "consent_changed",
@@ -112,10 +116,10 @@ pub(crate) fn check_label(what: &str, value: &str) -> Result<(), VaultError> {
                 '\u{AD}' | '\u{61C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
                 | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
     };
-    if value.is_empty() || value.len() > 64 || value.trim() != value || value.chars().any(invisible)
-    {
+    let length = value.chars().count();
+    if !(1..=64).contains(&length) || value.trim() != value || value.chars().any(invisible) {
         return Err(invalid(format!(
-            "{what} must be 1 to 64 bytes of visible text, without leading or trailing spaces"
+            "{what} must be 1 to 64 characters of visible text, without leading or trailing spaces"
         )));
     }
     Ok(())

@@ -747,9 +747,12 @@ impl Keys {
         if spec.expires_at.is_some_and(|e| e <= now) {
             return Err(invalid("expires_at must be in the future"));
         }
-        for p in &spec.purposes {
+        for (i, p) in spec.purposes.iter().enumerate() {
             if self.map.purpose(p).is_none() {
                 return Err(VaultError::UnknownPurpose(p.clone()));
+            }
+            if spec.purposes[..i].contains(p) {
+                return Err(invalid(format!("the purpose {p} is named twice")));
             }
         }
         if let Some(r) = &spec.recipient
@@ -836,7 +839,7 @@ impl Keys {
             ));
         }
         if old.revoked_at.is_some() || old.expires_at.is_some_and(|e| e <= now) {
-            return Err(invalid("a revoked or expired key cannot be rotated"));
+            return Err(VaultError::KeyNotLive);
         }
         let expires_at = old
             .expires_at

@@ -23,6 +23,19 @@ pub enum PublicLogError {
     /// The leaf is not in the published checkpoint (yet) (404 `leaf_not_found`).
     #[error("this leaf is not in the published checkpoint (yet)")]
     LeafNotFound,
+    /// No consistency proof joins these sizes: the earlier is past the later, or the later past
+    /// the published checkpoint (404 `proof_not_found`).
+    #[error(
+        "no consistency proof from {from} to {to}: need from <= to <= {size}, the latest checkpoint's size"
+    )]
+    ProofNotFound {
+        /// The earlier size asked for.
+        from: u64,
+        /// The later size asked for.
+        to: u64,
+        /// The latest checkpoint's size.
+        size: u64,
+    },
     /// A reason every slice shares.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -206,12 +219,13 @@ impl PublicLog {
     }
 
     /// A consistency proof from tree size `from` to `to`, both at most the latest checkpoint's.
-    pub fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, VaultError> {
+    pub fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, PublicLogError> {
         let size = self.store.latest_checkpoint()?.map_or(0, |c| c.size);
-        if from == 0 || from > to || to > size {
-            return Err(invalid(format!(
-                "need 0 < from <= to <= {size}, the latest checkpoint's size"
-            )));
+        if from == 0 {
+            return Err(invalid("from is a tree size of at least 1").into());
+        }
+        if from > to || to > size {
+            return Err(PublicLogError::ProofNotFound { from, to, size });
         }
         Ok(candor_log::consistency_proof(
             from,

@@ -91,7 +91,8 @@ fn keys_rotate_with_an_overlap_and_every_change_is_in_the_operator_log() {
     assert_eq!(collect(&app, &third, "cus_r"), 200);
     for (body, code) in [
         (json!({ "overlap_secs": 2_592_001 }), "invalid_request"),
-        (json!({ "overlap_secs": -1 }), "invalid_body"),
+        (json!({ "overlap_secs": -1 }), "invalid_request"),
+        (json!({ "overlap_secs": 1.5 }), "invalid_body"),
         (json!({ "overlap": 5 }), "invalid_body"),
     ] {
         let r = rotate(&first_id, body);
@@ -100,7 +101,7 @@ fn keys_rotate_with_an_overlap_and_every_change_is_in_the_operator_log() {
     let r = rotate(&second_id, json!({}));
     assert_eq!(
         (r.status, r.code()),
-        (400, "invalid_request"),
+        (409, "key_not_live"),
         "an expired key is not rotated"
     );
     let admin_id = app.send("GET", "/v1/keys", Some(&app.admin), None).body["keys"]

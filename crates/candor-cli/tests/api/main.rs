@@ -12,6 +12,7 @@ mod keys;
 mod log;
 mod paging;
 mod postgres;
+mod schema;
 mod security;
 mod signin_email;
 mod story;

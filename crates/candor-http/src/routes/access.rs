@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 /// Everything held about the customer, for the customer themself (right of access). Logged.
 #[utoipa::path(get, path = "/v1/subjects/{id}/data",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = OwnDataResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_data(

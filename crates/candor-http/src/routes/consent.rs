@@ -46,7 +46,7 @@ fn consents_body(view: ConsentView) -> ConsentsResponse {
                 action: r.action.as_str(),
                 at: r.at,
                 expires_at: r.expires_at,
-                evidence: EvidenceBody {
+                evidence: RecordedEvidence {
                     channel: r.evidence.channel,
                     notice_version: r.evidence.notice_version,
                 },
@@ -58,7 +58,7 @@ fn consents_body(view: ConsentView) -> ConsentsResponse {
 
 /// A customer's consents: the state in force, and a page of the records, oldest first.
 #[utoipa::path(get, path = "/v1/subjects/{id}/consents",
-    params(("id" = String, Path, description = "Subject id"), PageQuery),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$"), PageQuery),
     responses((status = 200, body = ConsentsResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_consents(
@@ -78,7 +78,7 @@ pub async fn get_consents(
 
 /// Grant or withdraw consent. `Sec-GPC: 1` withdraws every purpose that sells or shares data.
 #[utoipa::path(post, path = "/v1/subjects/{id}/consents", request_body = PostConsentsRequest,
-    params(("id" = String, Path, description = "Subject id"),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
            ("Sec-GPC" = Option<String>, Header, description = "Global Privacy Control; exactly `1` to opt out of sale and sharing")),
     responses((status = 200, body = ConsentsResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -95,20 +95,22 @@ pub async fn post_consents(
     let changes = req
         .changes
         .into_iter()
-        .map(|c| ConsentChange {
-            purpose: c.purpose,
-            recipient: c.recipient,
-            action: match c.action {
-                ConsentActionBody::Grant => ConsentAction::Grant,
-                ConsentActionBody::Withdraw => ConsentAction::Withdraw,
-            },
-            expires_at: c.expires_at,
-            evidence: c.evidence.map(|e| Evidence {
-                channel: e.channel,
-                notice_version: e.notice_version,
-            }),
+        .map(|c| {
+            Ok(ConsentChange {
+                purpose: c.purpose,
+                recipient: c.recipient,
+                action: match c.action {
+                    ConsentActionBody::Grant => ConsentAction::Grant,
+                    ConsentActionBody::Withdraw => ConsentAction::Withdraw,
+                },
+                expires_at: crate::wire::expiry(now, c.expires_in_secs)?,
+                evidence: c.evidence.map(|e| Evidence {
+                    channel: e.channel,
+                    notice_version: e.notice_version,
+                }),
+            })
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     let view = vault
         .consents()
         .record(&p, &subject(&id)?, changes, gpc, now)
@@ -138,11 +140,21 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
     ]
 }
 
-/// Evidence of how a consent choice was made.
-#[derive(Deserialize, Serialize, ToSchema)]
+/// Evidence a caller gives of how a consent choice was made.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceBody {
     /// Where: `privacy_center`, `checkout`, `support_call`, ...
+    pub channel: String,
+    /// The notice version shown.
+    pub notice_version: String,
+}
+
+/// The evidence a consent record holds: what its caller gave, or Candor's own channels
+/// (`privacy_center`, `gpc`).
+#[derive(Serialize, ToSchema)]
+pub struct RecordedEvidence {
+    /// Where: `privacy_center`, `gpc`, `checkout`, `support_call`, ...
     pub channel: String,
     /// The notice version shown.
     pub notice_version: String,
@@ -158,8 +170,11 @@ pub struct ConsentChangeBody {
     pub action: ConsentActionBody,
     /// Limit to one recipient of the purpose.
     pub recipient: Option<String>,
-    /// Unix seconds when a grant lapses.
-    pub expires_at: Option<i64>,
+    /// Seconds from now until a grant lapses: 1 to 315360000 (ten years). Relative, so no
+    /// clock skew makes a new grant lapsed already; the record shows the instant.
+    #[serde(default, deserialize_with = "crate::wire::json_i64_opt")]
+    #[schema(minimum = 1, maximum = 315360000)]
+    pub expires_in_secs: Option<i64>,
     /// Required from services; customers default to the privacy center and current notice.
     pub evidence: Option<EvidenceBody>,
 }
@@ -208,7 +223,7 @@ pub struct ConsentRecordBody {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     /// How it was given.
-    pub evidence: EvidenceBody,
+    pub evidence: RecordedEvidence,
 }
 
 /// A customer's consents.

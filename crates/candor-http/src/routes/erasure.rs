@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 /// Erase a customer: destroy their key and data. The log stays verifiable.
 #[utoipa::path(delete, path = "/v1/subjects/{id}",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ErasureResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn erase(

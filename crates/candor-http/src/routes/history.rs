@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 /// A page of the customer's own events, oldest first, each with an inclusion proof against the
 /// signed checkpoint; the cursor is a leaf index.
 #[utoipa::path(get, path = "/v1/subjects/{id}/history",
-    params(("id" = String, Path, description = "Subject id"), PageQuery),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$"), PageQuery),
     responses((status = 200, body = HistoryResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn history(

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 /// customer within the key's purposes, every event names the key, and it erases, exports or
 /// grants consent only if the key's `sessions_may_*` allow it. Logged in the customer's history.
 #[utoipa::path(post, path = "/v1/subjects/{id}/sessions",
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = SessionResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn mint_session(
@@ -49,7 +49,7 @@ pub async fn create_key(
         recipient: req.recipient,
         can_mint_sessions: req.can_mint_sessions,
         can_erase: req.can_erase,
-        expires_at: req.expires_at,
+        expires_at: crate::wire::expiry(now, req.expires_in_secs)?,
         sessions: Delegation {
             sessions_may_erase: req.sessions_may_erase,
             sessions_may_export: req.sessions_may_export,
@@ -80,7 +80,7 @@ pub async fn list_keys(
 /// Revoke a service key (admin only): every node refuses it, and the sessions it minted, from
 /// the moment this returns.
 #[utoipa::path(delete, path = "/v1/keys/{id}",
-    params(("id" = String, Path, description = "Key id")),
+    params(("id" = String, Path, description = "Key id: 1 to 32 of a-z, 0-9", pattern = r"^[a-z0-9]{1,32}$")),
     responses((status = 200, body = KeySummary), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn revoke_key(
@@ -97,7 +97,7 @@ pub async fn revoke_key(
 /// token shown once; the key itself keeps working for `overlap_secs` (a day by default, never
 /// past an expiry it had) so its holders can move over.
 #[utoipa::path(post, path = "/v1/keys/{id}/rotate", request_body = RotateKeyRequest,
-    params(("id" = String, Path, description = "Key id")),
+    params(("id" = String, Path, description = "Key id: 1 to 32 of a-z, 0-9", pattern = r"^[a-z0-9]{1,32}$")),
     responses((status = 200, body = RotateKeyResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_key(
@@ -109,10 +109,15 @@ pub async fn rotate_key(
     let id = KeyId::parse(&id)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "key_not_found", "no such key"))?;
     let Json(req) = body?;
-    let overlap = i64::try_from(req.overlap_secs).unwrap_or(i64::MAX);
     let rotated = vault
         .keys()
-        .rotate(&p, &id, overlap, req.expires_at, now)
+        .rotate(
+            &p,
+            &id,
+            req.overlap_secs,
+            crate::wire::expiry(now, req.expires_in_secs)?,
+            now,
+        )
         .await?;
     Ok(Json(RotateKeyResponse {
         id: rotated.successor.id.as_str().to_owned(),
@@ -152,14 +157,20 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
     /// Seconds the rotated key keeps working beside its successor, 0 to 2592000 (30 days).
-    #[serde(default = "default_overlap")]
+    #[serde(
+        default = "default_overlap",
+        deserialize_with = "crate::wire::json_i64"
+    )]
     #[schema(minimum = 0, maximum = 2592000, default = 86400)]
-    pub overlap_secs: u64,
-    /// Unix seconds from when the successor is refused, if it should expire.
-    pub expires_at: Option<i64>,
+    pub overlap_secs: i64,
+    /// Seconds from now until the successor is refused, if it should expire: 1 to 315360000
+    /// (ten years).
+    #[serde(default, deserialize_with = "crate::wire::json_i64_opt")]
+    #[schema(minimum = 1, maximum = 315360000)]
+    pub expires_in_secs: Option<i64>,
 }
 
-fn default_overlap() -> u64 {
+fn default_overlap() -> i64 {
     24 * 60 * 60
 }
 
@@ -191,8 +202,11 @@ pub struct CreateKeyRequest {
     /// May erase customers.
     #[serde(default)]
     pub can_erase: bool,
-    /// Unix seconds from when the key is refused, if it should expire.
-    pub expires_at: Option<i64>,
+    /// Seconds from now until the key is refused, if it should expire: 1 to 315360000 (ten
+    /// years). A relative time, so no clock skew can make a new key expired already.
+    #[serde(default, deserialize_with = "crate::wire::json_i64_opt")]
+    #[schema(minimum = 1, maximum = 315360000)]
+    pub expires_in_secs: Option<i64>,
     /// The sessions it mints may erase the customer.
     #[serde(default)]
     pub sessions_may_erase: bool,

@@ -64,11 +64,128 @@ pub async fn health(State(vault): State<Arc<Vault>>) -> Result<Json<Health>, Api
     }))
 }
 
-/// This document (public).
+/// This document (public), with the deployment's data map in it: the purposes, categories and
+/// recipients a request may name are enumerated, so a schema-driven client (or fuzzer) sends
+/// only what the server takes.
 #[utoipa::path(get, path = "/openapi.json",
     responses((status = 200, content_type = "application/json", body = Object)))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi(State(vault): State<Arc<Vault>>) -> Json<serde_json::Value> {
+    Json(document(vault.data_map()))
+}
+
+/// The OpenAPI document with every limit the server enforces that depends on the data map, or
+/// that utoipa's attributes cannot state (patterns held in constants).
+pub fn document(map: &candor_core::DataMap) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    let purposes: Vec<&str> = map.purposes().map(|p| p.id().as_str()).collect();
+    let consent_purposes: Vec<&str> = map
+        .purposes()
+        .filter(|p| p.legal_basis().needs_consent())
+        .map(|p| p.id().as_str())
+        .collect();
+    let categories: Vec<&str> = map.categories().map(|c| c.key().as_str()).collect();
+    let lookups: Vec<&str> = map
+        .categories()
+        .filter(|c| c.lookup())
+        .map(|c| c.key().as_str())
+        .collect();
+    let mut recipients: Vec<Value> = map.recipients().map(|r| json!(r.id().as_str())).collect();
+    recipients.push(Value::Null);
+    // What a purpose needs and whom it shares with depend on the purpose: one branch each.
+    let collected: Vec<Value> = map
+        .purposes()
+        .map(|p| {
+            let needs: Vec<&str> = p.categories().map(|c| c.as_str()).collect();
+            json!({ "properties": { "purpose": { "const": p.id().as_str() },
+                "fields": { "propertyNames": { "enum": needs } } } })
+        })
+        .collect();
+    let consented: Vec<Value> = map
+        .purposes()
+        .filter(|p| p.legal_basis().needs_consent())
+        .map(|p| {
+            let mut shares: Vec<Value> = p.recipients().map(|r| json!(r.as_str())).collect();
+            shares.push(Value::Null);
+            json!({ "properties": { "purpose": { "const": p.id().as_str() },
+                "recipient": { "enum": shares } } })
+        })
+        .collect();
+    let label = json!({ "type": "string", "minLength": 1, "maxLength": 64,
+        "pattern": crate::wire::LABEL_PATTERN });
+    let max_fields = candor_vault::MAX_FIELDS;
+    let patches: [(&str, Value); 14] = [
+        (
+            "AccessRequest/properties/subject",
+            json!({ "type": "string",
+            "pattern": "^[A-Za-z0-9_-]{1,64}$" }),
+        ),
+        ("CreateKeyRequest/properties/name", label.clone()),
+        (
+            "CreateKeyRequest/properties/purposes",
+            json!({ "type": "array", "uniqueItems": true,
+            "items": { "type": "string", "enum": purposes } }),
+        ),
+        (
+            "CreateKeyRequest/properties/recipient",
+            json!({ "enum": recipients }),
+        ),
+        (
+            "EvidenceBody/properties/channel",
+            json!({ "allOf": [label.clone(),
+            { "not": { "enum": candor_vault::consent::CANDOR_CHANNELS } }] }),
+        ),
+        ("EvidenceBody/properties/notice_version", label),
+        (
+            "PutDataRequest/properties/purpose",
+            json!({ "type": "string", "enum": purposes }),
+        ),
+        (
+            "PutDataRequest/properties/fields",
+            json!({ "type": "object", "minProperties": 1,
+            "maxProperties": max_fields, "propertyNames": { "enum": categories },
+            "additionalProperties": { "type": "string",
+                "maxLength": candor_vault::MAX_VALUE_LEN } }),
+        ),
+        (
+            "AccessRequest/properties/purpose",
+            json!({ "type": "string", "enum": purposes }),
+        ),
+        (
+            "AccessRequest/properties/fields",
+            json!({ "type": "array", "minItems": 1,
+            "maxItems": max_fields, "items": { "type": "string", "enum": categories } }),
+        ),
+        (
+            "LookupRequest/properties/purpose",
+            json!({ "type": "string", "enum": purposes }),
+        ),
+        (
+            "LookupRequest/properties/category",
+            json!({ "type": "string", "enum": lookups }),
+        ),
+        (
+            "ConsentChangeBody/properties/purpose",
+            json!({ "type": "string",
+            "enum": consent_purposes }),
+        ),
+        (
+            "ConsentChangeBody/properties/recipient",
+            json!({ "enum": recipients }),
+        ),
+    ];
+    for (at, schema) in patches {
+        *slot(&mut doc, at) = schema;
+    }
+    slot(&mut doc, "PutDataRequest")["oneOf"] = Value::Array(collected);
+    slot(&mut doc, "ConsentChangeBody")["oneOf"] = Value::Array(consented);
+    doc
+}
+
+fn slot<'a>(doc: &'a mut serde_json::Value, at: &str) -> &'a mut serde_json::Value {
+    let pointer = format!("/components/schemas/{at}");
+    doc.pointer_mut(&pointer)
+        .unwrap_or_else(|| panic!("the document has {pointer}"))
 }
 
 struct BearerScheme;

@@ -54,7 +54,9 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// A C2SP tlog-tiles hash tile or entry bundle (public). Entries are the 32-byte commitments,
 /// never event bodies.
 #[utoipa::path(get, path = "/log/tile/{path}",
-    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`")),
+    params(("path" = String, Path,
+        description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`: level 0 to 7, the index in groups of three digits (`x001/x234/067`, no leading `x000`), a partial width 1 to 255",
+        pattern = r"^(entries|[0-7])/((x([1-9][0-9]{2}|0[1-9][0-9]|00[1-9])/)(x[0-9]{3}/){0,4})?[0-9]{3}(\.p/([1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$")),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn tile(
@@ -84,8 +86,10 @@ pub async fn tile(
 /// A receipt for a leaf: its inclusion proof and the published checkpoint, as a C2SP tlog-proof
 /// (public: it is made only of what the tiles already show).
 #[utoipa::path(get, path = "/log/receipt/{index}",
-    params(("index" = u64, Path, description = "Leaf index")),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = ErrorBody)))]
+    params(("index" = String, Path, description = "Leaf index, a canonical decimal",
+        pattern = r"^(0|[1-9][0-9]{0,18})$")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "the leaf is not in the published checkpoint (yet)")))]
 pub async fn receipt(
     State(vault): State<Arc<Vault>>,
     Path(index): Path<String>,
@@ -113,7 +117,8 @@ pub async fn receipt(
 /// A consistency proof between two tree sizes (public), so anyone holding an older checkpoint
 /// can check the newer one extends it.
 #[utoipa::path(get, path = "/log/consistency", params(ConsistencyQuery),
-    responses((status = 200, body = ConsistencyResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = ConsistencyResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no proof joins these sizes (from past to, or to past the checkpoint)")))]
 pub async fn consistency(
     State(vault): State<Arc<Vault>>,
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
@@ -163,11 +168,11 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
 pub struct ConsistencyQuery {
     /// The earlier tree size (at least 1).
     #[serde(deserialize_with = "canonical_u64")]
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     pub from: u64,
     /// The later tree size (at most the latest checkpoint's).
     #[serde(deserialize_with = "canonical_u64")]
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     pub to: u64,
 }
 
@@ -191,6 +196,9 @@ impl From<PublicLogError> for ApiError {
             }
             PublicLogError::LeafNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "leaf_not_found", e.to_string())
+            }
+            PublicLogError::ProofNotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "proof_not_found", e.to_string())
             }
             PublicLogError::Vault(e) => e.into(),
         }

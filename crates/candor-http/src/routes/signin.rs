@@ -59,7 +59,7 @@ pub async fn oidc_signin(
 /// Set the address the customer signs in with (the customer signed in, or the admin). Candor
 /// sends it a link; the address counts once that link is used.
 #[utoipa::path(put, path = "/v1/subjects/{id}/signin-email", request_body = EmailRequest,
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 202, body = Accepted), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set_signin_email(

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 /// Store fields for a customer, collected for a purpose.
 #[utoipa::path(put, path = "/v1/subjects/{id}/data", request_body = PutDataRequest,
-    params(("id" = String, Path, description = "Subject id")),
+    params(("id" = String, Path, description = "Subject id: 1 to 64 of A-Z, a-z, 0-9, `_`, `-`", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = PutDataResponse), (status = "4XX", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_data(
