@@ -133,16 +133,17 @@ pub(crate) async fn authorise(
         }
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
     }
-    request.extensions_mut().insert(Authenticated {
-        principal: principal.clone(),
-        now,
-    });
+    // Kept only where a refusal would be logged: on the customer's routes.
+    let attempt = attempt.map(|attempt| (attempt, principal.clone()));
+    request
+        .extensions_mut()
+        .insert(Authenticated { principal, now });
     let response = next.run(request).await;
     let refused = response
         .extensions()
         .get::<ErrorCode>()
         .and_then(|code| REFUSALS.iter().find(|refusal| **refusal == code.0));
-    if let (Some(reason), Some((subject, action))) = (refused, attempt) {
+    if let (Some(reason), Some(((subject, action), principal))) = (refused, attempt) {
         vault
             .refusals()
             .record(&principal, &subject, action, reason, now)

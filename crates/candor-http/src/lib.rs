@@ -149,7 +149,7 @@ pub fn app_with(vault: Arc<Vault>, signin: SigninMethods) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::Extension(Arc::new(signin)))
-        .layer(axum::middleware::from_fn(limits::request_limits))
+        .layer(limits::RequestLimitsLayer)
         .with_state(vault)
 }
 

@@ -5,10 +5,14 @@
 //! layer also turns any error response that is not yet JSON (an extractor's plain-text rejection,
 //! say) into the documented body, so no route can leak a bare error.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use futures_util::future::{Either, Ready, ready};
 
 use crate::error::ApiError;
 
@@ -24,12 +28,49 @@ pub const MAX_HEADERS: usize = 100;
 pub(crate) const PARSER_MAX_HEADER_BYTES: usize = 256 * 1024;
 pub(crate) const PARSER_MAX_HEADERS: usize = 1000;
 
-/// Refuses heads past the limits, and paths that are not UTF-8 once percent-decoded.
-pub(crate) async fn request_limits(request: Request, next: Next) -> Response {
-    if let Some(refusal) = refusal(&request) {
-        return refusal.into_response();
+/// The layer: refuses heads past the limits and paths that are not UTF-8 once percent-decoded,
+/// and makes every error the documented JSON. A service of its own rather than
+/// `middleware::from_fn`, which boxes a clone of everything inside it for every request.
+#[derive(Clone, Copy)]
+pub(crate) struct RequestLimitsLayer;
+
+impl<S> tower::Layer<S> for RequestLimitsLayer {
+    type Service = RequestLimits<S>;
+
+    fn layer(&self, inner: S) -> RequestLimits<S> {
+        RequestLimits { inner }
     }
-    as_documented_error(next.run(request).await)
+}
+
+/// [`RequestLimitsLayer`]'s service around `S`.
+#[derive(Clone)]
+pub(crate) struct RequestLimits<S> {
+    inner: S,
+}
+
+type Documented<F> =
+    futures_util::future::Map<F, fn(Result<Response, Infallible>) -> Result<Response, Infallible>>;
+
+impl<S> tower::Service<Request> for RequestLimits<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, Documented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(refusal) = refusal(&request) {
+            return Either::Left(ready(Ok(refusal.into_response())));
+        }
+        let documented: fn(Result<Response, Infallible>) -> Result<Response, Infallible> =
+            |answer| answer.map(as_documented_error);
+        Either::Right(self.inner.call(request).map(documented))
+    }
 }
 
 fn refusal(request: &Request) -> Option<ApiError> {
@@ -58,7 +99,9 @@ fn refusal(request: &Request) -> Option<ApiError> {
             ),
         ));
     }
-    if std::str::from_utf8(&percent_decoded(request.uri().path())).is_err() {
+    let path = request.uri().path();
+    // A path without escapes is the URI's own text, which is UTF-8 already.
+    if path.contains('%') && std::str::from_utf8(&percent_decoded(path)).is_err() {
         return Some(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_path",

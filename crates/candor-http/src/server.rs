@@ -14,13 +14,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::Request;
 use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::limits;
 
@@ -53,10 +52,6 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        limits.body_timeout,
-        body_deadline,
-    ));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -87,10 +82,19 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
+        let router = router.clone();
+        let body_timeout = limits.body_timeout;
+        // Each request's body gets its deadline, counted from now that its head has arrived.
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let request = request.map(|body| {
+                Body::new(DeadlineBody {
+                    inner: body,
+                    deadline: Box::pin(tokio::time::sleep(body_timeout)),
+                })
+            });
+            router.clone().oneshot(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -104,23 +108,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Gives the request's body a deadline counted from now, when its head has arrived.
-async fn body_deadline(
-    axum::extract::State(timeout): axum::extract::State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = Body::new(DeadlineBody {
-        inner: body,
-        deadline: Box::pin(tokio::time::sleep(timeout)),
-    });
-    next.run(Request::from_parts(parts, body)).await
-}
-
 /// A body that fails once its deadline passes, however slowly its bytes trickle in.
-struct DeadlineBody {
-    inner: Body,
+struct DeadlineBody<B> {
+    inner: B,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -136,7 +126,11 @@ impl std::fmt::Display for BodyTimedOut {
 
 impl std::error::Error for BodyTimedOut {}
 
-impl http_body::Body for DeadlineBody {
+impl<B> http_body::Body for DeadlineBody<B>
+where
+    B: http_body::Body<Data = axum::body::Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
     type Data = axum::body::Bytes;
     type Error = axum::BoxError;
 
