@@ -18,6 +18,7 @@ use crate::consent::{self, ConsentRow, to_records};
 use crate::error::invalid;
 use crate::kernel::{DECIDE_ATTEMPTS, Journal};
 use crate::keys::{Principal, ServiceKey};
+use crate::refusals::Refusals;
 use crate::subjects::{self, BlindIndexes, Customers, MAX_FIELDS, normalise};
 
 /// A customer as one access sees them.
@@ -117,6 +118,7 @@ pub struct Access {
     customers: Arc<Customers>,
     blind: Arc<BlindIndexes>,
     journal: Journal,
+    refusals: Arc<Refusals>,
 }
 
 impl Access {
@@ -127,6 +129,7 @@ impl Access {
         customers: Arc<Customers>,
         blind: Arc<BlindIndexes>,
         journal: Journal,
+        refusals: Arc<Refusals>,
     ) -> Access {
         Access {
             map,
@@ -134,6 +137,7 @@ impl Access {
             customers,
             blind,
             journal,
+            refusals,
         }
     }
 
@@ -151,7 +155,12 @@ impl Access {
             return Err(invalid(format!("ask for 1 to {MAX_FIELDS} fields")));
         }
         if !key.purposes.contains(purpose_id) {
-            self.log_refusal(principal, subject, purpose_id, now)
+            let kind = EventKind::Refused {
+                purpose: purpose_id.to_owned(),
+                reason: "purpose_not_permitted",
+            };
+            self.refusals
+                .log(principal.actor(), subject, kind, now)
                 .await?;
             return Err(VaultError::PurposeNotPermitted(purpose_id.to_owned()));
         }
@@ -248,33 +257,6 @@ impl Access {
             .await?;
         let values = release(&dek, subject, &permit, record.fields)?;
         Ok((values, leaf_index))
-    }
-
-    /// Logs a refused call against the customer, if they exist, so they see the attempt.
-    async fn log_refusal(
-        &self,
-        principal: &Principal,
-        subject: &SubjectId,
-        purpose: &str,
-        now: i64,
-    ) -> Result<(), VaultError> {
-        let dek = match self.customers.data_key(subject, false, now).await {
-            Ok(k) => k,
-            Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let kind = EventKind::Refused {
-            purpose: purpose.to_owned(),
-            reason: "purpose_not_permitted",
-        };
-        match self
-            .journal
-            .log_event(&dek, principal.actor(), subject, None, now, kind)
-            .await
-        {
-            Ok(_) | Err(VaultError::SubjectErased | VaultError::SubjectNotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     /// Finds customers whose `category` equals `value`, through the blind index. Each match is

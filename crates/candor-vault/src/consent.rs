@@ -196,17 +196,7 @@ pub(crate) fn rows_sqlite(
         "SELECT purpose, recipient, action, at, expires_at, channel, notice_version
          FROM consents WHERE subject_id = ?1 ORDER BY seq",
     )?
-    .query_map([subject], |r| {
-        Ok(ConsentRow {
-            purpose: r.get(0)?,
-            recipient: r.get(1)?,
-            action: r.get(2)?,
-            at: r.get(3)?,
-            expires_at: r.get(4)?,
-            channel: r.get(5)?,
-            notice_version: r.get(6)?,
-        })
-    })?
+    .query_map([subject], |r| consent_row(r, 0))?
     .collect()
 }
 
@@ -223,15 +213,7 @@ pub fn rows(db: &Db, subject: &SubjectId) -> Result<Vec<ConsentRow>, StoreError>
                 &[&owned],
             )?
             .iter()
-            .map(|r| ConsentRow {
-                purpose: r.get(0),
-                recipient: r.get(1),
-                action: r.get(2),
-                at: r.get(3),
-                expires_at: r.get(4),
-                channel: r.get(5),
-                notice_version: r.get(6),
-            })
+            .map(|r| consent_row_pg(r, 0))
             .collect())
         },
     )

@@ -73,7 +73,7 @@ pub struct Vault {
     histories: history::Histories,
     signin: signin::Signin,
     erasure: erasure::Erasure,
-    refusals: refusals::Refusals,
+    refusals: Arc<refusals::Refusals>,
     public_log: Arc<public_log::PublicLog>,
     nodes: nodes::Nodes,
 }
@@ -130,6 +130,7 @@ impl Vault {
         let customers = Arc::new(subjects::Customers::new(db.clone(), root, journal.clone()));
         let blind = Arc::new(subjects::BlindIndexes::new(&map, root));
         let public_log = Arc::new(public_log::PublicLog::new(db.log(), sequencing.clone()));
+        let refusals = Arc::new(refusals::Refusals::new(customers.clone(), journal.clone()));
         let operator = Arc::new(operator::OperatorLog::new(
             customers.clone(),
             journal.clone(),
@@ -162,6 +163,7 @@ impl Vault {
                 customers.clone(),
                 blind,
                 journal.clone(),
+                refusals.clone(),
             ),
             histories: history::Histories::new(
                 db.clone(),
@@ -171,8 +173,8 @@ impl Vault {
                 sequencing.clone(),
             ),
             signin: signin::Signin::new(db.clone(), root, customers.clone(), journal.clone()),
-            refusals: refusals::Refusals::new(customers.clone(), journal.clone()),
             erasure: erasure::Erasure::new(customers, journal),
+            refusals,
             nodes: nodes::Nodes::new(root),
             public_log,
             db,

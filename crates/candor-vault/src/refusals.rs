@@ -37,17 +37,34 @@ impl Refusals {
         reason: &'static str,
         now: i64,
     ) -> Result<(), VaultError> {
-        let dek = match self.customers.data_key(subject, false, now).await {
-            Ok(key) => key,
-            Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
-            Err(e) => return Err(e),
-        };
         let actor = match principal {
             Principal::Subject(s) if s != subject => Actor::AnotherCustomer,
             Principal::Delegated { subject: s, .. } if s != subject => Actor::AnotherCustomer,
             _ => principal.actor(),
         };
-        let kind = EventKind::AttemptRefused { action, reason };
+        self.log(
+            actor,
+            subject,
+            EventKind::AttemptRefused { action, reason },
+            now,
+        )
+        .await
+    }
+
+    /// Logs a refusal event in `subject`'s log, if they exist and are not erased (the access
+    /// slice's `refused`, naming the purpose, comes here too).
+    pub(crate) async fn log(
+        &self,
+        actor: Actor,
+        subject: &SubjectId,
+        kind: EventKind,
+        now: i64,
+    ) -> Result<(), VaultError> {
+        let dek = match self.customers.data_key(subject, false, now).await {
+            Ok(key) => key,
+            Err(VaultError::SubjectNotFound | VaultError::SubjectErased) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         match self
             .journal
             .log_event(&dek, actor, subject, None, now, kind)
