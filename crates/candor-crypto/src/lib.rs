@@ -3,7 +3,8 @@
 //! - [`RootKey`]: 32 random bytes that never enter the database. Everything else hangs off it
 //!   through HKDF-SHA256 with a distinct label per use.
 //! - [`DataKey`]: one random key per customer, stored only wrapped (AES-256-GCM-SIV, associated
-//!   data naming the customer). Destroying the wrapped copy is erasure.
+//!   data naming the customer and the epoch) under a tenant key epoch ([`epoch`]). Destroying
+//!   the wrapped copy is erasure; destroying the epoch reaches the copies in backups.
 //! - Fields and event bodies are sealed under the data key with AES-256-GCM, random 96-bit nonces
 //!   and associated data naming customer and field, so a ciphertext cannot be moved elsewhere.
 //! - [`BlindIndexKey`]: keyed, truncated HMAC for equality lookup without plaintext.
@@ -23,9 +24,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+pub mod epoch;
+
+pub use epoch::{ChainKey, EpochKey, KeyringKey, wrapped_key_epoch};
+
 /// Version byte at the start of every sealed value, so keys and algorithms can rotate.
 const SEAL_V1: u8 = 1;
-const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = 12;
 
 /// Why a cryptographic operation failed. Messages never include key or plaintext material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,14 +46,14 @@ pub enum CryptoError {
     BadToken,
 }
 
-fn random<const N: usize>() -> [u8; N] {
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     rand::thread_rng().fill_bytes(&mut out);
     out
 }
 
 /// Length-prefixed concatenation, so no two (customer, field) pairs share associated data.
-fn associated_data(label: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn associated_data(label: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut ad = Vec::with_capacity(64);
     ad.extend_from_slice(label);
     for part in parts {
@@ -75,7 +80,10 @@ redacted_debug!(
     SessionKey,
     NonceKey,
     LabelKey,
-    NodeKey
+    NodeKey,
+    ChainKey,
+    EpochKey,
+    KeyringKey
 );
 
 /// The root of the key hierarchy.
@@ -114,7 +122,8 @@ impl RootKey {
         out
     }
 
-    /// The key that wraps customer data keys.
+    /// The key that wrapped customer data keys before tenant key epochs: only to unwrap those
+    /// until they are rewrapped into an epoch.
     pub fn key_wrapping_key(&self) -> KeyWrappingKey {
         KeyWrappingKey(self.derive(b"key-wrapping"))
     }
@@ -125,6 +134,11 @@ impl RootKey {
         let mut label = b"blind-index:".to_vec();
         label.extend_from_slice(category.as_bytes());
         BlindIndexKey(self.derive(&label))
+    }
+
+    /// The key that seals the keyring's chain key.
+    pub fn keyring_key(&self) -> KeyringKey {
+        KeyringKey(self.derive(b"keyring"))
     }
 
     /// The key that MACs customer session tokens.
@@ -208,46 +222,64 @@ impl LabelKey {
     }
 }
 
-/// Wraps and unwraps customer data keys.
+/// Wraps and unwraps customer data keys directly under a root-derived key: how they were kept
+/// before tenant key epochs (version 1), still read until they are rewrapped.
 pub struct KeyWrappingKey(Zeroizing<[u8; 32]>);
 
 impl KeyWrappingKey {
-    fn cipher(&self) -> aes_gcm_siv::Aes256GcmSiv {
-        aes_gcm_siv::Aes256GcmSiv::new_from_slice(&*self.0).expect("32-byte key")
-    }
-
     /// Wraps `key` for `subject` with AES-256-GCM-SIV, which stays safe even if a nonce repeats.
     pub fn wrap(&self, subject: &str, key: &DataKey) -> Vec<u8> {
         let nonce: [u8; NONCE_LEN] = random();
         let ad = associated_data(b"candor.dek.v1", &[subject.as_bytes()]);
-        let ct = self
-            .cipher()
-            .encrypt(
-                (&nonce).into(),
-                Payload {
-                    msg: &*key.0,
-                    aad: &ad,
-                },
-            )
-            .expect("AES-GCM-SIV encryption cannot fail for small inputs");
-        frame(&nonce, &ct)
+        frame(&nonce, &seal_key(&self.0, &nonce, &key.0, &ad))
     }
 
     /// Unwraps a data key wrapped for `subject`.
     pub fn unwrap(&self, subject: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
         let (nonce, ct) = split_sealed(wrapped)?;
         let ad = associated_data(b"candor.dek.v1", &[subject.as_bytes()]);
-        let raw = Zeroizing::new(
-            self.cipher()
-                .decrypt(nonce.into(), Payload { msg: ct, aad: &ad })
-                .map_err(|_| CryptoError::Unauthentic)?,
-        );
-        let bytes: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::MalformedKey)?;
-        Ok(DataKey(Zeroizing::new(bytes)))
+        Ok(DataKey(open_key(&self.0, nonce, ct, &ad)?))
     }
+}
+
+/// Seals a 32-byte key under `wrapping` with AES-256-GCM-SIV: how every key is wrapped, because
+/// it stays safe even if a random nonce repeats.
+pub(crate) fn seal_key(
+    wrapping: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    key: &[u8; 32],
+    ad: &[u8],
+) -> Vec<u8> {
+    aes_gcm_siv::Aes256GcmSiv::new_from_slice(wrapping)
+        .expect("32-byte key")
+        .encrypt(nonce.into(), Payload { msg: key, aad: ad })
+        .expect("AES-GCM-SIV encryption cannot fail for small inputs")
+}
+
+/// Opens a key [`seal_key`] sealed; anything but 32 authentic bytes is refused.
+pub(crate) fn open_key(
+    wrapping: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+    ad: &[u8],
+) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    let raw = Zeroizing::new(
+        aes_gcm_siv::Aes256GcmSiv::new_from_slice(wrapping)
+            .expect("32-byte key")
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: ciphertext,
+                    aad: ad,
+                },
+            )
+            .map_err(|_| CryptoError::Unauthentic)?,
+    );
+    let bytes: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::MalformedKey)?;
+    Ok(Zeroizing::new(bytes))
 }
 
 /// `version || nonce || ciphertext`, the layout of every sealed value; [`split_sealed`] reverses it.
@@ -279,7 +311,7 @@ pub enum SealContext<'a> {
 }
 
 /// One customer's data key.
-pub struct DataKey(Zeroizing<[u8; 32]>);
+pub struct DataKey(pub(crate) Zeroizing<[u8; 32]>);
 
 impl DataKey {
     /// A fresh random data key.
