@@ -3,6 +3,8 @@
 //! ```text
 //! DIR/datamap.toml   the data map (kept if present before init)
 //! DIR/root.key       root key, base64, mode 0600 (absent when CANDOR_ROOT_KEY is set)
+//! DIR/keyring        the tenant key epochs' chain, sealed under the root key, mode 0600: back
+//!                    it up apart from the database, kept no longer than the database's backups
 //! DIR/log.key        the log's C2SP signer key, mode 0600
 //! DIR/candor.db      SQLite: ciphertexts, consents, log (plus -wal and -shm files), unless
 //!                    the data lives in PostgreSQL (`--database`)
@@ -21,12 +23,13 @@ use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
 use candor_log::{NoteSigner, NoteVerifier, WitnessSigner};
 use candor_store::{Db, LogStore, PgSettings, PgStore, SqliteStore};
-use candor_vault::{SequencerClaim, Vault};
+use candor_vault::{EpochPolicy, Keyring, SequencerClaim, Vault};
 use zeroize::Zeroizing;
 
 const DATA_MAP: &str = "datamap.toml";
 const ROOT_KEY: &str = "root.key";
 const LOG_KEY: &str = "log.key";
+const KEYRING: &str = "keyring";
 const DATABASE: &str = "candor.db";
 /// Overrides `root.key`, for deployments that inject secrets through the environment.
 const ROOT_KEY_ENV: &str = "CANDOR_ROOT_KEY";
@@ -214,12 +217,16 @@ pub fn init(dir: &Path, origin: Option<&str>, database: &Database) -> anyhow::Re
     write_secret(&dir.join(LOG_KEY), &signer.to_skey())?;
 
     let store = database.open(dir)?;
-    let vault = Vault::open(store, map, &root, signer, &database.claim())
+    let keyring = keyring(dir, &store, &root)?;
+    let vault = Vault::open(store, map, &root, keyring, signer, &database.claim())
         .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))?;
-    let admin = tokio::runtime::Builder::new_current_thread()
-        .build()?
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let admin = runtime
         .block_on(vault.keys().create_admin_key(now()))
         .map_err(|e| anyhow::anyhow!("creating the admin key: {e}"))?;
+    runtime
+        .block_on(vault.key_epochs().check(now()))
+        .map_err(|e| anyhow::anyhow!("starting the first key epoch: {e}"))?;
     // `serve` may start right after: it must not wait for this process's claim to lapse.
     vault
         .sequencing()
@@ -266,15 +273,47 @@ pub fn open(dir: &Path, database: &Database, advertise: Option<&str>) -> anyhow:
     let skey = read_secret(&dir.join(LOG_KEY))?;
     let signer = NoteSigner::parse(skey.trim()).context("log.key is not a signer key")?;
     let store = database.open(dir)?;
+    let keyring = keyring(dir, &store, &root)?;
     match advertise {
-        None => Vault::open(store, map, &root, signer, &database.claim()),
+        None => Vault::open(store, map, &root, keyring, signer, &database.claim()),
         Some(url) => {
             let forwarder = Arc::new(candor_http::cluster::HttpForwarder::new(root.node_key()));
             let claim = database.claim_as(url);
-            Vault::open_in_cluster(store, map, &root, signer, &claim, forwarder)
+            Vault::open_in_cluster(store, map, &root, keyring, signer, &claim, forwarder)
         }
     }
     .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+}
+
+/// The home's keyring, made on first use; a home whose keys already hang off a keyring that is
+/// missing is refused rather than given a new one that opens none of them.
+fn keyring(dir: &Path, store: &Db, root: &RootKey) -> anyhow::Result<Keyring> {
+    let path = dir.join(KEYRING);
+    if path.exists() {
+        // Refuses a keyring others may read, as for the other secrets.
+        read_secret(&path)?;
+        return Keyring::open(&path, root).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let in_use = candor_vault::key_epochs::in_use(store)
+        .map_err(|e| anyhow::anyhow!("reading the key epochs: {e}"))?;
+    if in_use {
+        bail!(
+            "{} is missing, and this database's customer keys are wrapped under its epochs: \
+             restore it from its backup (a new keyring would open none of them)",
+            path.display()
+        );
+    }
+    tracing::info!(path = %path.display(), "created the keyring for tenant key epochs");
+    Keyring::create(&path, root).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The policy the key epochs roll and are destroyed by.
+pub fn epoch_policy(epoch_days: u32, retention_days: u32, check_secs: u32) -> EpochPolicy {
+    EpochPolicy {
+        epoch_secs: i64::from(epoch_days) * 86_400,
+        retention_secs: i64::from(retention_days) * 86_400,
+        check_secs: i64::from(check_secs),
+    }
 }
 
 /// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses
@@ -311,7 +350,7 @@ pub fn witness_key(dir: &Path, name: Option<&str>) -> anyhow::Result<WitnessSign
     Ok(signer)
 }
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -140,6 +140,8 @@ enum Command {
         signin: SigninArgs,
         #[command(flatten)]
         connections: ConnectionArgs,
+        #[command(flatten)]
+        epochs: EpochArgs,
     },
     /// Run a C2SP tlog-witness for other parties' logs: cosign each checkpoint that extends the
     /// last one cosigned, refuse anything else.
@@ -219,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             signin,
             connections,
+            epochs,
         } => {
             let database = db.database();
             if init && !home::is_initialised(&dir) {
@@ -247,7 +250,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 advertise_url.as_deref(),
                 (witnesses, quorum),
                 signin,
-                connections.limits(),
+                Policies {
+                    limits: connections.limits(),
+                    epochs: epochs.policy(),
+                },
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -360,6 +366,12 @@ fn parse_witness(spec: &str) -> anyhow::Result<candor_http::witnessing::WitnessE
     })
 }
 
+/// How the server bounds its clients and keeps its key epochs.
+struct Policies {
+    limits: candor_http::ConnectionLimits,
+    epochs: candor_vault::EpochPolicy,
+}
+
 fn serve(
     dir: PathBuf,
     database: &home::Database,
@@ -367,7 +379,7 @@ fn serve(
     advertise: Option<&str>,
     (witnesses, quorum): (Vec<candor_http::witnessing::WitnessEndpoint>, usize),
     signin: SigninArgs,
-    limits: candor_http::ConnectionLimits,
+    Policies { limits, epochs }: Policies,
 ) -> anyhow::Result<()> {
     // Bound before the vault opens, so a cluster node that listens on port 0 can advertise the
     // port it got.
@@ -387,9 +399,15 @@ fn serve(
         });
     }
     let signin = signin.methods(vault.data_map().controller_name())?;
+    vault.key_epochs().set_policy(epochs);
     let vault = Arc::new(vault);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        // Before serving, so a home that predates epochs has one before its first request.
+        candor_http::epoch_checks::check_once(&vault, home::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("checking the key epochs: {e}"))?;
+        tokio::spawn(candor_http::epoch_checks::run(vault.clone()));
         if !witnesses.is_empty() {
             tokio::spawn(candor_http::witnessing::run(
                 vault.clone(),
@@ -437,6 +455,34 @@ impl ConnectionArgs {
             header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
             body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
         }
+    }
+}
+
+/// How often tenant key epochs roll and how long retired ones are kept: a database copy taken
+/// before an erasure stops opening the customer's data at most epoch length + retention + one
+/// check interval after it.
+#[derive(clap::Args, Debug)]
+struct EpochArgs {
+    /// Days from one key epoch's start to the next's.
+    #[arg(long, env = "CANDOR_KEY_EPOCH_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    key_epoch_days: u32,
+    /// Days the database's backups are kept: a retired epoch is destroyed this long after it
+    /// stopped wrapping live keys, so every backup still kept opens. Keep the keyring's own
+    /// backups no longer than this.
+    #[arg(long, env = "CANDOR_BACKUP_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    backup_retention_days: u32,
+    /// Seconds between the checks that roll, rewrap, retire and destroy epochs.
+    #[arg(long, env = "CANDOR_KEY_EPOCH_CHECK_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    key_epoch_check_secs: u32,
+}
+
+impl EpochArgs {
+    fn policy(&self) -> candor_vault::EpochPolicy {
+        home::epoch_policy(
+            self.key_epoch_days,
+            self.backup_retention_days,
+            self.key_epoch_check_secs,
+        )
     }
 }
 

@@ -182,6 +182,20 @@ pub enum EventKind {
         /// Unix seconds when the session stops working.
         expires_at: i64,
     },
+    /// In the operator log: a tenant key epoch started. Customer keys are wrapped under it from
+    /// now on, and keys wrapped under earlier epochs are rewrapped into it.
+    KeyEpochStarted {
+        /// The epoch's number.
+        epoch: u32,
+    },
+    /// In the operator log: every key epoch up to `through` was destroyed, so a copy of the
+    /// database whose keys are wrapped under one of them no longer opens.
+    KeyEpochsDestroyed {
+        /// The last epoch destroyed.
+        through: u32,
+        /// When the last of them stopped wrapping any live customer's key.
+        retired_at: i64,
+    },
 }
 
 /// A log event.
@@ -498,6 +512,27 @@ mod tests {
                             name: "checkout".into(),
                         },
                         expires_at: 1_700_000_900,
+                    },
+                ),
+            ),
+            (
+                "key_epoch_started",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    Actor::Candor,
+                    EventKind::KeyEpochStarted { epoch: 2 },
+                ),
+            ),
+            (
+                "key_epochs_destroyed",
+                Event::new(
+                    "candor.operator",
+                    at,
+                    Actor::Candor,
+                    EventKind::KeyEpochsDestroyed {
+                        through: 1,
+                        retired_at: 1_699_000_000,
                     },
                 ),
             ),

@@ -65,7 +65,9 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         holder: "bench".into(),
         ttl: std::time::Duration::from_secs(10),
     };
-    let vault = Arc::new(Vault::open(store, map, &RootKey::generate(), signer, &claim).unwrap());
+    let root = RootKey::generate();
+    let keyring = candor_vault::Keyring::in_memory(&root);
+    let vault = Arc::new(Vault::open(store, map, &root, keyring, signer, &claim).unwrap());
     let token = rt.block_on(async {
         let admin = vault.keys().create_admin_key(now()).await.unwrap();
         let admin = vault.keys().authenticate(&admin.token, now()).unwrap();

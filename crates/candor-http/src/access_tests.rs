@@ -41,11 +41,13 @@ async fn fixture() -> Fixture {
         holder: "test".into(),
         ttl: std::time::Duration::from_secs(10),
     };
+    let root = RootKey::generate();
     let vault = Arc::new(
         Vault::open(
             store,
             DataMap::parse(SAMPLE_DATA_MAP).unwrap(),
-            &RootKey::generate(),
+            &root,
+            candor_vault::Keyring::in_memory(&root),
             NoteSigner::generate("test.candor.example/log").unwrap(),
             &claim,
         )

@@ -67,7 +67,7 @@ impl From<VaultError> for ApiError {
             | VaultError::RecipientNotDeclared(_)
             | VaultError::Invalid(_) => StatusCode::BAD_REQUEST,
             VaultError::SubjectNotFound | VaultError::KeyNotFound => StatusCode::NOT_FOUND,
-            VaultError::SubjectErased => StatusCode::GONE,
+            VaultError::SubjectErased | VaultError::KeyEpochDestroyed => StatusCode::GONE,
             VaultError::ConsentChanged | VaultError::AlreadyClaimed | VaultError::KeyNotLive => {
                 StatusCode::CONFLICT
             }

@@ -18,6 +18,7 @@
 
 mod auth;
 pub mod cluster;
+pub mod epoch_checks;
 mod error;
 mod limits;
 pub mod mail;

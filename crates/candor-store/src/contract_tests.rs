@@ -31,7 +31,9 @@ impl Change for TestChange {
     }
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
         match self {
-            TestChange::Create(subject) => crate::customers::create(tx, subject, &[1, 2, 3], 1),
+            TestChange::Create(subject) => {
+                crate::customers::create(tx, subject, &[1, 2, 3], Some(1), 1)
+            }
             TestChange::Erase(subject, at) => crate::customers::erase(tx, subject, *at),
             TestChange::Revise(_) => Ok(()),
         }
@@ -569,7 +571,7 @@ fn postgres_counts_migrations_per_part() {
     let schema = pg.settings.schema.clone().unwrap();
     let mut c = postgres::Client::connect(&pg.settings.url, postgres::NoTls).unwrap();
     c.batch_execute(&format!(
-        "DROP TABLE {schema}.candor_migrations; ALTER TABLE {schema}.subjects DROP COLUMN revision; DROP TABLE {schema}.once_claims;
+        "DROP TABLE {schema}.candor_migrations; DROP INDEX {schema}.subjects_by_key_epoch; ALTER TABLE {schema}.subjects DROP COLUMN key_epoch; ALTER TABLE {schema}.subjects DROP COLUMN revision; DROP TABLE {schema}.once_claims;
          UPDATE {schema}.candor_schema SET version = 3"
     ))
     .unwrap();
@@ -587,7 +589,7 @@ fn postgres_counts_migrations_per_part() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected = [("consent", 1), ("kernel", 5), ("keys", 1), ("subjects", 1)];
+    let expected = [("consent", 1), ("kernel", 6), ("keys", 1), ("subjects", 1)];
     assert_eq!(
         counts,
         expected.map(|(o, n)| (o.to_owned(), n)),

@@ -68,25 +68,112 @@ pub(crate) fn revise(tx: &mut Tx<'_>, subject: &str) -> Result<(), TxError> {
     Ok(())
 }
 
-/// Registers the customer with their wrapped key, unless they exist already.
-pub fn create(tx: &mut Tx<'_>, subject: &str, wrapped_key: &[u8], at: i64) -> Result<(), TxError> {
+/// Registers the customer with their key wrapped under `key_epoch` (none: wrapped before
+/// epochs), unless they exist already.
+pub fn create(
+    tx: &mut Tx<'_>,
+    subject: &str,
+    wrapped_key: &[u8],
+    key_epoch: Option<i64>,
+    at: i64,
+) -> Result<(), TxError> {
     match tx {
         Tx::Sqlite(c) => {
             c.prepare_cached(
-                "INSERT INTO subjects (id, wrapped_key, created_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO subjects (id, wrapped_key, key_epoch, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO NOTHING",
             )?
-            .execute(params![subject, wrapped_key, at])?;
+            .execute(params![subject, wrapped_key, key_epoch, at])?;
         }
         Tx::Postgres(c) => {
             c.execute(
-                "INSERT INTO subjects (id, wrapped_key, created_at) VALUES ($1, $2, $3)
+                "INSERT INTO subjects (id, wrapped_key, key_epoch, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
-                &[&subject, &wrapped_key, &at],
+                &[&subject, &wrapped_key, &key_epoch, &at],
             )?;
         }
     }
     Ok(())
+}
+
+/// Replaces the customer's wrapped key by the same key wrapped under `key_epoch`, only while it
+/// is still `from`: an erasure or another rewrap since leaves the row as it is.
+pub fn rewrap(
+    tx: &mut Tx<'_>,
+    subject: &str,
+    from: &[u8],
+    to: &[u8],
+    key_epoch: i64,
+) -> Result<(), TxError> {
+    match tx {
+        Tx::Sqlite(c) => {
+            c.prepare_cached(
+                "UPDATE subjects SET wrapped_key = ?3, key_epoch = ?4
+                 WHERE id = ?1 AND wrapped_key = ?2",
+            )?
+            .execute(params![subject, from, to, key_epoch])?;
+        }
+        Tx::Postgres(c) => {
+            c.execute(
+                "UPDATE subjects SET wrapped_key = $3, key_epoch = $4
+                 WHERE id = $1 AND wrapped_key = $2",
+                &[&subject, &from, &to, &key_epoch],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Up to `limit` live customers whose keys are wrapped under an epoch before `epoch` (or before
+/// epochs), with those keys, in id order after `after`.
+pub fn wrapped_before_sqlite(
+    c: &Connection,
+    epoch: i64,
+    after: &str,
+    limit: i64,
+) -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
+    c.prepare_cached(
+        "SELECT id, wrapped_key FROM subjects
+         WHERE wrapped_key IS NOT NULL AND coalesce(key_epoch, 0) < ?1 AND id > ?2
+         ORDER BY id LIMIT ?3",
+    )?
+    .query_map(params![epoch, after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// As [`wrapped_before_sqlite`], on PostgreSQL.
+pub fn wrapped_before_postgres(
+    c: &mut PgSession,
+    epoch: i64,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, Vec<u8>)>, postgres::Error> {
+    Ok(c.query(
+        "SELECT id, wrapped_key FROM subjects
+             WHERE wrapped_key IS NOT NULL AND coalesce(key_epoch, 0) < $1 AND id > $2
+             ORDER BY id LIMIT $3",
+        &[&epoch, &after, &limit],
+    )?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
+/// Whether any live customer's key is wrapped under `epoch` or an earlier one (or before
+/// epochs), inside a group's transaction: what an epoch's retirement and destruction check.
+pub fn live_key_at_or_before(tx: &mut Tx<'_>, epoch: i64) -> Result<bool, TxError> {
+    const SQLITE: &str = "SELECT EXISTS (SELECT 1 FROM subjects
+        WHERE wrapped_key IS NOT NULL AND coalesce(key_epoch, 0) <= ?1)";
+    const POSTGRES: &str = "SELECT EXISTS (SELECT 1 FROM subjects
+        WHERE wrapped_key IS NOT NULL AND coalesce(key_epoch, 0) <= $1)";
+    Ok(match tx {
+        Tx::Sqlite(c) => c
+            .prepare_cached(SQLITE)?
+            .query_row([epoch], |r| r.get::<_, bool>(0))?,
+        Tx::Postgres(c) => c
+            .query_opt(POSTGRES, &[&epoch])?
+            .is_some_and(|r| r.get::<_, bool>(0)),
+    })
 }
 
 /// Erases the customer from the kernel's tables: their key is destroyed, the bodies of their

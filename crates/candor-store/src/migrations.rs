@@ -220,5 +220,16 @@ CREATE TABLE once_claims (
 CREATE INDEX once_claims_by_expiry ON once_claims (expires_at);
 "#,
         },
+        Migration {
+            name: "the tenant key epoch each customer's key is wrapped under",
+            sqlite: r#"
+ALTER TABLE subjects ADD COLUMN key_epoch INTEGER; -- NULL: wrapped before epochs
+CREATE INDEX subjects_by_key_epoch ON subjects (key_epoch) WHERE wrapped_key IS NOT NULL;
+"#,
+            postgres: r#"
+ALTER TABLE subjects ADD COLUMN key_epoch BIGINT;
+CREATE INDEX subjects_by_key_epoch ON subjects (key_epoch) WHERE wrapped_key IS NOT NULL;
+"#,
+        },
     ],
 };

@@ -645,7 +645,7 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
+                "DROP TABLE candor_migrations; DROP INDEX subjects_by_key_epoch; ALTER TABLE subjects DROP COLUMN key_epoch; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
                  PRAGMA application_id = 0; PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -663,7 +663,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!((id, version), (SQLITE_APPLICATION_ID, COUNTED_BY_PART));
-        assert_eq!(counts(&conn), "consent 1, kernel 5, keys 1, subjects 1");
+        assert_eq!(counts(&conn), "consent 1, kernel 6, keys 1, subjects 1");
 
         conn.execute_batch(
             "DROP TABLE candor_migrations; PRAGMA application_id = 0; PRAGMA user_version = 2;",
@@ -684,16 +684,16 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
+                "DROP TABLE candor_migrations; DROP INDEX subjects_by_key_epoch; ALTER TABLE subjects DROP COLUMN key_epoch; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
                  PRAGMA user_version = 3;",
             )
             .unwrap();
         drop(SqliteStore::open(&path, LEGACY_SLICES).unwrap());
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(counts(&conn), "consent 1, kernel 5, keys 1, subjects 1");
+        assert_eq!(counts(&conn), "consent 1, kernel 6, keys 1, subjects 1");
         // A legacy count says the slices' first migrations ran, so a build without them refuses.
         conn.execute_batch(
-            "DROP TABLE candor_migrations; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
+            "DROP TABLE candor_migrations; DROP INDEX subjects_by_key_epoch; ALTER TABLE subjects DROP COLUMN key_epoch; ALTER TABLE subjects DROP COLUMN revision; DROP TABLE once_claims;
              PRAGMA user_version = 3;",
         )
         .unwrap();
@@ -758,7 +758,7 @@ mod tests {
         drop(SqliteStore::open(&path, &[&NOTES_V1]).unwrap());
         drop(SqliteStore::open(&path, &[&NOTES_V2]).unwrap());
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(counts(&conn), "kernel 5, notes 2");
+        assert_eq!(counts(&conn), "kernel 6, notes 2");
         conn.execute(
             "INSERT INTO notes (subject_id, body, pinned) VALUES ('a', 'x', 1)",
             [],

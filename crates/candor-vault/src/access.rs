@@ -566,6 +566,7 @@ mod tests {
             Arc::new(CreateSubject {
                 subject: "c".into(),
                 wrapped_key: vec![7; 40],
+                key_epoch: Some(1),
                 at: 2,
             }),
             Arc::new(PutField {

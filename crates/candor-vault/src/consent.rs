@@ -834,6 +834,7 @@ mod tests {
         let mut changes: Vec<Arc<dyn Change>> = vec![Arc::new(crate::subjects::CreateSubject {
             subject: "c".into(),
             wrapped_key: vec![7; 40],
+            key_epoch: Some(1),
             at: 2,
         })];
         changes.extend(

@@ -55,6 +55,10 @@ pub enum VaultError {
     /// A write was handed to this node, which does not sequence the log (any more).
     #[error("this node does not sequence the log")]
     NotSequencer,
+    /// The customer's key is wrapped under a destroyed tenant key epoch: this database is a copy
+    /// older than the erasure bound (410 `key_epoch_destroyed`).
+    #[error("this customer's key is wrapped under a key epoch that has been destroyed")]
+    KeyEpochDestroyed,
     /// Something failed inside Candor; the cause went to the operator's log.
     #[error("internal error")]
     Internal,
@@ -77,6 +81,7 @@ impl VaultError {
             VaultError::AlreadyClaimed => "already_claimed",
             VaultError::LogUnavailable => "log_unavailable",
             VaultError::NotSequencer => "not_sequencer",
+            VaultError::KeyEpochDestroyed => "key_epoch_destroyed",
             VaultError::Internal => "internal",
         }
     }

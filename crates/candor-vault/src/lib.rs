@@ -4,8 +4,9 @@
 //!   [`Journal`] every slice writes through, and `fsck`.
 //! - Slices: [`subjects`] (customers, their data keys, fields and the blind index), [`consent`],
 //!   [`keys`] (keys, sessions, authentication), [`access`], [`history`], [`erasure`],
-//!   [`public_log`] (checkpoints, tiles, receipts, consistency), [`refusals`] (refused attempts
-//!   in the customer's log), [`operator`] (key and session changes in the operator log) and
+//!   [`public_log`] (checkpoints, tiles, receipts, consistency), [`key_epochs`] (the tenant key
+//!   epochs customers' keys are wrapped under), [`refusals`] (refused attempts in the customer's
+//!   log), [`operator`] (key and session changes in the operator log) and
 //!   [`nodes`] (peers' authentication). Each owns its use cases, its tables' SQL for both backends and its changes;
 //!   [`registry`] lists what the kernel and the other slices need to know of them.
 //!
@@ -23,6 +24,7 @@ pub mod erasure;
 mod error;
 pub mod history;
 pub mod kernel;
+pub mod key_epochs;
 pub mod keys;
 pub mod nodes;
 pub mod operator;
@@ -52,6 +54,7 @@ pub use history::{Completeness, History, HistoryEntry, LeafOpening};
 pub use kernel::sequencing::{Forwarder, Sequencing};
 pub use kernel::writer::{LogHead, LogWriter, SequencerClaim, WriterError};
 pub use kernel::{Journal, fsck};
+pub use key_epochs::{EpochPolicy, Keyring};
 pub use keys::{CreatedKey, NewKeySpec, Principal, SESSION_TTL_SECS, ServiceKey};
 pub use nodes::NODE_REQUEST_WINDOW_SECS;
 pub use page::{DEFAULT_PAGE, MAX_PAGE, Page};
@@ -73,19 +76,21 @@ pub struct Vault {
     histories: history::Histories,
     signin: signin::Signin,
     erasure: erasure::Erasure,
+    key_epochs: key_epochs::KeyEpochs,
     refusals: Arc<refusals::Refusals>,
     public_log: Arc<public_log::PublicLog>,
     nodes: nodes::Nodes,
 }
 
 impl Vault {
-    /// Opens the vault over `db` with the data map, the root key and the log's signing key,
-    /// as the only node: it claims the right to sequence the log first (see
+    /// Opens the vault over `db` with the data map, the root key, the node's keyring and the
+    /// log's signing key, as the only node: it claims the right to sequence the log first (see
     /// [`Sequencing::alone`]).
     pub fn open(
         db: Db,
         map: DataMap,
         root: &RootKey,
+        keyring: Keyring,
         signer: NoteSigner,
         claim: &SequencerClaim,
     ) -> Result<Vault, VaultError> {
@@ -95,7 +100,7 @@ impl Vault {
         Ok(Vault::assemble(
             db,
             map,
-            root,
+            (root, keyring),
             log_key,
             Arc::new(sequencing),
         ))
@@ -108,6 +113,7 @@ impl Vault {
         db: Db,
         map: DataMap,
         root: &RootKey,
+        keyring: Keyring,
         signer: NoteSigner,
         claim: &SequencerClaim,
         forwarder: Arc<dyn Forwarder>,
@@ -115,19 +121,30 @@ impl Vault {
         let log_key = signer.verifier();
         let labels = root.directory_label_key();
         let sequencing = Sequencing::in_cluster(db.log(), signer, labels, claim, forwarder)?;
-        Ok(Vault::assemble(db, map, root, log_key, sequencing))
+        Ok(Vault::assemble(
+            db,
+            map,
+            (root, keyring),
+            log_key,
+            sequencing,
+        ))
     }
 
     fn assemble(
         db: Db,
         map: DataMap,
-        root: &RootKey,
+        (root, keyring): (&RootKey, Keyring),
         log_key: NoteVerifier,
         sequencing: Arc<Sequencing>,
     ) -> Vault {
         let map = Arc::new(map);
         let journal = Journal::new(sequencing.clone());
-        let customers = Arc::new(subjects::Customers::new(db.clone(), root, journal.clone()));
+        let keyring = Arc::new(keyring);
+        let customers = Arc::new(subjects::Customers::new(
+            db.clone(),
+            keyring.clone(),
+            journal.clone(),
+        ));
         let blind = Arc::new(subjects::BlindIndexes::new(&map, root));
         let public_log = Arc::new(public_log::PublicLog::new(db.log(), sequencing.clone()));
         let refusals = Arc::new(refusals::Refusals::new(customers.clone(), journal.clone()));
@@ -142,7 +159,7 @@ impl Vault {
                 root,
                 customers.clone(),
                 journal.clone(),
-                operator,
+                operator.clone(),
             ),
             collection: subjects::Collection::new(
                 map.clone(),
@@ -173,6 +190,7 @@ impl Vault {
                 sequencing.clone(),
             ),
             signin: signin::Signin::new(db.clone(), root, customers.clone(), journal.clone()),
+            key_epochs: key_epochs::KeyEpochs::new(db.clone(), keyring, journal.clone(), operator),
             erasure: erasure::Erasure::new(customers, journal),
             refusals,
             nodes: nodes::Nodes::new(root),
@@ -223,6 +241,11 @@ impl Vault {
     /// Customers signing in.
     pub fn signin(&self) -> &signin::Signin {
         &self.signin
+    }
+
+    /// Tenant key epochs.
+    pub fn key_epochs(&self) -> &key_epochs::KeyEpochs {
+        &self.key_epochs
     }
 
     /// Refused attempts, in the customer's log.

@@ -6,7 +6,7 @@ use candor_store::{Change, SchemaPart, Tx, TxError, TypedChange};
 use serde::de::DeserializeOwned;
 
 use crate::wire::decode;
-use crate::{consent, erasure, keys, signin, subjects};
+use crate::{consent, erasure, key_epochs, keys, signin, subjects};
 
 /// Every slice, in the order its tables migrate (after the kernel's, and after any slice whose
 /// tables its own refer to).
@@ -16,6 +16,7 @@ const SLICES: &[&Slice] = &[
     &keys::SLICE,
     &signin::SLICE,
     &erasure::SLICE,
+    &key_epochs::SLICE,
 ];
 
 /// What a slice hands to the rest of the system.

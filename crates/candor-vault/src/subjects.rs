@@ -8,7 +8,7 @@ use std::sync::Arc;
 use candor_core::{
     CategoryKey, ConsentState, DataMap, EventKind, LeafIndex, Purpose, SubjectId, consent_in_force,
 };
-use candor_crypto::{BlindIndexKey, DataKey, KeyWrappingKey, RootKey, SealContext};
+use candor_crypto::{BlindIndexKey, DataKey, RootKey, SealContext};
 use candor_store::customers;
 use candor_store::{
     Change, Db, Migration, SchemaPart, Standing, StoreError, SubjectState, Tx, TxError, TypedChange,
@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::error::invalid;
 use crate::kernel::{DECIDE_ATTEMPTS, Journal};
+use crate::key_epochs::{self, Keyring, KeyringError};
 use crate::keys::{Principal, ServiceKey};
 use crate::registry::{Slice, change};
 use crate::wire::b64;
@@ -57,15 +58,20 @@ impl From<StoreError> for CollectError {
     }
 }
 
-/// Registers a customer with their new wrapped data key, unless they exist already.
+/// Registers a customer with their new wrapped data key, unless they exist already or the
+/// epoch it is wrapped under was retired meanwhile (the creator wraps it again in the current).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubject {
     /// Customer id.
     pub subject: String,
-    /// Their data key, wrapped by the root-derived key-wrapping key.
+    /// Their data key, wrapped under `key_epoch`.
     #[serde(with = "b64")]
     pub wrapped_key: Vec<u8>,
+    /// The tenant key epoch; none from a node that predates epochs, whose key is wrapped under
+    /// the root-derived key and rewrapped into an epoch at the next check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_epoch: Option<u32>,
     /// Unix seconds.
     pub at: i64,
 }
@@ -74,7 +80,18 @@ impl TypedChange for CreateSubject {
     const KIND: &'static str = "create_subject";
 
     fn apply(&self, tx: &mut Tx<'_>) -> Result<(), TxError> {
-        candor_store::customers::create(tx, &self.subject, &self.wrapped_key, self.at)
+        if let Some(epoch) = self.key_epoch
+            && crate::key_epochs::is_retired(tx, epoch)?
+        {
+            return Ok(());
+        }
+        candor_store::customers::create(
+            tx,
+            &self.subject,
+            &self.wrapped_key,
+            self.key_epoch.map(i64::from),
+            self.at,
+        )
     }
     fn standing(&self) -> Option<(&str, Standing)> {
         Some((&self.subject, Standing::Created))
@@ -262,16 +279,20 @@ pub(crate) fn blind_index_matches(
 /// The customer registry as the slices use it: whether a customer exists, and their data key.
 pub struct Customers {
     db: Db,
-    kek: KeyWrappingKey,
+    keyring: Arc<Keyring>,
     journal: Journal,
 }
 
+/// How many times a first write wraps a new customer's key again when the epoch it read was
+/// retired before the key landed (each retry reads the epoch anew).
+const CREATE_ATTEMPTS: usize = 3;
+
 impl Customers {
-    /// The registry over `db`, unwrapping keys with the root's key-wrapping key.
-    pub fn new(db: Db, root: &RootKey, journal: Journal) -> Customers {
+    /// The registry over `db`, wrapping and unwrapping keys with the node's keyring.
+    pub fn new(db: Db, keyring: Arc<Keyring>, journal: Journal) -> Customers {
         Customers {
             db,
-            kek: root.key_wrapping_key(),
+            keyring,
             journal,
         }
     }
@@ -305,11 +326,17 @@ impl Customers {
     ) -> Result<DataKey, VaultError> {
         match state {
             SubjectState::Active { wrapped_key } => self
-                .kek
+                .keyring
                 .unwrap(subject.as_str(), &wrapped_key)
-                .map_err(|_| {
-                    tracing::error!(subject = %subject, "data key failed to unwrap");
-                    VaultError::Internal
+                .map_err(|e| match e {
+                    KeyringError::EpochDestroyed { epoch } => {
+                        tracing::error!(subject = %subject, epoch, "data key is wrapped under a destroyed key epoch");
+                        VaultError::KeyEpochDestroyed
+                    }
+                    e => {
+                        tracing::error!(subject = %subject, error = %e, "data key failed to unwrap");
+                        VaultError::Internal
+                    }
                 }),
             SubjectState::Erased { .. } => Err(VaultError::SubjectErased),
             SubjectState::Unknown => Err(VaultError::SubjectNotFound),
@@ -323,24 +350,29 @@ impl Customers {
         create: bool,
         now: i64,
     ) -> Result<DataKey, VaultError> {
-        let mut created = false;
+        let mut attempts = 0;
         loop {
             match self.state(subject)? {
                 state @ (SubjectState::Active { .. } | SubjectState::Erased { .. }) => {
                     return self.unwrap_key(subject, state);
                 }
-                SubjectState::Unknown if create && !created => {
+                SubjectState::Unknown if create && attempts < CREATE_ATTEMPTS => {
                     // Concurrent first writes may race; whichever key lands first is re-read above.
-                    let wrapped_key = self.kek.wrap(subject.as_str(), &DataKey::generate());
+                    let key_epoch = key_epochs::current(&self.db, &self.keyring)?;
+                    let wrapped_key = self
+                        .keyring
+                        .wrap(key_epoch, subject.as_str(), &DataKey::generate())
+                        .map_err(|_| VaultError::Internal)?;
                     let change = CreateSubject {
                         subject: subject.as_str().to_owned(),
                         wrapped_key,
+                        key_epoch: Some(key_epoch),
                         at: now,
                     };
                     self.journal
                         .submit(None, None, vec![Arc::new(change)], vec![])
                         .await?;
-                    created = true;
+                    attempts += 1;
                 }
                 SubjectState::Unknown => return Err(VaultError::SubjectNotFound),
             }

@@ -36,10 +36,12 @@ impl Fixture {
             holder: "test".into(),
             ttl: std::time::Duration::from_secs(10),
         };
+        let root = RootKey::generate();
         let vault = Vault::open(
             db,
             DataMap::parse(SAMPLE_DATA_MAP).unwrap(),
-            &RootKey::generate(),
+            &root,
+            crate::Keyring::in_memory(&root),
             NoteSigner::generate("test.candor.example/log").unwrap(),
             &claim,
         )

@@ -502,3 +502,81 @@ fn a_revoked_key_is_refused_on_every_node_at_once() {
     assert!(entry["revoked_at"].is_i64(), "{entry}");
     assert!(entry.get("secret_hash").is_none(), "{entry}");
 }
+
+#[test]
+#[cfg_attr(
+    not(candor_postgres_tests),
+    ignore = "needs PostgreSQL: set CANDOR_TEST_POSTGRES to a server URL (.ci/run does)"
+)]
+fn a_key_epoch_rolled_through_one_node_opens_on_every_node_and_each_destroys_the_old() {
+    let schema = Schema::new("cluster_epochs");
+    let nodes = cluster_of(3, &schema, |_| {
+        [
+            "--backup-retention-days",
+            "0",
+            "--key-epoch-check-secs",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    let shop = nodes[1].service_key("checkout", &[OPS], json!({}));
+    let put = |node: &TestApp, subject: &str| {
+        let r = node.send(
+            "PUT",
+            &format!("/v1/subjects/{subject}/data"),
+            Some(&shop),
+            Some(json!({ "purpose": OPS, "fields": { "user.name": subject } })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let read = |node: &TestApp, subject: &str| {
+        let r = node.send(
+            "POST",
+            "/v1/access",
+            Some(&shop),
+            Some(json!({ "subject": subject, "purpose": OPS, "fields": ["user.name"] })),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["data"]["user.name"].clone()
+    };
+    put(&nodes[2], "cus_before");
+
+    // Rolled through a follower: the new epoch's key travels nowhere, every node derives it.
+    assert!(!nodes[1].is_sequencer());
+    let r = nodes[1].send("POST", "/v1/key-epochs", Some(&nodes[1].admin), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["current"], 2, "{}", r.body);
+    assert!(r.body["epochs"][0]["destroyed_at"].is_i64(), "{}", r.body);
+    put(&nodes[2], "cus_after");
+    for node in &nodes {
+        assert_eq!(read(node, "cus_before"), "cus_before");
+        assert_eq!(read(node, "cus_after"), "cus_after");
+    }
+
+    // Each node moves its own keyring past the destroyed epoch at its next check.
+    for node in &nodes {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = node.send("GET", "/v1/key-epochs", Some(&node.admin), None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            if r.body["oldest_held"] == 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a node kept epoch 1 a minute after its destruction: {}",
+                r.body
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let log = nodes[0].whole_log("/v1/operator/history", &nodes[0].admin);
+    let started = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["type"] == "key_epoch_started")
+        .count();
+    assert_eq!(started, 2, "epoch 1 at init, epoch 2 once, whoever rolled");
+}

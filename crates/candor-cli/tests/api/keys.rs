@@ -170,6 +170,7 @@ fn keys_rotate_with_an_overlap_and_every_change_is_in_the_operator_log() {
         operator_log(&app, &new_admin),
         vec![
             step("key_created", "command_line", &admin_id),
+            step("key_epoch_started", "candor", ""),
             step("key_created", "admin", &first_id),
             step("key_rotated", "admin", &first_id),
             step("session_delegated", "service", &second_id),
@@ -185,6 +186,6 @@ fn keys_rotate_with_an_overlap_and_every_change_is_in_the_operator_log() {
         !text.contains("cus_r"),
         "the operator log names no customer"
     );
-    let rotated = &log["events"][4]["event"];
+    let rotated = &log["events"][5]["event"];
     assert_eq!(rotated["successor"], third_id.as_str());
 }

@@ -299,6 +299,7 @@ mod tests {
                     Arc::new(CreateSubject {
                         subject: "cus_1".into(),
                         wrapped_key: vec![0, 1, 255],
+                        key_epoch: None,
                         at: 1_700_000_000,
                     }),
                     Arc::new(PutField {

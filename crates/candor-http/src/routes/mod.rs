@@ -21,6 +21,7 @@ pub(crate) mod access;
 pub(crate) mod consent;
 pub(crate) mod erasure;
 pub(crate) mod history;
+pub(crate) mod key_epochs;
 pub(crate) mod keys;
 pub(crate) mod public_log;
 pub(crate) mod signin;
@@ -35,6 +36,7 @@ pub(crate) fn table() -> Vec<(RouteSpec, MethodRouter<Arc<Vault>>)> {
         history::table(),
         erasure::table(),
         keys::table(),
+        key_epochs::table(),
         signin::table(),
         public_log::table(),
     ]
@@ -242,7 +244,8 @@ impl utoipa::Modify for RequestLimits {
     info(title = "Candor", description = "Purpose-bound personal-data vault with a verifiable access log."),
     paths(subjects::put_data, access::get_data, consent::get_consents, consent::post_consents,
           access::access, access::lookup, history::history, erasure::erase, keys::mint_session,
-          keys::create_key, keys::list_keys, keys::revoke_key, keys::rotate_key, history::operator_history, signin::oidc_nonce, signin::oidc_signin, signin::set_signin_email,
+          keys::create_key, keys::list_keys, keys::revoke_key, keys::rotate_key, history::operator_history,
+          key_epochs::key_epochs, key_epochs::roll_key_epoch, signin::oidc_nonce, signin::oidc_signin, signin::set_signin_email,
           signin::request_email_link, signin::redeem_email_link, public_log::checkpoint, public_log::consistency, public_log::tile,
           public_log::receipt, health, openapi, crate::cluster::commit, crate::cluster::completeness),
     modifiers(&BearerScheme, &RequestLimits)

@@ -691,6 +691,7 @@ pub(crate) mod tests {
             changes: vec![Arc::new(crate::subjects::CreateSubject {
                 subject: subject.into(),
                 wrapped_key: vec![1],
+                key_epoch: Some(1),
                 at: 1,
             })],
             ..Default::default()
