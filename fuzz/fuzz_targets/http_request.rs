@@ -34,10 +34,12 @@ fn harness() -> &'static Harness {
             holder: "fuzz".into(),
             ttl: std::time::Duration::from_secs(60),
         };
+        let root = RootKey::generate();
         let vault = Vault::open(
             Db::Sqlite(Arc::new(store)),
             DataMap::parse(SAMPLE_DATA_MAP).expect("the sample map parses"),
-            &RootKey::generate(),
+            &root,
+            candor_vault::Keyring::in_memory(&root),
             NoteSigner::generate("fuzz.candor.example/log").expect("a log key"),
             &claim,
         )
