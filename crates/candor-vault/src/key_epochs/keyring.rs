@@ -304,6 +304,49 @@ mod tests {
         ));
     }
 
+    /// A home from before epochs: its customers' keys are wrapped under the root-derived key,
+    /// and the first check moves them into epoch 1, where they still open.
+    #[test]
+    fn a_customer_wrapped_before_epochs_is_rewrapped_at_the_first_check_and_still_reads() {
+        use std::sync::Arc;
+
+        use candor_core::SubjectId;
+        use candor_crypto::SealContext;
+        use candor_store::SubjectState;
+
+        use crate::subjects::{CreateSubject, PutField};
+        use crate::testing::{Fixture, NOW, OPS, apply};
+
+        let f = Fixture::new();
+        let keyring = &f.vault.key_epochs().keyring;
+        let dek = DataKey::generate();
+        let create = CreateSubject {
+            subject: "cus_old".into(),
+            wrapped_key: keyring.legacy.wrap("cus_old", &dek),
+            key_epoch: None,
+            at: NOW,
+        };
+        let name = PutField {
+            subject: "cus_old".into(),
+            category: "user.name".into(),
+            sealed: dek.seal("cus_old", SealContext::Field("user.name"), b"Old"),
+        };
+        apply(f.vault.db(), vec![Arc::new(create), Arc::new(name)]);
+        f.run(f.vault.key_epochs().check(NOW)).unwrap();
+        let SubjectState::Active { wrapped_key } = f.vault.db().log().subject("cus_old").unwrap()
+        else {
+            panic!("cus_old is active");
+        };
+        assert_eq!(candor_crypto::wrapped_key_epoch(&wrapped_key), Some(1));
+        let ops = f.service(&[OPS], false, false);
+        let subject = SubjectId::parse("cus_old").unwrap();
+        let fields = ["user.name".to_owned()];
+        let out = f
+            .run(f.vault.access().access(&ops, &subject, OPS, &fields, NOW))
+            .unwrap();
+        assert_eq!(&*out.values[0].1, "Old");
+    }
+
     #[test]
     fn keys_wrapped_before_epochs_still_open() {
         let root = RootKey::generate();
