@@ -23,7 +23,7 @@ use candor_core::{DataMap, SAMPLE_DATA_MAP};
 use candor_crypto::RootKey;
 use candor_log::{NoteSigner, NoteVerifier, WitnessSigner};
 use candor_store::{Db, LogStore, PgSettings, PgStore, SqliteStore};
-use candor_vault::{EpochPolicy, Keyring, SequencerClaim, Vault};
+use candor_vault::{Keyring, SequencerClaim, Vault};
 use zeroize::Zeroizing;
 
 const DATA_MAP: &str = "datamap.toml";
@@ -145,6 +145,12 @@ fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// Reads a secret file, refusing one that others may read (as ssh does).
 fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+    refuse_if_shared(path)?;
+    Ok(Zeroizing::new(std::fs::read_to_string(path)?))
+}
+
+/// Refuses a secret file that others may read.
+fn refuse_if_shared(path: &Path) -> anyhow::Result<()> {
     let mode = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .permissions()
@@ -156,7 +162,7 @@ fn read_secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
             mode & 0o777
         );
     }
-    Ok(Zeroizing::new(std::fs::read_to_string(path)?))
+    Ok(())
 }
 
 fn root_key(dir: &Path) -> anyhow::Result<RootKey> {
@@ -290,8 +296,7 @@ pub fn open(dir: &Path, database: &Database, advertise: Option<&str>) -> anyhow:
 fn keyring(dir: &Path, store: &Db, root: &RootKey) -> anyhow::Result<Keyring> {
     let path = dir.join(KEYRING);
     if path.exists() {
-        // Refuses a keyring others may read, as for the other secrets.
-        read_secret(&path)?;
+        refuse_if_shared(&path)?;
         return Keyring::open(&path, root).map_err(|e| anyhow::anyhow!("{e}"));
     }
     let in_use = candor_vault::key_epochs::in_use(store)
@@ -305,15 +310,6 @@ fn keyring(dir: &Path, store: &Db, root: &RootKey) -> anyhow::Result<Keyring> {
     }
     tracing::info!(path = %path.display(), "created the keyring for tenant key epochs");
     Keyring::create(&path, root).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// The policy the key epochs roll and are destroyed by.
-pub fn epoch_policy(epoch_days: u32, retention_days: u32, check_secs: u32) -> EpochPolicy {
-    EpochPolicy {
-        epoch_secs: i64::from(epoch_days) * 86_400,
-        retention_secs: i64::from(retention_days) * 86_400,
-        check_secs: i64::from(check_secs),
-    }
 }
 
 /// Opens only the log of an initialised home: its store and the log's public key. `fsck` uses

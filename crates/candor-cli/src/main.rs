@@ -478,11 +478,11 @@ struct EpochArgs {
 
 impl EpochArgs {
     fn policy(&self) -> candor_vault::EpochPolicy {
-        home::epoch_policy(
-            self.key_epoch_days,
-            self.backup_retention_days,
-            self.key_epoch_check_secs,
-        )
+        candor_vault::EpochPolicy {
+            epoch_secs: i64::from(self.key_epoch_days) * 86_400,
+            retention_secs: i64::from(self.backup_retention_days) * 86_400,
+            check_secs: i64::from(self.key_epoch_check_secs),
+        }
     }
 }
 

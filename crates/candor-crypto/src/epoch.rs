@@ -64,11 +64,6 @@ pub struct EpochKey {
 }
 
 impl EpochKey {
-    /// The epoch's number.
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
-
     fn ad(&self, subject: &str) -> Vec<u8> {
         associated_data(
             b"candor.dek.v2",
